@@ -1,0 +1,54 @@
+# Two commands matter: `make demo` (set up, build every example into out/) and `make test` (set up, run the
+# whole suite). Both create .venv and install what they need; as root on Debian, `make test` also installs
+# the real consumers the tests run (Thunderbird, hivex, OpenSSL).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SYSTEM_PACKAGES := thunderbird libwin-hivex-perl libhivex-bin python3-hivex openssl
+EXAMPLES := $(wildcard examples/*.yaml)
+
+.PHONY: demo test lint unit system-deps golden bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	@for spec in $(EXAMPLES); do \
+		name=$$(basename $$spec .yaml); \
+		echo "== $$spec -> out/$$name"; \
+		$(BIN)/mailprofile build $$spec --out out/$$name || exit $$?; \
+	done
+
+# Installs the real consumers when run as root on Debian and they are missing; elsewhere it says what to
+# install and the tests that need them skip (or fail, with MAILPROFILE_REQUIRE_REAL=1 as in CI).
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else \
+		echo "note: not installed:$$missing (real-client tests will skip)"; \
+	fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check generator tests bench tools
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -q -n auto
+
+test: system-deps lint unit
+
+golden: $(STAMP)
+	$(BIN)/python -m tests.golden --update
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) out dist build .pytest_cache .mypy_cache .ruff_cache .hypothesis

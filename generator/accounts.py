@@ -1,0 +1,230 @@
+"""Expand a spec into mailboxes: inline accounts first, then the CSV, streamed one row at a time.
+
+A Mailbox carries every per-account value already resolved (user names with placeholders filled in, the
+address normalised), so targets never interpret templates themselves.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from generator.errors import Position, Problem, SpecError
+from generator.model import AccountSpec, Server, Spec, to_a_label
+from generator.spec import LoadedSpec, problems_from
+
+PasswordLookup = Callable[[str], str | None]
+CSV_COLUMNS = ("name", "email", "username", "description")
+# RFC 5322 atext, less '/', '|' and '?': the address names a folder in the output and a file on Windows.
+_LOCAL_RE = re.compile(r"^[\w.!#$%&'*+=^`{}~-]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class Mailbox:
+    """One account, fully resolved."""
+
+    index: int
+    name: str
+    email: str
+    local: str
+    domain: str
+    username: str
+    smtp_username: str
+    description: str | None
+    position: Position
+    password: str | None = None
+
+    def expand(self, template: str) -> str:
+        """Fill the autoconfig placeholders for this mailbox."""
+        return (template.replace("%EMAILADDRESS%", self.email).replace("%EMAILLOCALPART%", self.local)
+                .replace("%EMAILDOMAIN%", self.domain).replace("%REALNAME%", self.name))
+
+    def host(self, server: Server) -> str:
+        return server.host.replace("%EMAILDOMAIN%", self.domain)
+
+
+def split_address(address: str) -> tuple[str, str]:
+    """'Mario.Rossi@Bücher.example' -> ('Mario.Rossi', 'xn--bcher-kva.example'); ValueError when invalid."""
+    if address.count("@") != 1:
+        raise ValueError(f"'{address}' is not an e-mail address (it needs exactly one @)")
+    local, domain = address.split("@")
+    if not local or len(local) > 64 or not _LOCAL_RE.match(local) or local.startswith(".") \
+            or local.endswith(".") or ".." in local:
+        raise ValueError(f"'{address}' has an invalid part before the @")
+    return local, to_a_label(domain)
+
+
+class AccountSource:
+    """Iterates the mailboxes of a spec, recording problems instead of stopping at the first."""
+
+    def __init__(self, loaded: LoadedSpec) -> None:
+        self.loaded = loaded
+        self.spec: Spec = loaded.spec
+        self.problems: list[Problem] = []
+
+    def __iter__(self) -> Iterator[Mailbox]:
+        seen: dict[str, Position] = {}
+        index = 0
+        passwords = self._load_passwords()
+        for data, position, where in self._raw_accounts():
+            try:
+                account = AccountSpec.model_validate(data)
+            except ValidationError as exc:
+                self.problems.extend(problems_from(exc, AccountSpec, data, where))
+                continue
+            mailbox = self._resolve(account, index, position, where, seen, passwords)
+            if mailbox is not None:
+                index += 1
+                yield mailbox
+        if self.spec.passwords.include and self.spec.passwords.from_env and index > 1:
+            self.problems.append(Problem(self.loaded.where("passwords", "from_env"),
+                                         "passwords.from_env gives one password but the spec has "
+                                         f"{index} accounts", "use passwords.from_file with one row per account"))
+
+    def check_all(self) -> int:
+        """Validate every account (one streaming pass); return the count of valid ones."""
+        return sum(1 for _ in self)
+
+    def _resolve(self, account: AccountSpec, index: int, position: Position, where: Callable[..., Position],
+                 seen: dict[str, Position], passwords: PasswordLookup | None) -> Mailbox | None:
+        try:
+            local, domain = split_address(account.email)
+        except ValueError as exc:
+            self.problems.append(Problem(where(("email",)), str(exc), "correct the address"))
+            return None
+        if domain not in self.spec.provider.domains:
+            self.problems.append(Problem(where(("email",)), f"'{account.email}' is not in the provider's domains "
+                                         f"({', '.join(self.spec.provider.domains)})",
+                                         f"add {domain} to provider.domains or correct the address"))
+            return None
+        email = f"{local}@{domain}"
+        key = email.lower()
+        if key in seen:
+            first = seen[key]
+            self.problems.append(Problem(where(("email",)), f"duplicate address '{email}' (first at {first})",
+                                         "each mailbox may appear only once"))
+            return None
+        seen[key] = position
+        password = None
+        if passwords is not None:
+            password = passwords(key)
+            if password is None:
+                self.problems.append(Problem(where(("email",)), f"no password for '{email}' in the passwords file",
+                                             "add a row for it, or set passwords.include: false"))
+                return None
+        proto = Mailbox(index=index, name=account.name, email=email, local=local, domain=domain, username="",
+                        smtp_username="", description=account.description, position=position)
+        incoming_user = account.username or proto.expand(self.spec.incoming.username)
+        same = self.spec.outgoing.same_credentials
+        smtp_user = incoming_user if same else proto.expand(self.spec.outgoing.username)
+        return Mailbox(index=index, name=account.name, email=email, local=local, domain=domain,
+                       username=incoming_user, smtp_username=smtp_user, description=account.description,
+                       position=position, password=password)
+
+    def _raw_accounts(self) -> Iterator[tuple[Any, Position, Callable[..., Position]]]:
+        for i, data in enumerate(self.loaded.document.data.get("accounts") or []):
+            def where(loc: tuple[Any, ...], key: bool = False, i: int = i) -> Position:
+                return self.loaded.document.where(("accounts", i, *loc), key)
+            yield data, where(()), where
+        if self.spec.accounts_csv is not None:
+            yield from self._csv_rows()
+
+    def _csv_rows(self) -> Iterator[tuple[Any, Position, Callable[..., Position]]]:
+        path = self.loaded.base_dir / self.spec.accounts_csv  # type: ignore[operator]
+        display = str(path)
+        try:
+            handle = path.open(encoding="utf-8-sig", newline="")
+        except OSError as exc:
+            self.problems.append(Problem(self.loaded.where("accounts_csv"), f"cannot read {display}: "
+                                         f"{exc.strerror}", "check the path (relative to the spec file)"))
+            return
+        with handle:
+            try:
+                yield from _read_csv(handle, display, self.problems)
+            except UnicodeDecodeError as exc:
+                self.problems.append(Problem(Position(display), f"{display} is not UTF-8 ({exc.reason})",
+                                             "save the CSV as UTF-8"))
+
+    def _load_passwords(self) -> PasswordLookup | None:
+        cfg = self.spec.passwords
+        if not cfg.include:
+            return None
+        if cfg.from_env is not None:
+            value = os.environ.get(cfg.from_env)
+            if not value:
+                self.problems.append(Problem(self.loaded.where("passwords", "from_env"),
+                                             f"environment variable {cfg.from_env} is not set or empty",
+                                             f"export {cfg.from_env}=... before the run"))
+                return lambda _address: ""  # the problem above stops the build; no error per account
+            return lambda _address: value
+        assert cfg.from_file is not None  # Passwords validates: include needs one source
+        path = self.loaded.base_dir / cfg.from_file
+        out: dict[str, str] = {}
+        try:
+            with path.open(encoding="utf-8-sig", newline="") as handle:
+                for row in csv.DictReader(handle):
+                    if row.get("email") and row.get("password"):
+                        out[row["email"].strip().lower()] = row["password"]
+        except OSError as exc:
+            self.problems.append(Problem(self.loaded.where("passwords", "from_file"),
+                                         f"cannot read passwords file: {exc.strerror}", "check the path"))
+        return out.get
+
+
+def _field_columns(line: str) -> list[int]:
+    """1-based column where each comma-separated field starts (quotes respected)."""
+    cols, quoted = [1], False
+    for i, ch in enumerate(line):
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "," and not quoted:
+            cols.append(i + 2)
+    return cols
+
+
+def _read_csv(handle: Any, display: str, problems: list[Problem]) -> Iterator[tuple[Any, Position,
+                                                                                     Callable[..., Position]]]:
+    header_line = handle.readline()
+    header = next(csv.reader([header_line]), [])
+    header = [h.strip() for h in header]
+    bad = [h for h in header if h not in CSV_COLUMNS]
+    if bad or "name" not in header or "email" not in header:
+        problems.append(Problem(Position(display, 1, 1), f"CSV header must name the columns name,email"
+                                f"[,username][,description]; got {','.join(header) or 'nothing'}",
+                                "make the first row: name,email,username"))
+        return
+    for number, line in enumerate(handle, start=2):
+        text = line.rstrip("\r\n")
+        if not text.strip():
+            continue
+        row = next(csv.reader([text]))
+        cols = _field_columns(text)
+        if len(row) > len(header):
+            problems.append(Problem(Position(display, number, cols[len(header)]),
+                                    f"row has {len(row)} fields, the header names {len(header)}",
+                                    "quote values that contain commas"))
+            continue
+        data = {h: v for h, v in zip(header, row, strict=False) if not (h != "name" and h != "email" and v == "")}
+
+        def where(loc: tuple[Any, ...], key: bool = False, number: int = number, cols: list[int] = cols) -> Position:
+            if loc and loc[0] in header:
+                i = header.index(str(loc[0]))
+                return Position(display, number, cols[i] if i < len(cols) else cols[-1])
+            return Position(display, number, 1)
+
+        yield data, Position(display, number, 1), where
+
+
+def load_accounts(loaded: LoadedSpec) -> list[Mailbox]:
+    """All mailboxes, or SpecError with every problem (for small specs and tests)."""
+    source = AccountSource(loaded)
+    mailboxes = list(source)
+    if source.problems:
+        raise SpecError(source.problems)
+    return mailboxes

@@ -1,0 +1,134 @@
+"""The command line. The only place that prints, and the one boundary where typed errors become text and
+exit codes: 0 success, 1 build failure (templates, output folder, verification), 2 invalid spec or usage."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from generator import __version__
+from generator.build import Plan, build, check, prepare
+from generator.errors import BuildError, Problem, SpecError, VerificationError
+from generator.model import ALL_TARGETS, Spec
+from generator.spec import load_spec
+
+EXIT_BUILD = 1
+EXIT_SPEC = 2
+
+
+def _targets(value: str | None) -> list[str] | None:
+    if not value:
+        return None
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _echo_problems(problems: Sequence[Problem]) -> None:
+    for p in problems:
+        click.echo(f"{p.severity}: {p}", err=True)
+
+
+def _fail_spec(exc: SpecError) -> None:
+    _echo_problems(exc.problems)
+    n = len(exc.problems)
+    click.echo(f"{n} error{'s' if n != 1 else ''}: nothing was written", err=True)
+    sys.exit(EXIT_SPEC)
+
+
+def _plan(spec_path: str, only: str | None, templates: Path | None) -> Plan:
+    try:
+        return prepare(load_spec(spec_path), _targets(only), templates)
+    except SpecError as exc:
+        _fail_spec(exc)
+    except BuildError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_SPEC)
+    raise AssertionError("unreachable")
+
+
+ONLY_HELP = f"Comma-separated targets to build instead of the spec's targets.build ({', '.join(ALL_TARGETS)})."
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mailprofile")
+def main() -> None:
+    """Turn one YAML account spec into e-mail client configuration files.
+
+    \b
+    mailprofile check examples/provider-pop3.yaml
+    mailprofile build examples/provider-pop3.yaml --out out/
+    mailprofile schema > mailprofile.schema.json
+    """
+
+
+@main.command(name="check")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--only", metavar="TARGET,...", help=ONLY_HELP)
+def check_command(spec: str, only: str | None) -> None:
+    """Validate SPEC and lint it for every target; write nothing."""
+    plan = _plan(spec, only, None)
+    try:
+        count = check(plan)
+    except SpecError as exc:
+        _echo_problems(plan.warnings)
+        _fail_spec(exc)
+    _echo_problems(plan.warnings)
+    click.echo(f"{spec}: ok, {count} account{'s' if count != 1 else ''}, targets "
+               f"{', '.join(t.name for t in plan.targets)}, {len(plan.warnings)} warning"
+               f"{'s' if len(plan.warnings) != 1 else ''}")
+
+
+@main.command(name="build")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder; replaced as a whole when the build succeeds.")
+@click.option("--only", metavar="TARGET,...", help=ONLY_HELP)
+@click.option("--templates", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Folder of your own templates; files there override the packaged ones, file by file.")
+@click.option("--list/--no-list", "list_files", default=None,
+              help="Print a line per file (default: when the build has at most 200 files).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only warnings, errors and the summary.")
+def build_command(spec: str, out: Path, only: str | None, templates: Path | None, list_files: bool | None,
+                  quiet: bool) -> None:
+    """Build every target of SPEC into OUT (OUT/<address>/..., OUT/domains/..., OUT/manifest.json)."""
+    plan = _plan(spec, only, templates)
+    _echo_problems(plan.warnings)
+    try:
+        report = build(plan, out)
+    except SpecError as exc:
+        _fail_spec(exc)
+    except VerificationError as exc:
+        click.echo(f"error: {exc.path}: the rendered file does not say what the spec says:", err=True)
+        for m in exc.mismatches:
+            click.echo(f"  {m}", err=True)
+        click.echo("nothing was written (a bug, or a --templates override that changes values)", err=True)
+        sys.exit(EXIT_BUILD)
+    except BuildError as exc:
+        click.echo(f"error: {exc}", err=True)
+        click.echo("nothing was written", err=True)
+        sys.exit(EXIT_BUILD)
+    show = list_files if list_files is not None else len(report.files) <= 200
+    if show and not quiet:
+        for f in report.files:
+            click.echo(f"{f.status:>9}  {f.path}{'  (contains a password, mode 0600)' if f.secret else ''}")
+    if report.secret_files:
+        click.echo(f"note: {len(report.secret_files)} file(s) contain a password and were written with mode 0600; "
+                   "deliver them privately", err=True)
+    counts = ", ".join(f"{report.count(s)} {s}" for s in ("created", "changed", "unchanged", "removed")
+                       if report.count(s))
+    click.echo(f"built {report.accounts} account{'s' if report.accounts != 1 else ''}, "
+               f"{len([f for f in report.files if f.status != 'removed'])} files ({report.bytes} bytes) in "
+               f"{report.out}: {counts or 'nothing'}; {len(report.warnings)} warning"
+               f"{'s' if len(report.warnings) != 1 else ''}")
+
+
+@main.command(name="schema")
+def schema_command() -> None:
+    """Print the JSON Schema of a spec (for editors: yaml-language-server, VS Code, IntelliJ)."""
+    schema = Spec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "mailprofile spec"
+    click.echo(json.dumps(schema, indent=2, sort_keys=True))

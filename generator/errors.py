@@ -1,0 +1,67 @@
+"""Typed errors. The library raises these; only the CLI turns them into text and exit codes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, order=True)
+class Position:
+    """Where a value came from: a spec file or a CSV file, 1-based line and column."""
+
+    file: str
+    line: int = 0
+    column: int = 0
+
+    def __str__(self) -> str:
+        if self.line:
+            return f"{self.file}:{self.line}:{self.column}"
+        return self.file
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong (or worth a warning) in a spec: where, what, and how to fix it."""
+
+    position: Position | None
+    message: str
+    hint: str = ""
+    severity: Severity = "error"
+
+    def __str__(self) -> str:
+        where = f"{self.position}: " if self.position else ""
+        how = f" — {self.hint}" if self.hint else ""
+        return f"{where}{self.message}{how}"
+
+    def sort_key(self) -> tuple[str, int, int, str]:
+        p = self.position or Position("")
+        return (p.file, p.line, p.column, self.message)
+
+
+class MailprofileError(Exception):
+    """Base of every error the library raises on purpose."""
+
+
+class SpecError(MailprofileError):
+    """The spec (or a file it references) is invalid. Carries every problem found, sorted."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems = sorted(problems, key=Problem.sort_key)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class VerificationError(MailprofileError):
+    """A rendered file did not parse back to the values the spec asked for: a bug, or a bad template."""
+
+    def __init__(self, path: str, mismatches: Iterable[str]) -> None:
+        self.path = path
+        self.mismatches = list(mismatches)
+        super().__init__(f"{path}: " + "; ".join(self.mismatches))
+
+
+class BuildError(MailprofileError):
+    """Something outside the spec stopped the build (templates, output folder, signing material)."""

@@ -1,0 +1,63 @@
+"""Checks that look at the spec as a whole: mismatched ports and security, passwords in plain text.
+
+Target-specific checks (what a client format cannot carry) live in each target's `lint()`.
+"""
+
+from __future__ import annotations
+
+from generator.errors import Problem
+from generator.model import IncomingServer, Server
+from generator.spec import LoadedSpec
+
+# Well-known ports (IANA): implicit TLS on 993/995/465, plain text or STARTTLS on 143/110/25/587.
+IMPLICIT_TLS_PORTS = {993: "imap", 995: "pop3", 465: "smtp"}
+STARTTLS_PORTS = {143: "imap", 110: "pop3", 25: "smtp", 587: "smtp"}
+
+
+def _servers(loaded: LoadedSpec) -> list[tuple[tuple[str | int, ...], Server, str]]:
+    spec = loaded.spec
+    out: list[tuple[tuple[str | int, ...], Server, str]] = [
+        (("incoming",), spec.incoming, spec.incoming.protocol), (("outgoing",), spec.outgoing, "smtp")]
+    out += [(("fallbacks", "incoming", i), s, s.protocol) for i, s in enumerate(spec.fallbacks.incoming)]
+    out += [(("fallbacks", "outgoing", i), s, "smtp") for i, s in enumerate(spec.fallbacks.outgoing)]
+    return out
+
+
+def lint_spec(loaded: LoadedSpec) -> list[Problem]:
+    problems: list[Problem] = []
+    for path, server, protocol in _servers(loaded):
+        name = ".".join(str(p) for p in path)
+        at = loaded.where(*path, "port")
+        if server.port in IMPLICIT_TLS_PORTS and server.security != "ssl":
+            problems.append(Problem(loaded.where(*path, "security"),
+                                    f"{name}: port {server.port} is the implicit-TLS port, but security is "
+                                    f"'{server.security}'", "use security: ssl, or check the port", "warning"))
+        if server.port in STARTTLS_PORTS and server.security == "ssl":
+            problems.append(Problem(loaded.where(*path, "security"),
+                                    f"{name}: port {server.port} is normally plain text or STARTTLS, but security "
+                                    "is 'ssl'", "use security: starttls, or check the port", "warning"))
+        expected = IMPLICIT_TLS_PORTS.get(server.port) or STARTTLS_PORTS.get(server.port)
+        if expected and expected != protocol:
+            problems.append(Problem(at, f"{name}: port {server.port} is a {expected.upper()} port, but this is a "
+                                    f"{protocol.upper()} server", "check the port", "warning"))
+        sends_secret = server.authentication not in ("none", "gssapi")
+        if server.security == "none" and sends_secret and not server.allow_insecure:
+            problems.append(Problem(loaded.where(*path, "security"),
+                                    f"{name}: {server.authentication} authentication without encryption sends "
+                                    "the password readably over the network",
+                                    "use ssl or starttls, or set allow_insecure: true on this server if you "
+                                    "really mean it"))
+        if server.allow_insecure and server.security != "none":
+            problems.append(Problem(loaded.where(*path, "allow_insecure"),
+                                    f"{name}: allow_insecure has no effect on an encrypted server",
+                                    "remove allow_insecure", "warning"))
+        if isinstance(server, IncomingServer) and server.authentication == "none":
+            problems.append(Problem(loaded.where(*path, "authentication"),
+                                    f"{name}: an incoming server without authentication is unusual",
+                                    "check authentication", "warning"))
+    spec = loaded.spec
+    if spec.outgoing.same_credentials and "username" in loaded.document.data.get("outgoing", {}):
+        problems.append(Problem(loaded.where("outgoing", "username"),
+                                "outgoing.username is ignored: same_credentials uses the incoming user name",
+                                "remove outgoing.username, or set same_credentials: false", "warning"))
+    return problems

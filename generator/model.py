@@ -1,0 +1,279 @@
+"""The closed, typed model of a spec. Unknown keys are errors; types are strict (a port is an int, not "995").
+
+Everything a target needs is decided here or in `accounts.py`; targets only map these values to their
+client's vocabulary.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+import idna
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+Security = Literal["ssl", "starttls", "none"]
+Authentication = Literal["password", "encrypted-password", "ntlm", "gssapi", "oauth2", "none"]
+MailProtocol = Literal["pop3", "imap"]
+TargetName = Literal["apple", "thunderbird", "outlook"]
+ALL_TARGETS: tuple[TargetName, ...] = ("apple", "thunderbird", "outlook")
+
+# The placeholders of Mozilla's autoconfig format, which the spec borrows for user names and host names.
+PLACEHOLDERS = ("%EMAILADDRESS%", "%EMAILLOCALPART%", "%EMAILDOMAIN%", "%REALNAME%")
+_PLACEHOLDER_RE = re.compile(r"%[A-Z]+%")
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+_SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
+_LINEBREAK_RE = re.compile(r"[\r\n\u2028\u2029\x85]")
+
+
+def to_a_label(name: str) -> str:
+    """Internationalised domain name -> ASCII (A-label) form, lower-case; ValueError if impossible."""
+    name = name.strip().rstrip(".")
+    if not name:
+        raise ValueError("a host or domain name cannot be empty")
+    try:
+        ascii_name = idna.encode(name, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise ValueError(f"'{name}' is not a valid host or domain name ({exc})") from None
+    return ascii_name.lower()
+
+
+def _check_placeholders(value: str, allowed: tuple[str, ...]) -> None:
+    for token in _PLACEHOLDER_RE.findall(value):
+        if token not in allowed:
+            raise ValueError(f"unknown placeholder {token}; use one of {', '.join(allowed)}")
+
+
+def _host(value: str) -> str:
+    """A host name, optionally with %EMAILDOMAIN% (the provider guide's `pop3.%EMAILDOMAIN%`)."""
+    _check_placeholders(value, ("%EMAILDOMAIN%",))
+    if value.startswith("[") and value.endswith("]"):
+        return value  # IPv6 literal
+    parts = value.split("%EMAILDOMAIN%")
+    out = []
+    for part in parts:
+        stripped = part.strip(".")
+        encoded = to_a_label(stripped) if stripped else ""
+        out.append(part.replace(stripped, encoded, 1) if stripped else part)
+    return "%EMAILDOMAIN%".join(out)
+
+
+def _domain(value: str) -> str:
+    if "%" in value:
+        raise ValueError(f"'{value}' is not a domain name; placeholders belong in host names")
+    return to_a_label(value)
+
+
+def _username(value: str) -> str:
+    _check_placeholders(value, PLACEHOLDERS)
+    _text(value)
+    if not value:
+        raise ValueError("a user name cannot be empty; leave the key out to use the e-mail address")
+    return value
+
+
+def _no_surrogates(value: str) -> None:
+    # YAML's "\ud83d\udce7" escapes give lone surrogates (PyYAML does not pair them): no file format can carry them.
+    if _SURROGATE_RE.search(value):
+        raise ValueError("contains a UTF-16 surrogate escape (\\uD800-\\uDFFF); write the character itself, "
+                         "or \\U0001F4E7-style 8-digit escapes")
+
+
+def _text(value: str) -> str:
+    """Free text (names, descriptions): one line, no control characters that XML and plists cannot carry."""
+    _no_surrogates(value)
+    if _CONTROL_RE.search(value):
+        raise ValueError("contains a control character that XML, plists and prefs files cannot carry")
+    if _LINEBREAK_RE.search(value):
+        raise ValueError("must be a single line")
+    return value
+
+
+def _long_text(value: str) -> str:
+    """Multi-line text (consent text): line breaks allowed, other control characters not."""
+    _no_surrogates(value)
+    if _CONTROL_RE.search(value):
+        raise ValueError("contains a control character that XML, plists and prefs files cannot carry")
+    return value
+
+
+def _identifier(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*",
+                        value):
+        raise ValueError(f"'{value}' is not a reverse-DNS identifier (letters, digits, '-' and '.')")
+    return value
+
+
+def _tls_version(value: Any) -> Any:
+    # YAML reads `tls_min: 1.2` as a float; the number is unambiguous, so accept it as the version it names.
+    if isinstance(value, float) and value in (1.2, 1.3):
+        return f"{value:.1f}"
+    return value
+
+
+def _windows_path(value: str) -> str:
+    _text(value)
+    if not re.match(r"^(?:[A-Za-z]:\\|\\\\[^\\]+\\)", value):
+        raise ValueError(f"'{value}' is not an absolute Windows path (C:\\... or \\\\server\\share\\...)")
+    return value
+
+
+Host = Annotated[str, AfterValidator(_host)]
+Domain = Annotated[str, AfterValidator(_domain)]
+Username = Annotated[str, AfterValidator(_username)]
+Text = Annotated[str, AfterValidator(_text)]
+LongText = Annotated[str, AfterValidator(_long_text)]
+Identifier = Annotated[str, AfterValidator(_identifier)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+TlsVersion = Annotated[Literal["1.2", "1.3"], BeforeValidator(_tls_version)]
+WindowsPath = Annotated[str, AfterValidator(_windows_path)]
+
+
+class Closed(BaseModel):
+    """Base of every spec section: unknown keys are errors, values are not coerced, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Server(Closed):
+    host: Host = Field(description="Host name; may contain %EMAILDOMAIN%. IDN names become A-labels.")
+    port: Port = Field(description="TCP port, an integer 1-65535.")
+    security: Security = Field(description="ssl = implicit TLS (993/995/465), starttls, or none (plain text).")
+    authentication: Authentication = Field("password", description="How the client proves who it is.")
+    username: Username = Field("%EMAILADDRESS%", description="User name; placeholders %EMAILADDRESS%, "
+                               "%EMAILLOCALPART%, %EMAILDOMAIN% or a literal.")
+    allow_insecure: bool = Field(False, description="Allow a password over security: none (refused otherwise).")
+
+
+class IncomingServer(Server):
+    protocol: MailProtocol = Field(description="pop3 or imap.")
+    keep_on_server: bool = Field(False, description="POP3: keep a copy of each message on the server.")
+    keep_days: Annotated[int, Field(ge=1, le=65535)] | None = Field(
+        None, description="POP3: with keep_on_server, delete from the server after this many days.")
+    imap_path_prefix: Text | None = Field(None, description="IMAP only: the server's folder path prefix.")
+
+    @model_validator(mode="after")
+    def _protocol_options(self) -> IncomingServer:
+        if self.protocol != "pop3" and (self.keep_on_server or self.keep_days is not None):
+            raise ValueError("keep_on_server and keep_days apply to pop3 only; remove them for imap")
+        if self.keep_days is not None and not self.keep_on_server:
+            raise ValueError("keep_days needs keep_on_server: true")
+        if self.protocol != "imap" and self.imap_path_prefix is not None:
+            raise ValueError("imap_path_prefix applies to imap only; remove it for pop3")
+        return self
+
+
+class OutgoingServer(Server):
+    same_credentials: bool = Field(True, description="SMTP uses the incoming server's user name and password.")
+
+
+class Fallbacks(Closed):
+    incoming: list[IncomingServer] = Field(default_factory=list, description="Ordered, after the primary.")
+    outgoing: list[OutgoingServer] = Field(default_factory=list, description="Ordered, after the primary.")
+
+
+class Provider(Closed):
+    id: Identifier = Field(description="Stable id (reverse-DNS characters), e.g. aruba.it; feeds identifiers "
+                           "and UUIDs, so do not change it once profiles are deployed.")
+    display_name: Text = Field(description="Provider name shown in clients, e.g. 'Aruba Mail'.")
+    short_name: Text | None = Field(None, description="Short name (autoconfig displayShortName).")
+    organization: Text | None = Field(None, description="Organisation shown in profiles (PayloadOrganization).")
+    domains: list[Domain] = Field(min_length=1, description="Mail domains this provider serves.")
+    documentation_url: Text | None = Field(None, description="A page explaining the settings to users.")
+
+    @model_validator(mode="after")
+    def _unique_domains(self) -> Provider:
+        if len(set(self.domains)) != len(self.domains):
+            raise ValueError("domains lists the same domain twice")
+        return self
+
+
+class AccountSpec(Closed):
+    name: Text = Field(description="Display name of the mailbox owner (sender name).")
+    email: Text = Field(description="The e-mail address.")
+    username: Username | None = Field(None, description="Override the user name for this account.")
+    description: Text | None = Field(None, description="Override the account description for this account.")
+
+
+class AppleSettings(Closed):
+    identifier_prefix: Identifier | None = Field(
+        None, description="Reverse-DNS prefix of PayloadIdentifier; default: provider id reversed + '.mail'.")
+    scope: Literal["User", "System"] = Field("User", description="PayloadScope (macOS). Mail is a user payload.")
+    removal_disallowed: bool = Field(False, description="PayloadRemovalDisallowed (iOS: supervised only).")
+    consent_text: dict[str, LongText] = Field(default_factory=dict,
+                                              description="ConsentText: language code (or 'default') -> text.")
+    description: Text | None = Field(None, description="PayloadDescription shown before installing.")
+    display_name: Text | None = Field(None, description="PayloadDisplayName; default '<provider> – <address>'.")
+    starttls_uses_ssl: bool = Field(True, description="UseSSL for a STARTTLS server (Apple leaves it undefined).")
+    target_device_type: Literal[0, 1, 2, 3, 4, 5, 6] | None = Field(
+        None, description="TargetDeviceType: 0 any, 1 iPhone/iPad, 5 Mac, 6 Vision Pro.")
+    prevent_move: bool = Field(False, description="PreventMove (iOS).")
+    prevent_app_sheet: bool = Field(False, description="PreventAppSheet (iOS).")
+    allow_mail_drop: bool | None = Field(None, description="allowMailDrop (iOS 9.2, macOS 10.12).")
+
+
+ThunderbirdEnforce = Literal["tls_min", "incoming", "outgoing", "identity"]
+
+
+class ThunderbirdSettings(Closed):
+    enforce: list[ThunderbirdEnforce] = Field(
+        default_factory=lambda: list[ThunderbirdEnforce](["tls_min"]),
+        description="What mozilla.cfg/policies.json lock (lockPref); the rest is a default the user may change.")
+    check_interval_minutes: Annotated[int, Field(ge=1, le=1440)] = Field(10, description="Check for new mail.")
+    login_at_startup: bool = Field(True, description="Check mail at startup.")
+
+
+class OutlookSettings(Closed):
+    prf_dir: WindowsPath = Field("C:\\ProgramData\\mailprofile",
+                                 description="Absolute Windows folder where the admin deploys the .prf files.")
+    force_pst_path: WindowsPath | None = Field(None, description="ForcePSTPath: folder for new PST files.")
+    disable_simplified_account_creation: bool = Field(
+        False, description="DisableOffice365SimplifiedAccountCreation=1: bring back the classic wizard.")
+    profile_name: Text = Field("Outlook", description="PRF ProfileName.")
+
+
+class Targets(Closed):
+    build: list[TargetName] = Field(default_factory=lambda: list(ALL_TARGETS), description="Targets to build.")
+    apple: AppleSettings = Field(default_factory=AppleSettings, description="Apple .mobileconfig settings.")
+    thunderbird: ThunderbirdSettings = Field(default_factory=ThunderbirdSettings, description="Thunderbird settings.")
+    outlook: OutlookSettings = Field(default_factory=OutlookSettings, description="Outlook settings.")
+
+
+class Passwords(Closed):
+    include: bool = Field(False, description="Write passwords into outputs that can carry them (Apple only).")
+    from_env: Text | None = Field(None, description="Environment variable holding the password "
+                                  "(single-account specs).")
+    from_file: Text | None = Field(None, description="CSV file 'email,password' (UTF-8, header row), "
+                                   "relative to the spec.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Passwords:
+        if self.include and (self.from_env is None) == (self.from_file is None):
+            raise ValueError("include: true needs exactly one of from_env or from_file")
+        if not self.include and (self.from_env or self.from_file):
+            raise ValueError("from_env/from_file are only read with include: true")
+        return self
+
+
+class Spec(Closed):
+    version: Literal[1] = Field(1, description="Spec format version.")
+    provider: Provider = Field(description="Who serves the mail, and for which domains.")
+    incoming: IncomingServer = Field(description="The primary POP3 or IMAP server.")
+    outgoing: OutgoingServer = Field(description="The primary SMTP server.")
+    fallbacks: Fallbacks = Field(default_factory=Fallbacks, description="Ordered extra servers (e.g. legacy "
+                                 "plain-text ones) for the formats that can list several.")
+    tls_min: TlsVersion = Field("1.2", description="Minimum TLS version: '1.2' or '1.3'.")
+    accounts: list[AccountSpec] = Field(default_factory=list, description="Inline list of mailboxes.")
+    accounts_csv: Text | None = Field(None, description="CSV file name,email[,username] (UTF-8, header row), "
+                                      "relative to the spec.")
+    targets: Targets = Field(default_factory=Targets, description="Which targets to build, and their settings.")
+    passwords: Passwords = Field(default_factory=Passwords, description="Opt-in: write passwords (Apple only).")
+
+    @model_validator(mode="after")
+    def _has_accounts(self) -> Spec:
+        if not self.accounts and self.accounts_csv is None:
+            raise ValueError("no accounts: add an accounts list or accounts_csv")
+        return self
+
+    def servers(self) -> list[Server]:
+        return [self.incoming, self.outgoing, *self.fallbacks.incoming, *self.fallbacks.outgoing]

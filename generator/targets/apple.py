@@ -1,0 +1,181 @@
+"""Apple configuration profile (.mobileconfig) with one com.apple.mail.managed payload per account.
+
+Facts: FORMATS.md §1 and Apple's schema (generator/data/apple_schema.json). Every profile is rendered from
+templates/apple/mobileconfig.xml.j2, parsed back with plistlib behind defusedxml, compared value by value with
+`expected_profile()` and validated against Apple's schema before the build may write it.
+"""
+
+from __future__ import annotations
+
+import plistlib
+from collections.abc import Callable
+from typing import Any
+
+import defusedxml.ElementTree
+from defusedxml import DefusedXmlException
+
+from generator.accounts import Mailbox
+from generator.apple_schema import validate_profile
+from generator.errors import Problem, VerificationError
+from generator.model import Server
+from generator.render import differences, render_template, xml_escape
+from generator.targets.base import OutputFile, Target, stable_uuid
+
+# Apple's authentication vocabulary. GSSAPI and OAuth2 have no value in com.apple.mail.managed.
+AUTH = {"password": "EmailAuthPassword", "encrypted-password": "EmailAuthCRAMMD5", "ntlm": "EmailAuthNTLM",
+        "none": "EmailAuthNone"}
+ACCOUNT_TYPE = {"pop3": "EmailTypePOP", "imap": "EmailTypeIMAP"}
+
+
+def _plist_bool(value: bool) -> str:
+    if not isinstance(value, bool):
+        raise TypeError(f"plist_bool needs a boolean, got {value!r}")
+    return "<true/>" if value else "<false/>"
+
+
+def _plist_int(value: int) -> str:
+    # A port written as <string> breaks installs (mailcow #2296): refuse anything but a real integer.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"plist_int needs an integer, got {value!r}")
+    return f"<integer>{value}</integer>"
+
+
+def _plist_string(value: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"plist_string needs a string, got {value!r}")
+    return f"<string>{xml_escape(value)}</string>"
+
+
+FILTERS: dict[str, Callable[..., str]] = {
+    "plist_bool": _plist_bool, "plist_int": _plist_int, "plist_string": _plist_string}
+
+
+def parse_plist(data: bytes) -> Any:
+    """plistlib behind defusedxml: refuse entity declarations and external references before parsing."""
+    defusedxml.ElementTree.fromstring(data, forbid_dtd=False, forbid_entities=True, forbid_external=True)
+    return plistlib.loads(data, fmt=plistlib.FMT_XML)
+
+
+class AppleTarget(Target):
+    name = "apple"
+
+    @property
+    def settings(self) -> Any:
+        return self.spec.targets.apple
+
+    def identifier_prefix(self) -> str:
+        if self.settings.identifier_prefix:
+            return str(self.settings.identifier_prefix)
+        return ".".join(reversed(self.spec.provider.id.split("."))) + ".mail"
+
+    def use_ssl(self, server: Server) -> bool:
+        # Apple never defines UseSSL for STARTTLS (FORMATS §1); we default to true (automx2 does since 2024.2:
+        # the device then refuses to fall back to plain text) and let targets.apple.starttls_uses_ssl override.
+        if server.security == "starttls":
+            return bool(self.settings.starttls_uses_ssl)
+        return server.security == "ssl"
+
+    def lint(self) -> list[Problem]:
+        spec, where = self.spec, self.ctx.loaded.where
+        out: list[Problem] = []
+        for section, server in (("incoming", spec.incoming), ("outgoing", spec.outgoing)):
+            if server.authentication not in AUTH:
+                out.append(Problem(where(section, "authentication"),
+                                   f"Apple profiles cannot carry {section} authentication '{server.authentication}'",
+                                   "use password, encrypted-password, ntlm or none, or remove apple from "
+                                   "targets.build"))
+        if spec.incoming.keep_on_server:
+            out.append(Problem(where("incoming", "keep_on_server"), "Apple profiles have no 'keep a copy on "
+                               "server' setting; iOS/macOS Mail decide (iOS keeps mail on a POP server by default)",
+                               "tell users to check it in Mail's settings", "warning"))
+        if spec.fallbacks.incoming or spec.fallbacks.outgoing:
+            out.append(Problem(where("fallbacks"), "Apple profiles carry one incoming and one outgoing server; "
+                               "the fallback servers are left out of .mobileconfig files",
+                               "nothing to do if the primary servers work for Apple devices", "warning"))
+        if spec.tls_min == "1.3":
+            out.append(Problem(where("tls_min"), "Apple profiles cannot require TLS 1.3; the OS decides",
+                               "enforce it on the server", "warning"))
+        if spec.passwords.include:
+            out.append(Problem(where("passwords", "include"), "Apple profiles will carry passwords in clear "
+                               "text (Apple: only use with encrypted profiles)",
+                               "deliver these files over a private channel and delete them after use", "warning"))
+        return out
+
+    def expected_profile(self, mailbox: Mailbox) -> dict[str, Any]:
+        """The profile as plistlib should read it back: the single source of truth for this target."""
+        spec, s = self.spec, self.settings
+        inc, out = spec.incoming, spec.outgoing
+        profile_id = f"{self.identifier_prefix()}.{mailbox.email.lower()}"
+        mail: dict[str, Any] = {
+            "PayloadType": "com.apple.mail.managed",
+            "PayloadVersion": 1,
+            "PayloadIdentifier": f"{profile_id}.mail",
+            "PayloadUUID": stable_uuid("apple", spec.provider.id, mailbox.email.lower(), "mail"),
+            "PayloadDisplayName": f"{spec.provider.display_name} ({mailbox.email})",
+            "PayloadDescription": f"{inc.protocol.upper()} {mailbox.host(inc)}:{inc.port}, "
+                                  f"SMTP {mailbox.host(out)}:{out.port}",
+            "EmailAccountDescription": mailbox.description or spec.provider.display_name,
+            "EmailAccountName": mailbox.name,
+            "EmailAccountType": ACCOUNT_TYPE[inc.protocol],
+            "EmailAddress": mailbox.email,
+            "IncomingMailServerHostName": mailbox.host(inc),
+            "IncomingMailServerPortNumber": inc.port,
+            "IncomingMailServerUseSSL": self.use_ssl(inc),
+            "IncomingMailServerAuthentication": AUTH[inc.authentication],
+            "IncomingMailServerUsername": mailbox.username,
+            "OutgoingMailServerHostName": mailbox.host(out),
+            "OutgoingMailServerPortNumber": out.port,
+            "OutgoingMailServerUseSSL": self.use_ssl(out),
+            "OutgoingMailServerAuthentication": AUTH[out.authentication],
+            "OutgoingMailServerUsername": mailbox.smtp_username,
+            "OutgoingPasswordSameAsIncomingPassword": out.same_credentials,
+            "PreventMove": s.prevent_move,
+            "PreventAppSheet": s.prevent_app_sheet,
+        }
+        if inc.imap_path_prefix is not None:
+            mail["IncomingMailServerIMAPPathPrefix"] = inc.imap_path_prefix
+        if s.allow_mail_drop is not None:
+            mail["allowMailDrop"] = s.allow_mail_drop
+        if mailbox.password is not None:
+            mail["IncomingPassword"] = mailbox.password
+            if out.same_credentials:
+                # OutgoingPasswordSameAsIncomingPassword is not honoured by non-interactive installs (Apple).
+                mail["OutgoingPassword"] = mailbox.password
+        profile: dict[str, Any] = {
+            "PayloadType": "Configuration",
+            "PayloadVersion": 1,
+            "PayloadIdentifier": profile_id,
+            "PayloadUUID": stable_uuid("apple", spec.provider.id, mailbox.email.lower(), "profile"),
+            "PayloadDisplayName": s.display_name or f"{spec.provider.display_name} – {mailbox.email}",
+            "PayloadDescription": s.description or f"Configures the mail account {mailbox.email}.",
+            "PayloadOrganization": spec.provider.organization or spec.provider.display_name,
+            "PayloadScope": s.scope,
+            "PayloadRemovalDisallowed": s.removal_disallowed,
+            "PayloadContent": [mail],
+        }
+        if s.consent_text:
+            profile["ConsentText"] = dict(s.consent_text)
+        if s.target_device_type is not None:
+            profile["TargetDeviceType"] = s.target_device_type
+        return profile
+
+    def render_account(self, mailbox: Mailbox) -> list[OutputFile]:
+        expected = self.expected_profile(mailbox)
+        env = self.ctx.environment(self.name, FILTERS)
+        data = render_template(env, "apple/mobileconfig.xml.j2",
+                               {"profile": expected, "mail": expected["PayloadContent"][0]}).encode("utf-8")
+        path = f"{mailbox.email}/apple/{mailbox.email}.mobileconfig"
+        self.verify(path, data, expected)
+        return [OutputFile(path=path, data=data, target=self.name, kind="mobileconfig", account=mailbox.email,
+                           secret=mailbox.password is not None)]
+
+    @staticmethod
+    def verify(path: str, data: bytes, expected: dict[str, Any]) -> None:
+        """Parse back, compare value by value, validate against Apple's schema; raise on any difference."""
+        try:
+            actual = parse_plist(data)
+        except (DefusedXmlException, plistlib.InvalidFileException, ValueError, SyntaxError) as exc:
+            raise VerificationError(path, [f"not a valid XML plist: {exc}"]) from None
+        problems = differences(expected, actual) + validate_profile(actual)
+        if problems:
+            raise VerificationError(path, problems)

@@ -1,0 +1,76 @@
+"""What every target provides, and what it is given."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import jinja2
+
+from generator.accounts import Mailbox
+from generator.errors import Problem
+from generator.model import Spec
+from generator.render import make_environment
+from generator.spec import LoadedSpec
+
+# Root of every UUIDv5 this tool derives; never change it, or every deployed profile gets a new identity.
+UUID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "mailprofile.generator")
+
+
+def stable_uuid(*parts: str) -> str:
+    """Upper-case UUIDv5 from stable names (Apple writes PayloadUUIDs upper-case)."""
+    return str(uuid.uuid5(UUID_NAMESPACE, "\x1f".join(parts))).upper()
+
+
+@dataclass(frozen=True, slots=True)
+class OutputFile:
+    """One rendered, verified file. `path` is relative to the output root, with '/' separators."""
+
+    path: str
+    data: bytes
+    target: str
+    kind: str
+    account: str | None
+    secret: bool = False  # carries a password: written with mode 0600 and reported
+
+
+@dataclass
+class RenderContext:
+    loaded: LoadedSpec
+    templates: Path | None = None
+    _envs: dict[str, jinja2.Environment] = field(default_factory=dict)
+
+    @property
+    def spec(self) -> Spec:
+        return self.loaded.spec
+
+    def environment(self, target: str, filters: Mapping[str, Callable[..., Any]]) -> jinja2.Environment:
+        """One environment per target (its own filters), overrides from --templates first."""
+        if target not in self._envs:
+            self._envs[target] = make_environment(self.templates, filters)
+        return self._envs[target]
+
+
+class Target:
+    """Base class. Subclasses set `name`, implement `render_account` and optionally `render_shared`/`lint`."""
+
+    name: ClassVar[str]
+
+    def __init__(self, ctx: RenderContext) -> None:
+        self.ctx = ctx
+        self.spec = ctx.spec
+
+    def lint(self) -> list[Problem]:
+        """Problems specific to this target: what it cannot carry (warnings) or cannot express (errors)."""
+        return []
+
+    def render_account(self, mailbox: Mailbox) -> list[OutputFile]:
+        """Render and verify every file for one mailbox. Raises VerificationError on any mismatch."""
+        raise NotImplementedError
+
+    def render_shared(self) -> list[OutputFile]:
+        """Files that are not per account (per domain, per provider). Rendered and verified too."""
+        return []

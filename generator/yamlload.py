@@ -1,0 +1,157 @@
+"""Safe YAML loading that remembers where every value came from and refuses YAML 1.1 surprises.
+
+PyYAML implements YAML 1.1: `0110` is octal 72, `on`/`no`/`y` are booleans, `1:30` is sexagesimal, and a
+duplicate key silently overwrites the first one. An admin who writes `port: 0110` or `security: on` almost
+never means what PyYAML reads, so these are reported as errors with the spelling that says what was meant.
+We compose the node tree with SafeLoader (no object construction, no `!!python/...` tags) and build plain
+values ourselves.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from generator.errors import Position, Problem, SpecError
+
+Path = tuple[str | int, ...]
+
+_STR = "tag:yaml.org,2002:str"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_BOOL = "tag:yaml.org,2002:bool"
+_NULL = "tag:yaml.org,2002:null"
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+
+# The YAML 1.2 core schema: what a reader of the spec expects these scalars to mean.
+_CORE_BOOL = re.compile(r"^(true|True|TRUE|false|False|FALSE)$")
+_CORE_INT = re.compile(r"^[-+]?(0|[1-9][0-9]*)$")
+_CORE_FLOAT = re.compile(
+    r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$|^[-+]?\.(inf|Inf|INF)$|^\.(nan|NaN|NAN)$")
+
+
+@dataclass
+class Document:
+    """Plain data from a YAML file plus the position of every value and every mapping key."""
+
+    file: str
+    data: Any
+    values: dict[Path, Position] = field(default_factory=dict)
+    keys: dict[Path, Position] = field(default_factory=dict)
+
+    def where(self, path: Path, key: bool = False) -> Position:
+        """Position of the value at `path` (of its key with key=True), else of the closest parent."""
+        if key and path in self.keys:
+            return self.keys[path]
+        for p in (path[:i] for i in range(len(path), -1, -1)):
+            if p in self.values:
+                return self.values[p]
+        return Position(self.file)
+
+
+def load_yaml(text: str, file: str) -> Document:
+    """Parse `text`; raise SpecError listing every problem found (syntax errors stop at the first)."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        pos = Position(file, mark.line + 1, mark.column + 1) if mark else Position(file)
+        what = exc.problem or exc.context or "invalid YAML"
+        raise SpecError([Problem(pos, f"YAML syntax error: {what}", "fix the indentation or quoting")]) from None
+    except yaml.YAMLError as exc:  # reader errors: bad bytes, control characters
+        raise SpecError([Problem(Position(file), f"cannot read YAML: {exc}", "save the file as UTF-8")]) from None
+    doc = Document(file=file, data=None)
+    problems: list[Problem] = []
+    if root is None:
+        doc.data = {}
+        return doc
+    doc.data = _build(root, (), doc, problems)
+    if problems:
+        raise SpecError(problems)
+    return doc
+
+
+def _pos(doc: Document, node: yaml.Node) -> Position:
+    return Position(doc.file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _build(node: yaml.Node, path: Path, doc: Document, problems: list[Problem]) -> Any:
+    doc.values[path] = _pos(doc, node)
+    if isinstance(node, yaml.MappingNode):
+        if node.tag != _MAP:
+            problems.append(_tag_problem(doc, node))
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                problems.append(Problem(_pos(doc, key_node), "complex keys and merge keys (<<) are not supported",
+                                        "write each key out in full"))
+                continue
+            key = str(key_node.value)
+            if key in out:
+                first = doc.keys[(*path, key)]
+                problems.append(Problem(_pos(doc, key_node), f"duplicate key '{key}' (first at line {first.line})",
+                                        "remove one of them: YAML would silently keep only the last"))
+                continue
+            doc.keys[(*path, key)] = _pos(doc, key_node)
+            out[key] = _build(value_node, (*path, key), doc, problems)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        if node.tag != _SEQ:
+            problems.append(_tag_problem(doc, node))
+        return [_build(item, (*path, i), doc, problems) for i, item in enumerate(node.value)]
+    assert isinstance(node, yaml.ScalarNode)
+    return _scalar(node, doc, problems)
+
+
+def _tag_problem(doc: Document, node: yaml.Node) -> Problem:
+    return Problem(_pos(doc, node), f"YAML tag '{node.tag}' is not allowed in a spec",
+                   "remove the tag: a spec holds only plain strings, numbers, booleans, lists and mappings")
+
+
+def _scalar(node: yaml.ScalarNode, doc: Document, problems: list[Problem]) -> Any:
+    text = node.value
+    if node.style is not None or node.tag == _STR:  # quoted, block scalar, or explicit !!str
+        if node.tag not in (_STR, "!"):
+            problems.append(_tag_problem(doc, node))
+        return text
+    tag = node.tag
+    if tag == _NULL:
+        return None
+    if tag == _BOOL:
+        if _CORE_BOOL.match(text):
+            return text.lower() == "true"
+        problems.append(Problem(_pos(doc, node), f"'{text}' is a boolean in YAML 1.1 but a string in YAML 1.2",
+                                f"write true or false for a yes/no value, or quote it (\"{text}\") for text"))
+        return text
+    if tag == _INT:
+        if _CORE_INT.match(text):
+            return int(text)
+        problems.append(Problem(_pos(doc, node), f"'{text}' is read as the number {_yaml11_int(text)} by YAML 1.1",
+                                f"write the number in plain decimal (e.g. {text.lstrip('0') or '0'}),"
+                                f" or quote it (\"{text}\") if it is text"))
+        return text
+    if tag == _FLOAT:
+        if _CORE_FLOAT.match(text):
+            return float(text)
+        problems.append(Problem(_pos(doc, node), f"'{text}' is read as a sexagesimal number by YAML 1.1",
+                                f"quote it (\"{text}\")"))
+        return text
+    if tag == _TIMESTAMP:
+        return text  # kept as written; fields that take dates parse ISO 8601 themselves
+    if tag == _STR:
+        return text
+    problems.append(_tag_problem(doc, node))
+    return text
+
+
+def _yaml11_int(text: str) -> str:
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return "?"
+    return str(value)

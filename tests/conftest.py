@@ -1,0 +1,34 @@
+"""Shared test helpers.
+
+Real-consumer tests (Thunderbird, hivex, OpenSSL) call `require(...)`: locally a missing tool is a skip with
+a visible reason; with MAILPROFILE_REQUIRE_REAL=1 (set by .ci/run) it is a failure, so CI cannot pass
+without running them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+REQUIRE_REAL = os.environ.get("MAILPROFILE_REQUIRE_REAL") == "1"
+
+
+def require(available: bool, reason: str) -> None:
+    """Skip (locally) or fail (CI) when a real consumer is not installed."""
+    if available:
+        return
+    if REQUIRE_REAL:
+        pytest.fail(f"{reason} (MAILPROFILE_REQUIRE_REAL=1 turns this skip into a failure)")
+    pytest.skip(reason)
+
+
+def require_binary(name: str, package: str) -> str:
+    path = shutil.which(name)
+    require(path is not None, f"{name} not installed (Debian package {package})")
+    assert path is not None
+    return path

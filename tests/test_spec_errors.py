@@ -1,0 +1,136 @@
+"""A table of bad specs and the exact error lines `mailprofile check` prints for them (exit status 2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from generator.cli import main
+
+BASE = """\
+provider:
+  id: aruba.it
+  display_name: Aruba Mail
+  domains: [esempio.it]
+incoming:
+  protocol: pop3
+  host: pop3s.aruba.it
+  port: 995
+  security: ssl
+outgoing:
+  host: smtps.aruba.it
+  port: 465
+  security: ssl
+accounts:
+  - name: Mario Rossi
+    email: mario.rossi@esempio.it
+targets:
+  build: [apple]
+"""
+
+
+def check(tmp_path: Path, text: str, csv: str | None = None) -> tuple[int, list[str]]:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(text, encoding="utf-8")
+    if csv is not None:
+        (tmp_path / "users.csv").write_text(csv, encoding="utf-8")
+    result = CliRunner().invoke(main, ["check", "spec.yaml"], catch_exceptions=False)
+    return result.exit_code, result.output.splitlines()
+
+
+CASES = [
+    ("port as a string", ("  port: 995\n", '  port: "995"\n'),
+     ["error: spec.yaml:8:9: incoming.port must be an integer, got the string '995' — write the number without "
+      "quotes"]),
+    ("YAML 1.1 octal", ("  port: 465\n", "  port: 0465\n"),
+     ["error: spec.yaml:12:9: '0465' is read as the number 309 by YAML 1.1 — write the number in plain decimal "
+      "(e.g. 465), or quote it (\"0465\") if it is text"]),
+    ("YAML 1.1 boolean", ("  security: ssl\nout", "  security: on\nout"),
+     ["error: spec.yaml:9:13: 'on' is a boolean in YAML 1.1 but a string in YAML 1.2 — write true or false for a "
+      "yes/no value, or quote it (\"on\") for text"]),
+    ("duplicate key", ("  port: 995\n", "  port: 995\n  port: 110\n"),
+     ["error: spec.yaml:9:3: duplicate key 'port' (first at line 8) — remove one of them: YAML would silently "
+      "keep only the last"]),
+    ("unknown key with a hint", ("  security: ssl\nout", "  security: ssl\n  hots: x\nout"),
+     ["error: spec.yaml:10:3: unknown key 'hots' in incoming — did you mean 'host'?"]),
+    ("bad enum with a hint", ("  security: ssl\nout", "  security: tls\nout"),
+     ["error: spec.yaml:9:13: incoming.security: 'tls' is not allowed — did you mean 'starttls'? (use one of: ssl, "
+      "starttls, none)"]),
+    ("port out of range", ("  port: 465\n", "  port: 70000\n"),
+     ["error: spec.yaml:12:9: outgoing.port: input should be less than or equal to 65535, got 70000 — change "
+      "the value"]),
+    ("missing key", ("  host: smtps.aruba.it\n", ""),
+     ["error: spec.yaml:11:3: missing required key 'host' in outgoing — add host: ..."]),
+    ("imap option on pop3", ("  security: ssl\nout", "  security: ssl\n  imap_path_prefix: INBOX\nout"),
+     ["error: spec.yaml:6:3: incoming: imap_path_prefix applies to imap only; remove it for pop3"]),
+    ("password over plain text", ("  port: 995\n  security: ssl\n", "  port: 110\n  security: none\n"),
+     ["error: spec.yaml:9:13: incoming: password authentication without encryption sends the password readably "
+      "over the network — use ssl or starttls, or set allow_insecure: true on this server if you really mean it"]),
+    ("duplicate address", ("targets:", "  - name: Other\n    email: Mario.Rossi@esempio.it\ntargets:"),
+     ["error: spec.yaml:18:12: duplicate address 'Mario.Rossi@esempio.it' (first at spec.yaml:15:5) — each "
+      "mailbox may appear only once"]),
+    ("address outside the domains", ("mario.rossi@esempio.it", "mario@other.example"),
+     ["error: spec.yaml:16:12: 'mario@other.example' is not in the provider's domains (esempio.it) — add "
+      "other.example to provider.domains or correct the address"]),
+    ("invalid address", ("mario.rossi@esempio.it", "mario rossi@esempio.it"),
+     ["error: spec.yaml:16:12: 'mario rossi@esempio.it' has an invalid part before the @ — correct the address"]),
+    ("python tag", ("  display_name: Aruba Mail\n", "  display_name: !!python/object/apply:os.system [ls]\n"),
+     ["error: spec.yaml:3:17: YAML tag 'tag:yaml.org,2002:python/object/apply:os.system' is not allowed in a "
+      "spec — remove the tag: a spec holds only plain strings, numbers, booleans, lists and mappings"]),
+    ("control character", ("name: Mario Rossi", 'name: "Mario\\u0007Rossi"'),
+     ["error: spec.yaml:15:11: accounts[0].name: contains a control character that XML, plists and prefs files "
+      "cannot carry"]),
+    ("gssapi for apple", ("  port: 465\n  security: ssl\n", "  port: 465\n  security: ssl\n  authentication: gssapi\n"),
+     ["error: spec.yaml:14:19: Apple profiles cannot carry outgoing authentication 'gssapi' — use password, "
+      "encrypted-password, ntlm or none, or remove apple from targets.build"]),
+]
+
+
+@pytest.mark.parametrize(("replace", "expected"), [(c[1], c[2]) for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_spec_reports_exact_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      replace: tuple[str, str], expected: list[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert replace[0] in BASE
+    code, lines = check(tmp_path, BASE.replace(replace[0], replace[1], 1))
+    assert code == 2
+    errors = [line for line in lines if line.startswith("error:")]
+    assert errors == expected
+    assert lines[-1] == f"{len(expected)} error{'s' if len(expected) != 1 else ''}: nothing was written"
+
+
+def test_every_problem_is_reported_in_one_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    text = BASE.replace("  port: 995\n", '  port: "995"\n').replace("id: aruba.it", "id: aruba.it\n  colour: x")
+    text = text.replace("  security: ssl\nacc", "  security: SSL\nacc")
+    code, lines = check(tmp_path, text)
+    assert code == 2
+    assert [line.split(": ")[1] for line in lines if line.startswith("error")] == [
+        "spec.yaml:3:3", "spec.yaml:9:9", "spec.yaml:14:13"]
+
+
+def test_csv_errors_name_the_csv_line_and_column(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    text = BASE.replace("accounts:\n  - name: Mario Rossi\n    email: mario.rossi@esempio.it\n",
+                        "accounts_csv: users.csv\n")
+    csv = ("name,email,username\nAnna,anna@esempio.it,\nBruno,bruno@esempio,\n\"Carla, C.\",anna@esempio.it,\n"
+           "Dario,dario@esempio.it,%WHO%\n")
+    code, lines = check(tmp_path, text, csv)
+    assert code == 2
+    assert [line for line in lines if line.startswith("error")] == [
+        "error: users.csv:3:7: 'bruno@esempio' is not in the provider's domains (esempio.it) — add esempio to "
+        "provider.domains or correct the address",
+        "error: users.csv:4:13: duplicate address 'anna@esempio.it' (first at users.csv:2:1) — each mailbox may "
+        "appear only once",
+        "error: users.csv:5:24: username: unknown placeholder %WHO%; use one of %EMAILADDRESS%, %EMAILLOCALPART%, "
+        "%EMAILDOMAIN%, %REALNAME%",
+    ]
+
+
+def test_yaml_syntax_error_has_a_position(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, lines = check(tmp_path, BASE.replace("  port: 995\n", "  port: [995\n"))
+    assert code == 2
+    assert lines[0].startswith("error: spec.yaml:9:")
+    assert "YAML syntax error" in lines[0]
