@@ -19,6 +19,7 @@ from generator.accounts import AccountSource, Mailbox
 from generator.errors import BuildError, Problem, SpecError
 from generator.lint import lint_spec
 from generator.model import ALL_TARGETS
+from generator.signing import SigningMaterial, load_signing_material
 from generator.spec import LoadedSpec
 from generator.targets import OutputFile, RenderContext, Target, target_classes
 
@@ -71,11 +72,40 @@ def target_names(loaded: LoadedSpec, only: Sequence[str] | None) -> list[str]:
     return sorted(set(names), key=ALL_TARGETS.index)
 
 
-def prepare(loaded: LoadedSpec, only: Sequence[str] | None = None, templates: Path | None = None) -> Plan:
-    """Choose targets and lint. Raises SpecError (with every error) if the spec cannot be built as it is."""
-    ctx = RenderContext(loaded, templates=templates)
+@dataclass(frozen=True)
+class SignRequest:
+    """Signing material named on the command line (wins over targets.apple.signing in the spec)."""
+
+    certificate: Path
+    key: Path
+    chain: Path | None = None
+
+
+def load_signing(loaded: LoadedSpec, request: SignRequest | None) -> SigningMaterial | None:
+    """Load and check the signing identity from the CLI request or the spec; None when not signing."""
+    cfg = loaded.spec.targets.apple.signing
+    env_name = cfg.passphrase_env if cfg else "MAILPROFILE_SIGN_PASSPHRASE"
+    if request is None and cfg is not None:
+        base = loaded.base_dir
+        request = SignRequest(base / cfg.certificate, base / cfg.key, base / cfg.chain if cfg.chain else None)
+    if request is None:
+        return None
+    passphrase = os.environ.get(env_name)
+    return load_signing_material(request.certificate, request.key, request.chain,
+                                 passphrase.encode("utf-8") if passphrase else None)
+
+
+def prepare(loaded: LoadedSpec, only: Sequence[str] | None = None, templates: Path | None = None,
+            sign: SignRequest | None = None) -> Plan:
+    """Choose targets, load signing material and lint. Raises SpecError (with every error) if the spec cannot
+    be built as it is, BuildError for unusable templates or signing material."""
+    names = target_names(loaded, only)
+    signing = load_signing(loaded, sign)
+    if signing is not None and "apple" not in names:
+        raise BuildError("signing applies to Apple profiles, but the apple target is not being built")
+    ctx = RenderContext(loaded, templates=templates, signing=signing)
     classes = target_classes()
-    targets = [classes[name](ctx) for name in target_names(loaded, only)]
+    targets = [classes[name](ctx) for name in names]
     problems = lint_spec(loaded)
     for target in targets:
         problems += target.lint()

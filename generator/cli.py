@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from generator import __version__
-from generator.build import Plan, build, check, prepare
+from generator.build import Plan, SignRequest, build, check, prepare
 from generator.errors import BuildError, Problem, SpecError, VerificationError
 from generator.model import ALL_TARGETS, Spec
 from generator.spec import load_spec
@@ -38,14 +38,15 @@ def _fail_spec(exc: SpecError) -> None:
     sys.exit(EXIT_SPEC)
 
 
-def _plan(spec_path: str, only: str | None, templates: Path | None) -> Plan:
+def _plan(spec_path: str, only: str | None, templates: Path | None, sign: SignRequest | None = None) -> Plan:
     try:
-        return prepare(load_spec(spec_path), _targets(only), templates)
+        return prepare(load_spec(spec_path), _targets(only), templates, sign)
     except SpecError as exc:
         _fail_spec(exc)
     except BuildError as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_SPEC)
+        click.echo("nothing was written", err=True)
+        sys.exit(EXIT_BUILD)
     raise AssertionError("unreachable")
 
 
@@ -91,10 +92,20 @@ def check_command(spec: str, only: str | None) -> None:
 @click.option("--list/--no-list", "list_files", default=None,
               help="Print a line per file (default: when the build has at most 200 files).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only warnings, errors and the summary.")
+@click.option("--sign-cert", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write signed profiles with this certificate (PEM/DER; may include the chain).")
+@click.option("--sign-key", type=click.Path(dir_okay=False, path_type=Path),
+              help="The signing key; its passphrase is read from MAILPROFILE_SIGN_PASSPHRASE (or the variable "
+                   "named in targets.apple.signing.passphrase_env).")
+@click.option("--sign-chain", type=click.Path(dir_okay=False, path_type=Path),
+              help="Intermediate certificates (PEM) to include in each signature.")
 def build_command(spec: str, out: Path, only: str | None, templates: Path | None, list_files: bool | None,
-                  quiet: bool) -> None:
+                  quiet: bool, sign_cert: Path | None, sign_key: Path | None, sign_chain: Path | None) -> None:
     """Build every target of SPEC into OUT (OUT/<address>/..., OUT/domains/..., OUT/manifest.json)."""
-    plan = _plan(spec, only, templates)
+    if (sign_cert is None) != (sign_key is None) or (sign_chain is not None and sign_cert is None):
+        raise click.UsageError("--sign-cert and --sign-key go together (--sign-chain needs both)")
+    sign = SignRequest(sign_cert, sign_key, sign_chain) if sign_cert and sign_key else None
+    plan = _plan(spec, only, templates, sign)
     _echo_problems(plan.warnings)
     try:
         report = build(plan, out)

@@ -195,6 +195,15 @@ class AccountSpec(Closed):
     description: Text | None = Field(None, description="Override the account description for this account.")
 
 
+class AppleSigning(Closed):
+    certificate: Text = Field(description="Signer certificate (PEM/DER, may be followed by its chain), relative "
+                              "to the spec.")
+    key: Text = Field(description="The certificate's private key (PEM/DER), relative to the spec.")
+    chain: Text | None = Field(None, description="Intermediate certificates (PEM), relative to the spec.")
+    passphrase_env: Text = Field("MAILPROFILE_SIGN_PASSPHRASE",
+                                 description="Environment variable holding the key's passphrase, if it has one.")
+
+
 class AppleSettings(Closed):
     identifier_prefix: Identifier | None = Field(
         None, description="Reverse-DNS prefix of PayloadIdentifier; default: provider id reversed + '.mail'.")
@@ -210,6 +219,8 @@ class AppleSettings(Closed):
     prevent_move: bool = Field(False, description="PreventMove (iOS).")
     prevent_app_sheet: bool = Field(False, description="PreventAppSheet (iOS).")
     allow_mail_drop: bool | None = Field(None, description="allowMailDrop (iOS 9.2, macOS 10.12).")
+    signing: AppleSigning | None = Field(None, description="Also write a signed copy of every profile "
+                                         "(CMS, SHA-256, with the chain). CLI --sign-* options override.")
 
 
 ThunderbirdEnforce = Literal["tls_min", "incoming", "outgoing", "identity"]

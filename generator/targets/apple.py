@@ -19,6 +19,7 @@ from generator.apple_schema import validate_profile
 from generator.errors import Problem, VerificationError
 from generator.model import Server
 from generator.render import differences, render_template, xml_escape
+from generator.signing import sign_profile, unsigned_content
 from generator.targets.base import OutputFile, Target, stable_uuid
 
 # Apple's authentication vocabulary. GSSAPI and OAuth2 have no value in com.apple.mail.managed.
@@ -166,8 +167,22 @@ class AppleTarget(Target):
                                {"profile": expected, "mail": expected["PayloadContent"][0]}).encode("utf-8")
         path = f"{mailbox.email}/apple/{mailbox.email}.mobileconfig"
         self.verify(path, data, expected)
-        return [OutputFile(path=path, data=data, target=self.name, kind="mobileconfig", account=mailbox.email,
-                           secret=mailbox.password is not None)]
+        secret = mailbox.password is not None
+        files = [OutputFile(path=path, data=data, target=self.name, kind="mobileconfig", account=mailbox.email,
+                            secret=secret)]
+        if self.ctx.signing is not None:
+            signed_path = f"{mailbox.email}/apple/{mailbox.email}.signed.mobileconfig"
+            signed = sign_profile(data, self.ctx.signing)
+            # Prove what the device will install: the signed content is the verified profile, byte for byte.
+            try:
+                content = unsigned_content(signed)
+            except ValueError as exc:
+                raise VerificationError(signed_path, [f"not a CMS SignedData: {exc}"]) from None
+            if content != data:
+                raise VerificationError(signed_path, ["the signed content differs from the verified profile"])
+            files.append(OutputFile(path=signed_path, data=signed, target=self.name, kind="mobileconfig-signed",
+                                    account=mailbox.email, secret=secret))
+        return files
 
     @staticmethod
     def verify(path: str, data: bytes, expected: dict[str, Any]) -> None:

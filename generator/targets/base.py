@@ -14,6 +14,7 @@ from generator.accounts import Mailbox
 from generator.errors import Problem
 from generator.model import Spec
 from generator.render import make_environment
+from generator.signing import SigningMaterial
 from generator.spec import LoadedSpec
 
 # Root of every UUIDv5 this tool derives; never change it, or every deployed profile gets a new identity.
@@ -41,6 +42,7 @@ class OutputFile:
 class RenderContext:
     loaded: LoadedSpec
     templates: Path | None = None
+    signing: SigningMaterial | None = None
     _envs: dict[str, jinja2.Environment] = field(default_factory=dict)
 
     @property

@@ -1,0 +1,320 @@
+"""Sign Apple configuration profiles: CMS SignedData, DER, the plist as attached content.
+
+What a device needs (docs/signing.md has the sources):
+- CMS SignedData with the profile as encapsulated content, DER-encoded; the same as
+  `openssl smime -sign -nodetach -binary -outform der -certfile CHAIN`.
+- Binary mode: without it the signer canonicalises LF to CRLF and the signed plist is no longer the file we
+  rendered and verified.
+- The signer certificate *and* its intermediates inside the signature, or the device shows "Not Verified".
+- A certificate that is valid now: a profile signed with an expired certificate installs as unsigned.
+
+Signed files are not byte-identical between runs: the signed attributes carry a signingTime. The
+content inside is byte-identical (see `unsigned_content`). Signing without attributes would be
+deterministic with RSA, but no source shows that iOS/macOS accept a SignedData without signed attributes,
+so we keep the layout every documented recipe produces.
+
+Every refusal is a BuildError saying what is wrong and how to fix it. Messages name files, subjects and
+dates, never key material or the passphrase.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes, PrivateKeyTypes
+from cryptography.hazmat.primitives.serialization import pkcs7
+
+from .errors import BuildError
+
+SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+_FIX_PASSPHRASE = (
+    "set the environment variable named in the spec (or MAILPROFILE_SIGN_PASSPHRASE) to the key's passphrase"
+)
+
+
+@dataclass(frozen=True)
+class SigningMaterial:
+    """A signing identity checked by `load_signing_material`: leaf certificate, its key, intermediates."""
+
+    certificate: x509.Certificate
+    private_key: SigningKey = field(repr=False)
+    intermediates: tuple[x509.Certificate, ...] = ()
+
+
+def load_signing_material(
+    cert_path: str | Path,
+    key_path: str | Path,
+    chain_path: str | Path | None = None,
+    passphrase: bytes | None = None,
+    now: datetime | None = None,
+) -> SigningMaterial:
+    """Load and check a signing identity, or raise BuildError saying what is wrong and how to fix it.
+
+    `cert_path` holds the signer certificate (PEM or DER), optionally followed by its chain (PEM).
+    `chain_path` holds intermediates (PEM, any number). A passphrase given for an unencrypted key is ignored.
+    `now` (default: current UTC time; a naive value is taken as UTC) is the time the certificate must be
+    valid at.
+    """
+    cert_file = Path(cert_path)
+    key_file = Path(key_path)
+    certs = _load_certificates(cert_file, "signing certificate")
+    leaf, extra = certs[0], certs[1:]
+    if chain_path is not None:
+        extra += _load_certificates(Path(chain_path), "certificate chain")
+    key = _load_private_key(key_file, passphrase)
+
+    if _spki(key.public_key()) != _spki(leaf.public_key()):
+        raise BuildError(
+            f"{key_file}: this private key does not belong to the signing certificate {cert_file} "
+            f"({_subject(leaf)}) — pass the key that was generated with that certificate's request"
+        )
+
+    moment = _utc(now)
+    _check_validity(leaf, cert_file, "signing certificate", moment)
+    _check_key_usage(leaf, cert_file)
+
+    intermediates = _dedupe(leaf, extra)
+    for cert in intermediates:
+        _check_validity(cert, Path(chain_path) if chain_path else cert_file, "chain certificate", moment)
+    if intermediates:
+        _check_issuer_present(leaf, intermediates, Path(chain_path) if chain_path else cert_file)
+    return SigningMaterial(certificate=leaf, private_key=key, intermediates=intermediates)
+
+
+def sign_profile(data: bytes, material: SigningMaterial) -> bytes:
+    """Return `data` wrapped in CMS SignedData (DER, attached, SHA-256, binary) with the whole chain."""
+    builder = pkcs7.PKCS7SignatureBuilder().set_data(data).add_signer(
+        material.certificate, material.private_key, hashes.SHA256()
+    )
+    # add_certificate() must come after set_data()/add_signer(): both return a new builder that
+    # drops certificates added earlier (seen in cryptography 48 and 50.0.2).
+    for cert in material.intermediates:
+        builder = builder.add_certificate(cert)
+    der = builder.sign(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary])
+
+    embedded = {c.public_bytes(serialization.Encoding.DER) for c in pkcs7.load_der_pkcs7_certificates(der)}
+    wanted = [material.certificate, *material.intermediates]
+    missing = [c for c in wanted if c.public_bytes(serialization.Encoding.DER) not in embedded]
+    if missing:
+        raise BuildError(
+            "the signature lacks certificates it must carry ("
+            + ", ".join(_subject(c) for c in missing)
+            + ") — this is a bug in mailprofile or in the installed cryptography version; please report it"
+        )
+    return der
+
+
+_OID_SIGNED_DATA = bytes.fromhex("2a864886f70d010702")  # 1.2.840.113549.1.7.2
+_OID_DATA = bytes.fromhex("2a864886f70d010701")  # 1.2.840.113549.1.7.1
+
+
+def unsigned_content(der: bytes) -> bytes:
+    """Return the content encapsulated in a DER CMS SignedData (what the device installs).
+
+    Does not check the signature (OpenSSL does that in the tests); it proves what was signed. Raises
+    ValueError if `der` is not a SignedData with attached id-data content.
+    """
+    tag, body, rest = _tlv(der, 0)
+    if tag != 0x30 or rest != len(der):
+        raise ValueError("not a DER CMS ContentInfo (expected one SEQUENCE)")
+    tag, oid, pos = _tlv(der, body[0])
+    if tag != 0x06 or der[oid[0] : oid[1]] != _OID_SIGNED_DATA:
+        raise ValueError("CMS ContentInfo is not SignedData")
+    tag, explicit, _ = _tlv(der, pos)
+    if tag != 0xA0:
+        raise ValueError("SignedData has no [0] content")
+    tag, signed, _ = _tlv(der, explicit[0])
+    if tag != 0x30:
+        raise ValueError("SignedData is not a SEQUENCE")
+    pos = signed[0]
+    for expected in (0x02, 0x31):  # version, digestAlgorithms
+        tag, _, pos = _tlv(der, pos)
+        if tag != expected:
+            raise ValueError("malformed SignedData header")
+    tag, encap, _ = _tlv(der, pos)
+    if tag != 0x30:
+        raise ValueError("SignedData has no EncapsulatedContentInfo")
+    tag, oid, pos = _tlv(der, encap[0])
+    if tag != 0x06 or der[oid[0] : oid[1]] != _OID_DATA:
+        raise ValueError("encapsulated content is not id-data")
+    if pos >= encap[1]:
+        raise ValueError("no content inside the SignedData (a detached signature or a certificates-only bundle)")
+    tag, explicit, _ = _tlv(der, pos)
+    if tag != 0xA0:
+        raise ValueError("malformed eContent")
+    return _octets(der, explicit[0])
+
+
+def _octets(der: bytes, pos: int) -> bytes:
+    """An OCTET STRING, primitive or (as some BER writers emit) constructed from definite-length parts."""
+    tag, (start, end), _ = _tlv(der, pos)
+    if tag == 0x04:
+        return der[start:end]
+    if tag == 0x24:
+        parts = []
+        while start < end:
+            _, _, nxt = _tlv(der, start)
+            parts.append(_octets(der, start))
+            start = nxt
+        return b"".join(parts)
+    raise ValueError("eContent is not an OCTET STRING")
+
+
+def _tlv(der: bytes, pos: int) -> tuple[int, tuple[int, int], int]:
+    """Read one tag-length-value at `pos`: (tag, (value start, value end), position after it)."""
+    if pos + 2 > len(der):
+        raise ValueError("truncated DER")
+    tag, first = der[pos], der[pos + 1]
+    pos += 2
+    if first < 0x80:
+        length = first
+    elif first == 0x80:
+        raise ValueError("indefinite-length BER is not supported")
+    else:
+        count = first & 0x7F
+        if count > 4 or pos + count > len(der):
+            raise ValueError("bad DER length")
+        length = int.from_bytes(der[pos : pos + count], "big")
+        pos += count
+    if pos + length > len(der):
+        raise ValueError("truncated DER")
+    return tag, (pos, pos + length), pos + length
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise BuildError(
+            f"{path}: cannot read the {what}: {exc.strerror or exc} — check the path and its permissions"
+        ) from None
+
+
+def _load_certificates(path: Path, what: str) -> list[x509.Certificate]:
+    data = _read(path, what)
+    try:
+        if b"-----BEGIN" in data:
+            certs = x509.load_pem_x509_certificates(data)
+        else:
+            certs = [x509.load_der_x509_certificate(data)]
+    except ValueError:
+        raise BuildError(
+            f"{path}: the {what} is not a PEM or DER X.509 certificate — "
+            "pass the certificate file (-----BEGIN CERTIFICATE-----), not a key or a PKCS#12 bundle"
+        ) from None
+    return certs
+
+
+def _load_private_key(path: Path, passphrase: bytes | None) -> SigningKey:
+    data = _read(path, "signing key")
+    try:
+        key = _parse_key(data, None)
+    except TypeError:  # encrypted: cryptography says "Password was not given but private key is encrypted"
+        if passphrase is None:
+            raise BuildError(
+                f"{path}: the signing key is encrypted and no passphrase was given — {_FIX_PASSPHRASE}"
+            ) from None
+        try:
+            key = _parse_key(data, passphrase)
+        except (ValueError, TypeError):
+            raise BuildError(
+                f"{path}: the passphrase does not decrypt the signing key — check the passphrase "
+                "(the variable's value must not end with a newline)"
+            ) from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise BuildError(
+            f"{path}: the signing key is not a PEM or DER private key — export the key alone "
+            "(-----BEGIN PRIVATE KEY-----); from a .p12 use: openssl pkcs12 -in ID.p12 -nocerts -out KEY.pem"
+        ) from None
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise BuildError(
+            f"{path}: the signing key is a {type(key).__name__.removeprefix('_')}; profiles can be signed "
+            "with RSA or ECDSA keys only — use an RSA or EC signing identity"
+        )
+    return key
+
+
+def _parse_key(data: bytes, passphrase: bytes | None) -> PrivateKeyTypes:
+    if b"-----BEGIN" in data:
+        return serialization.load_pem_private_key(data, passphrase)
+    return serialization.load_der_private_key(data, passphrase)
+
+
+def _spki(key: CertificatePublicKeyTypes) -> bytes:
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _utc(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(UTC)
+    if now.tzinfo is None:
+        return now.replace(tzinfo=UTC)
+    return now.astimezone(UTC)
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _subject(cert: x509.Certificate) -> str:
+    return cert.subject.rfc4514_string() or "empty subject"
+
+
+def _check_validity(cert: x509.Certificate, path: Path, what: str, now: datetime) -> None:
+    if now > cert.not_valid_after_utc:
+        raise BuildError(
+            f"{path}: the {what} ({_subject(cert)}) expired on {_when(cert.not_valid_after_utc)} — renew it; "
+            "devices treat a profile signed with an expired certificate as unsigned"
+        )
+    if now < cert.not_valid_before_utc:
+        raise BuildError(
+            f"{path}: the {what} ({_subject(cert)}) is not valid before {_when(cert.not_valid_before_utc)} — "
+            "wait until then or check this computer's clock"
+        )
+
+
+def _check_key_usage(cert: x509.Certificate, path: Path) -> None:
+    # Only KeyUsage is enforced. ExtendedKeyUsage is not: profiles signed with TLS server certificates
+    # (serverAuth) and with Apple Developer (codeSigning) certificates are both reported as "Verified".
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return
+    if not usage.digital_signature:
+        raise BuildError(
+            f"{path}: the signing certificate ({_subject(cert)}) does not allow digital signatures "
+            "(its KeyUsage lacks digitalSignature) — use a certificate issued for signing"
+        )
+
+
+def _dedupe(leaf: x509.Certificate, certs: list[x509.Certificate]) -> tuple[x509.Certificate, ...]:
+    """Drop repeats and the leaf itself, keeping the order given (leaf's issuer usually first)."""
+    seen = {leaf.public_bytes(serialization.Encoding.DER)}
+    out: list[x509.Certificate] = []
+    for cert in certs:
+        der = cert.public_bytes(serialization.Encoding.DER)
+        if der not in seen:
+            seen.add(der)
+            out.append(cert)
+    return tuple(out)
+
+
+def _check_issuer_present(leaf: x509.Certificate, chain: tuple[x509.Certificate, ...], path: Path) -> None:
+    for cert in chain:
+        if cert.subject == leaf.issuer:
+            try:
+                leaf.verify_directly_issued_by(cert)
+            except (ValueError, TypeError, InvalidSignature):
+                continue
+            return
+    raise BuildError(
+        f"{path}: no certificate in the chain issued the signing certificate ({_subject(leaf)}, issued by "
+        f"{leaf.issuer.rfc4514_string()}) — pass the intermediate certificates of this certificate's CA"
+    )
