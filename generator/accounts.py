@@ -228,3 +228,15 @@ def load_accounts(loaded: LoadedSpec) -> list[Mailbox]:
     if source.problems:
         raise SpecError(source.problems)
     return mailboxes
+
+
+def estimate_accounts(loaded: LoadedSpec) -> int:
+    """Inline accounts plus CSV data lines: the total a progress bar shows (cheap: lines are only counted)."""
+    count = len(loaded.spec.accounts)
+    if loaded.spec.accounts_csv is not None:
+        try:
+            with (loaded.base_dir / loaded.spec.accounts_csv).open("rb") as handle:
+                count += max(sum(1 for line in handle if line.strip()) - 1, 0)
+        except OSError:
+            pass
+    return count

@@ -1,16 +1,23 @@
-"""The pipeline: lint -> stream accounts -> render + verify every target -> write into a temporary folder ->
-swap it in place of the output folder. Nothing reaches the output folder unless every account and every
-target rendered and verified; a failed run leaves the previous output untouched."""
+"""The pipeline: lint -> stream accounts -> render + verify every target (in parallel) -> write into a
+temporary folder and/or zip -> swap them in. Nothing reaches the output unless every account and every
+target rendered and verified; a failed run leaves the previous output untouched.
+
+Memory stays flat as the account list grows: accounts stream from the spec/CSV in chunks to worker
+processes, a bounded number of chunks is in flight, rendered files go straight to disk, and the manifest is
+spooled to a temporary file. Output order is the spec's account order whatever the parallelism.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
-import shutil
 import tempfile
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,12 +26,28 @@ from generator.accounts import AccountSource, Mailbox
 from generator.errors import BuildError, Problem, SpecError
 from generator.lint import lint_spec
 from generator.model import ALL_TARGETS
+from generator.output import DirSink, Sink, ZipSink
 from generator.signing import SigningMaterial, load_signing_material
 from generator.spec import LoadedSpec
 from generator.targets import OutputFile, RenderContext, Target, target_classes
+from generator.targets.mdm import CONSOLES
 
 MANIFEST = "manifest.json"
+Layout = Literal["account", "per-target"]
 Status = Literal["created", "unchanged", "changed", "removed"]
+
+# What a script needs to mail or upload a file (Content-Type). Thunderbird wants text/xml or application/xml
+# for autoconfig (FORMATS §3); iOS/macOS recognise application/x-apple-aspen-config as a profile.
+MEDIA_TYPES = {
+    "mobileconfig": "application/x-apple-aspen-config",
+    "mobileconfig-signed": "application/x-apple-aspen-config",
+    "mobileconfig-mdm": "application/x-apple-aspen-config",
+    "user.js": "application/javascript", "mozilla.cfg": "application/javascript",
+    "autoconfig.js": "application/javascript", "policies.json": "application/json",
+    "autoconfig-xml": "text/xml", "autodiscover-xml": "text/xml", "autodiscover-json": "application/json",
+    "prf": "text/plain", "reg": "text/plain",
+}
+CHUNK = 64  # accounts per task sent to a worker process
 
 
 @dataclass(frozen=True)
@@ -34,6 +57,15 @@ class FileStatus:
     secret: bool = False
 
 
+@dataclass(frozen=True)
+class SignRequest:
+    """Signing material named on the command line (wins over targets.apple.signing in the spec)."""
+
+    certificate: Path
+    key: Path
+    chain: Path | None = None
+
+
 @dataclass
 class Plan:
     """Validated spec + the targets to build + the warnings to show. Created by `prepare`."""
@@ -41,23 +73,36 @@ class Plan:
     loaded: LoadedSpec
     targets: list[Target]
     warnings: list[Problem] = field(default_factory=list)
+    mdm: str | None = None
+
+
+@dataclass
+class BuildOptions:
+    out: Path | None = None
+    zip: Path | None = None
+    layout: Layout = "account"
+    keep_going: bool = False
+    jobs: int = 0  # 0: one worker per core
+    list_limit: int | None = 200  # keep per-file statuses for display up to this many files (None: all)
+    progress: Callable[[int], None] | None = None  # called with the number of accounts just written
 
 
 @dataclass
 class BuildReport:
-    out: Path
+    out: Path | None
+    zip: Path | None = None
     accounts: int = 0
-    files: list[FileStatus] = field(default_factory=list)
+    files_written: int = 0
     bytes: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("created", "changed", "unchanged",
+                                                                           "removed"), 0))
+    files: list[FileStatus] = field(default_factory=list)  # up to list_limit entries
+    secret_files: list[str] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
-    skipped: list[Problem] = field(default_factory=list)  # accounts left out by --keep-going
+    skipped: list[Problem] = field(default_factory=list)  # accounts left out by keep_going
 
     def count(self, status: Status) -> int:
-        return sum(1 for f in self.files if f.status == status)
-
-    @property
-    def secret_files(self) -> list[str]:
-        return [f.path for f in self.files if f.secret and f.status != "removed"]
+        return self.counts[status]
 
 
 def target_names(loaded: LoadedSpec, only: Sequence[str] | None) -> list[str]:
@@ -70,15 +115,6 @@ def target_names(loaded: LoadedSpec, only: Sequence[str] | None) -> list[str]:
     if missing:
         raise BuildError(f"target {', '.join(missing)} is not available in this version")
     return sorted(set(names), key=ALL_TARGETS.index)
-
-
-@dataclass(frozen=True)
-class SignRequest:
-    """Signing material named on the command line (wins over targets.apple.signing in the spec)."""
-
-    certificate: Path
-    key: Path
-    chain: Path | None = None
 
 
 def load_signing(loaded: LoadedSpec, request: SignRequest | None) -> SigningMaterial | None:
@@ -96,29 +132,42 @@ def load_signing(loaded: LoadedSpec, request: SignRequest | None) -> SigningMate
 
 
 def prepare(loaded: LoadedSpec, only: Sequence[str] | None = None, templates: Path | None = None,
-            sign: SignRequest | None = None) -> Plan:
+            sign: SignRequest | None = None, mdm: str | None = None) -> Plan:
     """Choose targets, load signing material and lint. Raises SpecError (with every error) if the spec cannot
     be built as it is, BuildError for unusable templates or signing material."""
+    if mdm is not None:
+        if mdm not in CONSOLES:
+            raise BuildError(f"unknown MDM console {mdm}: choose from {', '.join(CONSOLES)}")
+        if only and list(only) != ["apple"]:
+            raise BuildError("MDM mode builds generic Apple profiles only; drop --only or use --only apple")
+        only = ["apple"]
     names = target_names(loaded, only)
     signing = load_signing(loaded, sign)
     if signing is not None and "apple" not in names:
         raise BuildError("signing applies to Apple profiles, but the apple target is not being built")
-    ctx = RenderContext(loaded, templates=templates, signing=signing)
+    if signing is not None and mdm is not None:
+        raise BuildError("MDM consoles want unsigned profiles (they re-sign or wrap them): drop the signing options")
+    ctx = RenderContext(loaded, templates=templates, signing=signing, mdm=mdm)
     classes = target_classes()
     targets = [classes[name](ctx) for name in names]
     problems = lint_spec(loaded)
     for target in targets:
         problems += target.lint()
+    if mdm is None and not loaded.spec.accounts and loaded.spec.accounts_csv is None:
+        problems.append(Problem(loaded.where(), "the spec has no accounts",
+                                "add an accounts list or accounts_csv (or build generic profiles with --mdm)"))
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         source = AccountSource(loaded)
         source.check_all()  # report account problems in the same run
         raise SpecError(errors + source.problems)
-    return Plan(loaded, targets, sorted(problems, key=Problem.sort_key))
+    return Plan(loaded, targets, sorted(problems, key=Problem.sort_key), mdm)
 
 
 def check(plan: Plan) -> int:
     """Validate every account without rendering. Returns the account count; raises SpecError."""
+    if plan.mdm is not None:
+        return 0
     source = AccountSource(plan.loaded)
     count = source.check_all()
     if source.problems:
@@ -133,112 +182,146 @@ def render_mailbox(targets: Sequence[Target], mailbox: Mailbox) -> list[OutputFi
     return files
 
 
-def render_all(plan: Plan, source: AccountSource) -> Iterator[OutputFile]:
-    """Every file of the build, in a deterministic order: accounts in spec order, then shared files."""
-    for mailbox in source:
-        yield from render_mailbox(plan.targets, mailbox)
-    for target in plan.targets:
-        yield from target.render_shared()
+# --- parallel rendering ----------------------------------------------------------------------------------
+# Workers are forked from the process that prepared the plan, so they inherit the validated spec, the Jinja
+# environments and the signing key without pickling them; only mailboxes go out and bytes come back.
+
+_WORKER_TARGETS: list[Target] = []
 
 
-def build(plan: Plan, out: Path, keep_going: bool = False,
-          progress: Callable[[int], None] | None = None) -> BuildReport:
-    """Render, verify and write the whole build atomically into `out`."""
-    out = out.resolve()
-    _check_output_folder(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    report = BuildReport(out=out, warnings=list(plan.warnings))
-    try:
-        source = AccountSource(plan.loaded)
-        entries = _write_files(tmp, render_all(plan, source), report, progress)
-        if source.problems and not keep_going:
-            raise SpecError(source.problems)
-        report.skipped = source.problems
-        report.accounts = _count_accounts(entries)
-        manifest = {"generator": f"mailprofile {__version__}", "spec": plan.loaded.path.name,
-                    "targets": [t.name for t in plan.targets], "accounts": report.accounts, "files": entries}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        report.files = _statuses(out, entries)
-        _swap(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+def _render_chunk(chunk: list[Mailbox]) -> list[tuple[Mailbox, list[OutputFile]]]:
+    return [(m, render_mailbox(_WORKER_TARGETS, m)) for m in chunk]
+
+
+def _chunks(source: Iterator[Mailbox]) -> Iterator[list[Mailbox]]:
+    while chunk := list(islice(source, CHUNK)):
+        yield chunk
+
+
+def rendered_accounts(plan: Plan, source: AccountSource, jobs: int) -> Iterator[tuple[Mailbox, list[OutputFile]]]:
+    """(mailbox, files) in account order, rendered in `jobs` processes with a bounded number of chunks in flight."""
+    if plan.mdm is not None:
+        return
+    chunks = _chunks(iter(source))
+    first = next(chunks, None)
+    if first is None:
+        return
+    second = next(chunks, None)
+    jobs = jobs or os.cpu_count() or 1
+    if second is None or jobs == 1:
+        for chunk in (first, second, *chunks) if second else (first,):
+            for mailbox in chunk:
+                yield mailbox, render_mailbox(plan.targets, mailbox)
+        return
+    global _WORKER_TARGETS
+    _WORKER_TARGETS = plan.targets
+    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        pending: deque[Any] = deque()
+        for chunk in (first, second, *chunks):
+            pending.append(pool.apply_async(_render_chunk, (chunk,)))
+            if len(pending) >= 4 * jobs:  # back-pressure: memory stays flat however long the list
+                yield from pending.popleft().get()
+        while pending:
+            yield from pending.popleft().get()
+
+
+# --- writing ---------------------------------------------------------------------------------------------
+
+def layout_path(f: OutputFile, layout: Layout) -> str:
+    """Where a file goes. 'per-target' puts every file of one kind in one folder (what an admin uploads in
+    bulk): apple/mobileconfig/<address>.mobileconfig, thunderbird/user.js/<address>.user.js, ..."""
+    if layout == "account" or f.account is None:
+        return f.path
+    name = f.path.rsplit("/", 1)[-1]
+    if not name.startswith(f.account):
+        name = f"{f.account}.{name}"
+    return f"{f.target}/{f.kind}/{name}"
+
+
+def build(plan: Plan, options: BuildOptions | Path) -> BuildReport:
+    """Render, verify and write the whole build atomically into options.out and/or options.zip."""
+    if isinstance(options, Path):
+        options = BuildOptions(out=options)
+    if options.out is None and options.zip is None:
+        raise BuildError("nowhere to write: give --out DIR, --zip FILE or both")
+    sinks: list[Sink] = []
+    report = BuildReport(out=options.out.resolve() if options.out else None,
+                         zip=options.zip.resolve() if options.zip else None, warnings=list(plan.warnings))
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
+        try:
+            _build_into(plan, options, report, sinks, spool)
+        except BaseException:
+            for sink in sinks:
+                sink.abort()
+            raise
     return report
 
 
-def _count_accounts(entries: list[dict[str, Any]]) -> int:
-    return len({e["account"] for e in entries if e["account"] is not None})
+def _build_into(plan: Plan, options: BuildOptions, report: BuildReport, sinks: list[Sink], spool: Any) -> None:
+    if report.out is not None:
+        sinks.append(DirSink(report.out, MANIFEST))
+    if report.zip is not None:
+        sinks.append(ZipSink(report.zip))
+    source = AccountSource(plan.loaded)
+    targets = [t.name for t in plan.targets]
+    for mailbox, files in rendered_accounts(plan, source, options.jobs):
+        for f in files:
+            _write(f, mailbox.name, sinks, spool, report, options)
+        report.accounts += 1
+        if options.progress is not None:
+            options.progress(1)
+    for target in plan.targets:
+        for f in target.render_shared():
+            _write(f, None, sinks, spool, report, options)
+    if source.problems and not options.keep_going:
+        raise SpecError(source.problems)
+    report.skipped = source.problems
+    for sink in sinks:
+        sink.add_stream(MANIFEST, _manifest(plan, report, targets, options.layout, spool))
+    for sink in sinks:
+        for path in sink.removed():
+            report.counts["removed"] += 1
+            _keep(report, options, FileStatus(path, "removed"))
+    for sink in sinks:
+        sink.commit()
 
 
-def _write_files(tmp: Path, files: Iterator[OutputFile], report: BuildReport,
-                 progress: Callable[[int], None] | None) -> list[dict[str, Any]]:
-    entries: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    last_account = None
-    for f in files:
-        if f.path in seen:
-            raise BuildError(f"two outputs share the path {f.path}")
-        seen.add(f.path)
-        dest = tmp / f.path
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        # Files that carry a password are created 0600 from the start: no window in which others can read.
-        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if f.secret else 0o644)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(f.data)
-        report.bytes += len(f.data)
-        entry = {"account": f.account, "target": f.target, "kind": f.kind, "path": f.path,
-                 "sha256": hashlib.sha256(f.data).hexdigest(), "bytes": len(f.data)}
-        if f.secret:
-            entry["secret"] = True
-        entries.append(entry)
-        if progress is not None and f.account is not None and f.account != last_account:
-            last_account = f.account
-            progress(1)
-    return entries
+def _keep(report: BuildReport, options: BuildOptions, status: FileStatus) -> None:
+    if options.list_limit is None or len(report.files) < options.list_limit:
+        report.files.append(status)
 
 
-def _check_output_folder(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise BuildError(f"{out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
-        raise BuildError(f"refusing to replace {out}: it is not empty and has no {MANIFEST}, so it is not a "
-                         "mailprofile output; choose another --out folder")
+def _write(f: OutputFile, name: str | None, sinks: list[Sink], spool: Any, report: BuildReport,
+           options: BuildOptions) -> None:
+    path = layout_path(f, options.layout)
+    status: Status = "created"
+    for sink in sinks:
+        status = sink.add(path, f.data, f.secret) or status  # the folder knows created/changed; a zip does not
+    report.counts[status] += 1
+    report.files_written += 1
+    report.bytes += len(f.data)
+    if f.secret:
+        report.secret_files.append(path)
+    _keep(report, options, FileStatus(path, status, f.secret))
+    entry: dict[str, Any] = {"account": f.account, "target": f.target, "kind": f.kind, "path": path,
+                             "sha256": hashlib.sha256(f.data).hexdigest(), "bytes": len(f.data),
+                             "media_type": MEDIA_TYPES.get(f.kind, "application/octet-stream")}
+    if name is not None:
+        entry["name"] = name
+    if f.secret:
+        entry["secret"] = True
+    spool.write(json.dumps(entry, ensure_ascii=False) + "\n")
 
 
-def _statuses(out: Path, entries: list[dict[str, Any]]) -> list[FileStatus]:
-    statuses = []
-    new_paths = set()
-    for e in entries:
-        new_paths.add(e["path"])
-        old = out / e["path"]
-        if not old.is_file():
-            status: Status = "created"
-        else:
-            status = "unchanged" if hashlib.sha256(old.read_bytes()).hexdigest() == e["sha256"] else "changed"
-        statuses.append(FileStatus(e["path"], status, bool(e.get("secret"))))
-    if out.is_dir():
-        for old in sorted(p for p in out.rglob("*") if p.is_file()):
-            rel = old.relative_to(out).as_posix()
-            if rel != MANIFEST and rel not in new_paths:
-                statuses.append(FileStatus(rel, "removed"))
-    return statuses
+def _manifest(plan: Plan, report: BuildReport, targets: list[str], layout: Layout, spool: Any) -> Iterator[bytes]:
+    """manifest.json, streamed from the spool: one file entry per line, diff-friendly, never whole in memory."""
+    head = {"generator": f"mailprofile {__version__}", "spec": plan.loaded.path.name, "targets": targets,
+            "layout": layout, "mdm": plan.mdm, "accounts": report.accounts}
+    yield (json.dumps(head, ensure_ascii=False)[:-1] + ', "files": [\n').encode("utf-8")
+    spool.seek(0)
+    first = True
+    for line in spool:
+        yield (("" if first else ",\n") + line.rstrip("\n")).encode("utf-8")
+        first = False
+    yield b"\n]}\n"
 
-
-def _swap(tmp: Path, out: Path) -> None:
-    """Replace `out` by `tmp` with renames (each atomic on one file system)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)
-    if not out.exists():
-        os.rename(tmp, out)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-    os.rmdir(old)
-    os.rename(out, old)
-    try:
-        os.rename(tmp, out)
-    except OSError:
-        os.rename(old, out)
-        raise
-    shutil.rmtree(old, ignore_errors=True)

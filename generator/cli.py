@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
 from generator import __version__
-from generator.build import Plan, SignRequest, build, check, prepare
+from generator.accounts import estimate_accounts
+from generator.build import BuildOptions, Layout, Plan, SignRequest, build, check, prepare
 from generator.errors import BuildError, Problem, SpecError, VerificationError
 from generator.model import ALL_TARGETS, Spec
 from generator.spec import load_spec
+from generator.targets.mdm import CONSOLES
 
 EXIT_BUILD = 1
 EXIT_SPEC = 2
@@ -38,9 +41,10 @@ def _fail_spec(exc: SpecError) -> None:
     sys.exit(EXIT_SPEC)
 
 
-def _plan(spec_path: str, only: str | None, templates: Path | None, sign: SignRequest | None = None) -> Plan:
+def _plan(spec_path: str, only: str | None, templates: Path | None, sign: SignRequest | None = None,
+          mdm: str | None = None) -> Plan:
     try:
-        return prepare(load_spec(spec_path), _targets(only), templates, sign)
+        return prepare(load_spec(spec_path), _targets(only), templates, sign, mdm)
     except SpecError as exc:
         _fail_spec(exc)
     except BuildError as exc:
@@ -84,14 +88,24 @@ def check_command(spec: str, only: str | None) -> None:
 
 @main.command(name="build")
 @click.argument("spec", type=click.Path(dir_okay=False))
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder; replaced as a whole when the build succeeds.")
+@click.option("--zip", "zip_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also (or instead) write the whole build as one reproducible zip archive.")
+@click.option("--layout", type=click.Choice(["account", "per-target"]), default="account", show_default=True,
+              help="account: OUT/<address>/<target>/...; per-target: OUT/<target>/<kind>/<address>... (bulk upload).")
 @click.option("--only", metavar="TARGET,...", help=ONLY_HELP)
+@click.option("--mdm", type=click.Choice(sorted(CONSOLES)),
+              help="Build one generic Apple profile per domain with this console's per-user variables.")
 @click.option("--templates", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Folder of your own templates; files there override the packaged ones, file by file.")
+@click.option("--keep-going", is_flag=True,
+              help="Write the valid accounts even if some are invalid (they are listed); default: write nothing.")
+@click.option("-j", "--jobs", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Worker processes; 0 = one per core.")
 @click.option("--list/--no-list", "list_files", default=None,
               help="Print a line per file (default: when the build has at most 200 files).")
-@click.option("-q", "--quiet", is_flag=True, help="Print only warnings, errors and the summary.")
+@click.option("-q", "--quiet", is_flag=True, help="No per-file lines and no progress bar.")
 @click.option("--sign-cert", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write signed profiles with this certificate (PEM/DER; may include the chain).")
 @click.option("--sign-key", type=click.Path(dir_okay=False, path_type=Path),
@@ -99,16 +113,25 @@ def check_command(spec: str, only: str | None) -> None:
                    "named in targets.apple.signing.passphrase_env).")
 @click.option("--sign-chain", type=click.Path(dir_okay=False, path_type=Path),
               help="Intermediate certificates (PEM) to include in each signature.")
-def build_command(spec: str, out: Path, only: str | None, templates: Path | None, list_files: bool | None,
+def build_command(spec: str, out: Path | None, zip_path: Path | None, layout: Layout, only: str | None,
+                  mdm: str | None, templates: Path | None, keep_going: bool, jobs: int, list_files: bool | None,
                   quiet: bool, sign_cert: Path | None, sign_key: Path | None, sign_chain: Path | None) -> None:
     """Build every target of SPEC into OUT (OUT/<address>/..., OUT/domains/..., OUT/manifest.json)."""
+    if out is None and zip_path is None:
+        raise click.UsageError("give --out DIR, --zip FILE, or both")
     if (sign_cert is None) != (sign_key is None) or (sign_chain is not None and sign_cert is None):
         raise click.UsageError("--sign-cert and --sign-key go together (--sign-chain needs both)")
     sign = SignRequest(sign_cert, sign_key, sign_chain) if sign_cert and sign_key else None
-    plan = _plan(spec, only, templates, sign)
+    started = time.monotonic()
+    plan = _plan(spec, only, templates, sign, mdm)
     _echo_problems(plan.warnings)
+    limit = None if list_files else 200
+    options = BuildOptions(out=out, zip=zip_path, layout=layout, keep_going=keep_going, jobs=jobs,
+                           list_limit=limit)
+    bar = Progress(estimate_accounts(plan.loaded)) if not quiet and sys.stderr.isatty() else None
+    options.progress = bar.advance if bar else None
     try:
-        report = build(plan, out)
+        report = build(plan, options)
     except SpecError as exc:
         _fail_spec(exc)
     except VerificationError as exc:
@@ -121,19 +144,54 @@ def build_command(spec: str, out: Path, only: str | None, templates: Path | None
         click.echo(f"error: {exc}", err=True)
         click.echo("nothing was written", err=True)
         sys.exit(EXIT_BUILD)
-    show = list_files if list_files is not None else len(report.files) <= 200
+    finally:
+        if bar:
+            bar.finish()
+    total = sum(report.counts.values())
+    show = list_files if list_files is not None else total <= 200
     if show and not quiet:
         for f in report.files:
             click.echo(f"{f.status:>9}  {f.path}{'  (contains a password, mode 0600)' if f.secret else ''}")
+    if report.skipped:
+        click.echo(f"skipped {len(report.skipped)} invalid account(s) (--keep-going):", err=True)
+        _echo_problems(report.skipped)
     if report.secret_files:
         click.echo(f"note: {len(report.secret_files)} file(s) contain a password and were written with mode 0600; "
                    "deliver them privately", err=True)
     counts = ", ".join(f"{report.count(s)} {s}" for s in ("created", "changed", "unchanged", "removed")
                        if report.count(s))
-    click.echo(f"built {report.accounts} account{'s' if report.accounts != 1 else ''}, "
-               f"{len([f for f in report.files if f.status != 'removed'])} files ({report.bytes} bytes) in "
-               f"{report.out}: {counts or 'nothing'}; {len(report.warnings)} warning"
-               f"{'s' if len(report.warnings) != 1 else ''}")
+    where = " and ".join(str(p) for p in (report.out, report.zip) if p is not None)
+    click.echo(f"built {report.accounts} account{'s' if report.accounts != 1 else ''}, {report.files_written} "
+               f"files ({report.bytes} bytes) in {where}: {counts or 'nothing'}; {len(report.warnings)} warning"
+               f"{'s' if len(report.warnings) != 1 else ''}; {time.monotonic() - started:.1f} s")
+
+
+class Progress:
+    """accounts done / total, rate and time left, redrawn in place on an interactive terminal (stderr)."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.started, self.drawn = total, 0, time.monotonic(), 0.0
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self.drawn >= 0.2:
+            self.drawn = now
+            self._draw(now)
+
+    def _draw(self, now: float) -> None:
+        rate = self.done / max(now - self.started, 1e-9)
+        total = max(self.total, self.done)
+        left = (total - self.done) / rate if rate else 0.0
+        width = 30
+        filled = int(width * self.done / total) if total else width
+        click.echo(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{total} accounts  {rate:,.0f}/s  "
+                   f"{left:,.0f} s left ", nl=False, err=True)
+
+    def finish(self) -> None:
+        if self.done:
+            self._draw(time.monotonic())
+            click.echo("", err=True)
 
 
 @main.command(name="schema")

@@ -53,6 +53,9 @@ class SpecError(MailprofileError):
         self.problems = sorted(problems, key=Problem.sort_key)
         super().__init__("\n".join(str(p) for p in self.problems))
 
+    def __reduce__(self) -> tuple[type[SpecError], tuple[list[Problem]]]:  # crosses process-pool boundaries
+        return (SpecError, (self.problems,))
+
 
 class VerificationError(MailprofileError):
     """A rendered file did not parse back to the values the spec asked for: a bug, or a bad template."""
@@ -61,6 +64,9 @@ class VerificationError(MailprofileError):
         self.path = path
         self.mismatches = list(mismatches)
         super().__init__(f"{path}: " + "; ".join(self.mismatches))
+
+    def __reduce__(self) -> tuple[type[VerificationError], tuple[str, list[str]]]:
+        return (VerificationError, (self.path, self.mismatches))
 
 
 class BuildError(MailprofileError):

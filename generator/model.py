@@ -7,6 +7,7 @@ client's vocabulary.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import idna
@@ -204,6 +205,17 @@ class AppleSigning(Closed):
                                  description="Environment variable holding the key's passphrase, if it has one.")
 
 
+def _removal_date(value: Any) -> Any:
+    # The YAML loader keeps dates as written; Apple's <date> is UTC, so a date without a zone is taken as UTC.
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"'{value}' is not an ISO 8601 date such as 2027-06-30T00:00:00Z") from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return value
+
+
 class AppleSettings(Closed):
     identifier_prefix: Identifier | None = Field(
         None, description="Reverse-DNS prefix of PayloadIdentifier; default: provider id reversed + '.mail'.")
@@ -219,6 +231,10 @@ class AppleSettings(Closed):
     prevent_move: bool = Field(False, description="PreventMove (iOS).")
     prevent_app_sheet: bool = Field(False, description="PreventAppSheet (iOS).")
     allow_mail_drop: bool | None = Field(None, description="allowMailDrop (iOS 9.2, macOS 10.12).")
+    removal_date: Annotated[datetime, BeforeValidator(_removal_date)] | None = Field(
+        None, description="RemovalDate: when the device removes the profile (ISO 8601; without a zone, UTC).")
+    duration_until_removal: Annotated[float, Field(gt=0)] | None = Field(
+        None, description="DurationUntilRemoval: seconds after installation until removal.")
     signing: AppleSigning | None = Field(None, description="Also write a signed copy of every profile "
                                          "(CMS, SHA-256, with the chain). CLI --sign-* options override.")
 
@@ -279,12 +295,6 @@ class Spec(Closed):
                                       "relative to the spec.")
     targets: Targets = Field(default_factory=Targets, description="Which targets to build, and their settings.")
     passwords: Passwords = Field(default_factory=Passwords, description="Opt-in: write passwords (Apple only).")
-
-    @model_validator(mode="after")
-    def _has_accounts(self) -> Spec:
-        if not self.accounts and self.accounts_csv is None:
-            raise ValueError("no accounts: add an accounts list or accounts_csv")
-        return self
 
     def servers(self) -> list[Server]:
         return [self.incoming, self.outgoing, *self.fallbacks.incoming, *self.fallbacks.outgoing]

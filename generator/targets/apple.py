@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import plistlib
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import defusedxml.ElementTree
@@ -21,6 +22,7 @@ from generator.model import Server
 from generator.render import differences, render_template, xml_escape
 from generator.signing import sign_profile, unsigned_content
 from generator.targets.base import OutputFile, Target, stable_uuid
+from generator.targets.mdm import CONSOLES, console_value
 
 # Apple's authentication vocabulary. GSSAPI and OAuth2 have no value in com.apple.mail.managed.
 AUTH = {"password": "EmailAuthPassword", "encrypted-password": "EmailAuthCRAMMD5", "ntlm": "EmailAuthNTLM",
@@ -47,8 +49,21 @@ def _plist_string(value: str) -> str:
     return f"<string>{xml_escape(value)}</string>"
 
 
+def _plist_date(value: datetime) -> str:
+    if not isinstance(value, datetime):
+        raise TypeError(f"plist_date needs a datetime, got {value!r}")
+    return f"<date>{value.strftime('%Y-%m-%dT%H:%M:%SZ')}</date>"
+
+
+def _plist_real(value: float) -> str:
+    if not isinstance(value, float):
+        raise TypeError(f"plist_real needs a float, got {value!r}")
+    return f"<real>{value!r}</real>"
+
+
 FILTERS: dict[str, Callable[..., str]] = {
-    "plist_bool": _plist_bool, "plist_int": _plist_int, "plist_string": _plist_string}
+    "plist_bool": _plist_bool, "plist_int": _plist_int, "plist_string": _plist_string, "plist_date": _plist_date,
+    "plist_real": _plist_real}
 
 
 def parse_plist(data: bytes) -> Any:
@@ -96,22 +111,58 @@ class AppleTarget(Target):
         if spec.tls_min == "1.3":
             out.append(Problem(where("tls_min"), "Apple profiles cannot require TLS 1.3; the OS decides",
                                "enforce it on the server", "warning"))
-        if spec.passwords.include:
+        if self.ctx.mdm is not None:
+            console = CONSOLES[self.ctx.mdm]
+            for section, server in (("incoming", spec.incoming), ("outgoing", spec.outgoing)):
+                try:
+                    console_value(server.username, console, "example.com")
+                except ValueError as exc:
+                    out.append(Problem(where(section, "username"), f"{section}.username: {exc}",
+                                       "use %EMAILADDRESS% or a literal user name for MDM profiles"))
+            if spec.passwords.include:
+                out.append(Problem(where("passwords", "include"), "MDM profiles are generic: they never carry "
+                                   "passwords", "set passwords.include: false for MDM builds"))
+        if spec.passwords.include and self.ctx.mdm is None:
             out.append(Problem(where("passwords", "include"), "Apple profiles will carry passwords in clear "
                                "text (Apple: only use with encrypted profiles)",
                                "deliver these files over a private channel and delete them after use", "warning"))
         return out
 
     def expected_profile(self, mailbox: Mailbox) -> dict[str, Any]:
-        """The profile as plistlib should read it back: the single source of truth for this target."""
+        """The profile of one account as plistlib should read it back: the single source of truth."""
+        spec, s = self.spec, self.settings
+        return self._profile(mailbox, identity=mailbox.email.lower(),
+                             profile_id=f"{self.identifier_prefix()}.{mailbox.email.lower()}",
+                             display=s.display_name or f"{spec.provider.display_name} – {mailbox.email}",
+                             description=s.description or f"Configures the mail account {mailbox.email}.")
+
+    def mdm_mailbox(self, domain: str) -> Mailbox:
+        """A stand-in mailbox whose address, user names and name are the console's per-user variables."""
+        console = CONSOLES[self.ctx.mdm or ""]
+        inc, out = self.spec.incoming, self.spec.outgoing
+        user = console_value(inc.username, console, domain)
+        return Mailbox(index=0, name=console.display_name, email=console.email, local=console.local or "",
+                       domain=domain, username=user,
+                       smtp_username=user if out.same_credentials else console_value(out.username, console, domain),
+                       description=None, position=self.ctx.loaded.where())
+
+    def expected_mdm_profile(self, domain: str) -> dict[str, Any]:
+        spec, s = self.spec, self.settings
+        console = CONSOLES[self.ctx.mdm or ""]
+        return self._profile(self.mdm_mailbox(domain), identity=f"mdm/{console.name}/{domain}",
+                             profile_id=f"{self.identifier_prefix()}.mdm.{console.name}.{domain}",
+                             display=s.display_name or f"{spec.provider.display_name} – {domain}",
+                             description=s.description or f"Configures your {domain} mail account.")
+
+    def _profile(self, mailbox: Mailbox, identity: str, profile_id: str, display: str,
+                 description: str) -> dict[str, Any]:
         spec, s = self.spec, self.settings
         inc, out = spec.incoming, spec.outgoing
-        profile_id = f"{self.identifier_prefix()}.{mailbox.email.lower()}"
         mail: dict[str, Any] = {
             "PayloadType": "com.apple.mail.managed",
             "PayloadVersion": 1,
             "PayloadIdentifier": f"{profile_id}.mail",
-            "PayloadUUID": stable_uuid("apple", spec.provider.id, mailbox.email.lower(), "mail"),
+            "PayloadUUID": stable_uuid("apple", spec.provider.id, identity, "mail"),
             "PayloadDisplayName": f"{spec.provider.display_name} ({mailbox.email})",
             "PayloadDescription": f"{inc.protocol.upper()} {mailbox.host(inc)}:{inc.port}, "
                                   f"SMTP {mailbox.host(out)}:{out.port}",
@@ -146,9 +197,9 @@ class AppleTarget(Target):
             "PayloadType": "Configuration",
             "PayloadVersion": 1,
             "PayloadIdentifier": profile_id,
-            "PayloadUUID": stable_uuid("apple", spec.provider.id, mailbox.email.lower(), "profile"),
-            "PayloadDisplayName": s.display_name or f"{spec.provider.display_name} – {mailbox.email}",
-            "PayloadDescription": s.description or f"Configures the mail account {mailbox.email}.",
+            "PayloadUUID": stable_uuid("apple", spec.provider.id, identity, "profile"),
+            "PayloadDisplayName": display,
+            "PayloadDescription": description,
             "PayloadOrganization": spec.provider.organization or spec.provider.display_name,
             "PayloadScope": s.scope,
             "PayloadRemovalDisallowed": s.removal_disallowed,
@@ -158,15 +209,36 @@ class AppleTarget(Target):
             profile["ConsentText"] = dict(s.consent_text)
         if s.target_device_type is not None:
             profile["TargetDeviceType"] = s.target_device_type
+        if s.removal_date is not None:
+            # plistlib reads <date> as a naive UTC datetime; the model keeps an aware one.
+            profile["RemovalDate"] = s.removal_date.astimezone(UTC).replace(tzinfo=None)
+        if s.duration_until_removal is not None:
+            profile["DurationUntilRemoval"] = float(s.duration_until_removal)
         return profile
 
-    def render_account(self, mailbox: Mailbox) -> list[OutputFile]:
-        expected = self.expected_profile(mailbox)
+    def _render(self, expected: dict[str, Any], path: str) -> bytes:
         env = self.ctx.environment(self.name, FILTERS)
         data = render_template(env, "apple/mobileconfig.xml.j2",
                                {"profile": expected, "mail": expected["PayloadContent"][0]}).encode("utf-8")
-        path = f"{mailbox.email}/apple/{mailbox.email}.mobileconfig"
         self.verify(path, data, expected)
+        return data
+
+    def render_shared(self) -> list[OutputFile]:
+        """MDM mode: one generic profile per mail domain, with the console's variables."""
+        if self.ctx.mdm is None:
+            return []
+        files = []
+        for domain in self.spec.provider.domains:
+            path = f"domains/{domain}/apple/{domain}.{self.ctx.mdm}.mobileconfig"
+            data = self._render(self.expected_mdm_profile(domain), path)
+            files.append(OutputFile(path=path, data=data, target=self.name, kind="mobileconfig-mdm", account=None))
+        return files
+
+    def render_account(self, mailbox: Mailbox) -> list[OutputFile]:
+        if self.ctx.mdm is not None:
+            return []
+        path = f"{mailbox.email}/apple/{mailbox.email}.mobileconfig"
+        data = self._render(self.expected_profile(mailbox), path)
         secret = mailbox.password is not None
         files = [OutputFile(path=path, data=data, target=self.name, kind="mobileconfig", account=mailbox.email,
                             secret=secret)]

@@ -43,6 +43,7 @@ class RenderContext:
     loaded: LoadedSpec
     templates: Path | None = None
     signing: SigningMaterial | None = None
+    mdm: str | None = None  # console name: generic per-domain profiles with the console's variables
     _envs: dict[str, jinja2.Environment] = field(default_factory=dict)
 
     @property

@@ -1,0 +1,100 @@
+"""Bundles and layouts: reproducible zips, per-target folders, manifest fields a mailing script needs,
+parallel builds equal to serial ones, --keep-going."""
+
+from __future__ import annotations
+
+import json
+import stat
+import zipfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from generator.build import CHUNK, BuildOptions, build, prepare
+from generator.cli import main
+from generator.errors import SpecError
+from generator.spec import load_spec
+from tests.test_spec_errors import BASE
+
+
+def _csv_spec(tmp_path: Path, rows: int, bad_row: int | None = None) -> Path:
+    lines = ["name,email"]
+    for i in range(rows):
+        email = f"user{i}@esempio.it" if i != bad_row else f"user{i}@esempio"
+        lines.append(f"Utente {i},{email}")
+    (tmp_path / "users.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    text = BASE.replace("accounts:\n  - name: Mario Rossi\n    email: mario.rossi@esempio.it\n",
+                        "accounts_csv: users.csv\n")
+    (tmp_path / "spec.yaml").write_text(text, encoding="utf-8")
+    return tmp_path / "spec.yaml"
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_parallel_build_is_byte_identical_to_serial(tmp_path: Path) -> None:
+    spec = _csv_spec(tmp_path, 3 * CHUNK + 5)  # several chunks, so the process pool is really used
+    serial = build(prepare(load_spec(spec)), BuildOptions(out=tmp_path / "serial", jobs=1))
+    parallel = build(prepare(load_spec(spec)), BuildOptions(out=tmp_path / "parallel", jobs=2))
+    assert serial.accounts == parallel.accounts == 3 * CHUNK + 5
+    assert _tree(tmp_path / "serial") == _tree(tmp_path / "parallel")
+    manifest = json.loads((tmp_path / "parallel" / "manifest.json").read_text())
+    assert [e["account"] for e in manifest["files"]] == [f"user{i}@esempio.it" for i in range(3 * CHUNK + 5)]
+
+
+def test_zip_is_reproducible_and_equals_the_folder(tmp_path: Path) -> None:
+    spec = _csv_spec(tmp_path, 3)
+    build(prepare(load_spec(spec)), BuildOptions(out=tmp_path / "out", zip=tmp_path / "a.zip"))
+    build(prepare(load_spec(spec)), BuildOptions(zip=tmp_path / "b.zip", jobs=2))
+    assert (tmp_path / "a.zip").read_bytes() == (tmp_path / "b.zip").read_bytes()
+    with zipfile.ZipFile(tmp_path / "a.zip") as archive:
+        members = {i.filename: archive.read(i) for i in archive.infolist()}
+        assert {i.date_time for i in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+    assert members == _tree(tmp_path / "out")
+
+
+def test_zip_with_a_password_is_0600(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MP_PW", "secret")
+    (tmp_path / "spec.yaml").write_text(BASE + "passwords:\n  include: true\n  from_env: MP_PW\n")
+    build(prepare(load_spec(tmp_path / "spec.yaml")), BuildOptions(zip=tmp_path / "p.zip"))
+    assert stat.S_IMODE((tmp_path / "p.zip").stat().st_mode) == 0o600
+    with zipfile.ZipFile(tmp_path / "p.zip") as archive:
+        modes = {i.filename: (i.external_attr >> 16) & 0o777 for i in archive.infolist()}
+    assert modes["mario.rossi@esempio.it/apple/mario.rossi@esempio.it.mobileconfig"] == 0o600
+
+
+def test_per_target_layout_groups_files_by_kind(tmp_path: Path) -> None:
+    spec = _csv_spec(tmp_path, 2)
+    build(prepare(load_spec(spec)), BuildOptions(out=tmp_path / "out", layout="per-target"))
+    assert sorted(_tree(tmp_path / "out")) == [
+        "apple/mobileconfig/user0@esempio.it.mobileconfig", "apple/mobileconfig/user1@esempio.it.mobileconfig",
+        "manifest.json"]
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["layout"] == "per-target"
+    assert manifest["files"][0] | {"sha256": "-", "bytes": 0} == {
+        "account": "user0@esempio.it", "name": "Utente 0", "target": "apple", "kind": "mobileconfig",
+        "path": "apple/mobileconfig/user0@esempio.it.mobileconfig", "sha256": "-", "bytes": 0,
+        "media_type": "application/x-apple-aspen-config"}
+
+
+def test_failure_in_a_late_csv_row_names_the_line_and_writes_nothing(tmp_path: Path) -> None:
+    spec = _csv_spec(tmp_path, 2 * CHUNK, bad_row=2 * CHUNK - 3)
+    with pytest.raises(SpecError) as info:
+        build(prepare(load_spec(spec)), BuildOptions(out=tmp_path / "out", jobs=2))
+    [problem] = info.value.problems
+    assert str(problem).startswith(f"{tmp_path / 'users.csv'}:{2 * CHUNK - 1}:")
+    assert not (tmp_path / "out").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml", "users.csv"]
+
+
+def test_keep_going_writes_the_valid_accounts_and_lists_the_rest(tmp_path: Path) -> None:
+    spec = _csv_spec(tmp_path, 5, bad_row=2)
+    result = CliRunner().invoke(main, ["build", str(spec), "--out", str(tmp_path / "out"), "--keep-going"])
+    assert result.exit_code == 0, result.output
+    assert "skipped 1 invalid account(s) (--keep-going):" in result.output
+    assert f"error: {tmp_path / 'users.csv'}:4:10: 'user2@esempio' is not in the provider's domains" in result.output
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["accounts"] == 4
+    assert "user2@esempio" not in {e["account"] for e in manifest["files"]}

@@ -1,0 +1,85 @@
+"""MDM mode: one generic profile per domain with the console's per-user variables; profile metadata."""
+
+from __future__ import annotations
+
+import plistlib
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from generator.apple_schema import validate_profile
+from generator.build import BuildOptions, build, prepare
+from generator.errors import BuildError, SpecError
+from generator.spec import load_spec
+from tests.conftest import EXAMPLES
+from tests.test_spec_errors import BASE
+
+
+@pytest.mark.parametrize(("console", "email", "name"), [
+    ("intune", "{{mail}}", "{{username}}"), ("jamf", "$EMAIL", "$FULLNAME"),
+    ("workspace-one", "{EmailAddress}", "{FirstName} {LastName}")])
+def test_generic_profile_per_domain_carries_console_variables(tmp_path: Path, console: str, email: str,
+                                                              name: str) -> None:
+    plan = prepare(load_spec(EXAMPLES / "provider-pop3.yaml"), mdm=console)
+    report = build(plan, BuildOptions(out=tmp_path / "out"))
+    assert report.accounts == 0
+    path = tmp_path / "out" / "domains" / "esempio.it" / "apple" / f"esempio.it.{console}.mobileconfig"
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*") if p.is_file()) == [path.name, "manifest.json"]
+    profile = plistlib.loads(path.read_bytes())
+    assert validate_profile(profile) == []
+    [mail] = profile["PayloadContent"]
+    assert mail["EmailAddress"] == email and mail["EmailAccountName"] == name
+    assert mail["IncomingMailServerUsername"] == mail["OutgoingMailServerUsername"] == email
+    assert mail["IncomingMailServerHostName"] == "pop3s.aruba.it"
+    assert profile["PayloadIdentifier"] == f"it.esempio.mail.mdm.{console}.esempio.it"
+    assert b"%EMAIL" not in path.read_bytes()
+
+
+def test_mdm_fills_emaildomain_hosts_with_the_profile_domain(tmp_path: Path) -> None:
+    text = BASE.replace("host: pop3s.aruba.it", "host: pop3.%EMAILDOMAIN%").replace(
+        "domains: [esempio.it]", "domains: [esempio.it, altro.it]")
+    (tmp_path / "spec.yaml").write_text(text)
+    build(prepare(load_spec(tmp_path / "spec.yaml"), mdm="intune"), BuildOptions(out=tmp_path / "out"))
+    for domain in ("esempio.it", "altro.it"):
+        data = (tmp_path / "out" / "domains" / domain / "apple" / f"{domain}.intune.mobileconfig").read_bytes()
+        assert plistlib.loads(data)["PayloadContent"][0]["IncomingMailServerHostName"] == f"pop3.{domain}"
+
+
+def test_jamf_has_no_local_part_variable(tmp_path: Path) -> None:
+    (tmp_path / "spec.yaml").write_text(BASE.replace("  security: ssl\nout", "  security: ssl\n"
+                                                     "  username: \"%EMAILLOCALPART%\"\nout"))
+    with pytest.raises(SpecError) as info:
+        prepare(load_spec(tmp_path / "spec.yaml"), mdm="jamf")
+    assert [p.message for p in info.value.problems] == [
+        "incoming.username: Jamf Pro has no variable for the part of the address before the @"]
+
+
+def test_mdm_refuses_signing_and_other_targets(tmp_path: Path) -> None:
+    with pytest.raises(BuildError, match="MDM mode builds generic Apple profiles only"):
+        prepare(load_spec(EXAMPLES / "provider-imap.yaml"), ["outlook"], mdm="jamf")
+
+
+def test_removal_date_duration_and_device_type(tmp_path: Path) -> None:
+    text = BASE.replace("targets:\n  build: [apple]\n", "targets:\n  build: [apple]\n  apple:\n"
+                        "    removal_date: 2027-06-30T12:00:00+02:00\n    duration_until_removal: 86400\n"
+                        "    target_device_type: 1\n")
+    (tmp_path / "spec.yaml").write_text(text)
+    build(prepare(load_spec(tmp_path / "spec.yaml")), BuildOptions(out=tmp_path / "out"))
+    [path] = (tmp_path / "out").rglob("*.mobileconfig")
+    profile = plistlib.loads(path.read_bytes())
+    assert profile["RemovalDate"] == datetime(2027, 6, 30, 10, 0, 0)  # UTC
+    assert profile["DurationUntilRemoval"] == 86400.0 and type(profile["DurationUntilRemoval"]) is float
+    assert profile["TargetDeviceType"] == 1
+    assert validate_profile(profile) == []
+
+
+def test_bad_removal_date_is_a_spec_error(tmp_path: Path) -> None:
+    text = BASE.replace("targets:\n  build: [apple]\n", "targets:\n  build: [apple]\n  apple:\n"
+                        "    removal_date: next summer\n    target_device_type: 9\n")
+    (tmp_path / "spec.yaml").write_text(text)
+    with pytest.raises(SpecError) as info:
+        load_spec(tmp_path / "spec.yaml")
+    assert [str(p).split(": ", 1)[1] for p in info.value.problems] == [
+        "targets.apple.removal_date: 'next summer' is not an ISO 8601 date such as 2027-06-30T00:00:00Z",
+        "targets.apple.target_device_type: 9 is not allowed — use one of: 0, 1, 2, 3, 4, 5, 6"]
