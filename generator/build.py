@@ -182,15 +182,51 @@ def render_mailbox(targets: Sequence[Target], mailbox: Mailbox) -> list[OutputFi
     return files
 
 
-# --- parallel rendering ----------------------------------------------------------------------------------
+# --- rendering and writing --------------------------------------------------------------------------------
 # Workers are forked from the process that prepared the plan, so they inherit the validated spec, the Jinja
-# environments and the signing key without pickling them; only mailboxes go out and bytes come back.
+# environments, the signing key and the output folder's sink without pickling them. They render, verify and
+# write each file into the temporary folder themselves (file creation is a large share of the work and
+# parallelises), and send back only what the manifest needs; the bytes travel back only for a zip.
 
-_WORKER_TARGETS: list[Target] = []
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """A rendered, verified file after it reached the folder sink (data kept only when a zip wants it)."""
+
+    path: str
+    target: str
+    kind: str
+    account: str | None
+    secret: bool
+    sha256: str
+    size: int
+    status: Status
+    data: bytes | None
 
 
-def _render_chunk(chunk: list[Mailbox]) -> list[tuple[Mailbox, list[OutputFile]]]:
-    return [(m, render_mailbox(_WORKER_TARGETS, m)) for m in chunk]
+@dataclass
+class _Writer:
+    dir_sink: DirSink | None
+    keep_data: bool
+    layout: Layout
+
+    def write(self, f: OutputFile) -> Written:
+        path = layout_path(f, self.layout)
+        status: Status = self.dir_sink.add(path, f.data, f.secret) if self.dir_sink else "created"
+        return Written(path, f.target, f.kind, f.account, f.secret, hashlib.sha256(f.data).hexdigest(), len(f.data),
+                       status, f.data if self.keep_data else None)
+
+    def account(self, targets: Sequence[Target], mailbox: Mailbox) -> tuple[str, list[Written]]:
+        return mailbox.name, [self.write(f) for f in render_mailbox(targets, mailbox)]
+
+
+_WORKER: tuple[list[Target], _Writer] | None = None
+
+
+def _work(chunk: list[Mailbox]) -> list[tuple[str, list[Written]]]:
+    assert _WORKER is not None
+    targets, writer = _WORKER
+    return [writer.account(targets, m) for m in chunk]
 
 
 def _chunks(source: Iterator[Mailbox]) -> Iterator[list[Mailbox]]:
@@ -198,8 +234,10 @@ def _chunks(source: Iterator[Mailbox]) -> Iterator[list[Mailbox]]:
         yield chunk
 
 
-def rendered_accounts(plan: Plan, source: AccountSource, jobs: int) -> Iterator[tuple[Mailbox, list[OutputFile]]]:
-    """(mailbox, files) in account order, rendered in `jobs` processes with a bounded number of chunks in flight."""
+def written_accounts(plan: Plan, source: AccountSource, writer: _Writer,
+                     jobs: int) -> Iterator[tuple[str, list[Written]]]:
+    """(display name, files) per account in account order, rendered and written in `jobs` processes with a
+    bounded number of chunks in flight (back-pressure keeps memory flat however long the list)."""
     if plan.mdm is not None:
         return
     chunks = _chunks(iter(source))
@@ -211,21 +249,22 @@ def rendered_accounts(plan: Plan, source: AccountSource, jobs: int) -> Iterator[
     if second is None or jobs == 1:
         for chunk in (first, second, *chunks) if second else (first,):
             for mailbox in chunk:
-                yield mailbox, render_mailbox(plan.targets, mailbox)
+                yield writer.account(plan.targets, mailbox)
         return
-    global _WORKER_TARGETS
-    _WORKER_TARGETS = plan.targets
-    with multiprocessing.get_context("fork").Pool(jobs) as pool:
-        pending: deque[Any] = deque()
-        for chunk in (first, second, *chunks):
-            pending.append(pool.apply_async(_render_chunk, (chunk,)))
-            if len(pending) >= 4 * jobs:  # back-pressure: memory stays flat however long the list
+    global _WORKER
+    _WORKER = (plan.targets, writer)
+    try:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            pending: deque[Any] = deque()
+            for chunk in (first, second, *chunks):
+                pending.append(pool.apply_async(_work, (chunk,)))
+                if len(pending) >= 4 * jobs:
+                    yield from pending.popleft().get()
+            while pending:
                 yield from pending.popleft().get()
-        while pending:
-            yield from pending.popleft().get()
+    finally:
+        _WORKER = None
 
-
-# --- writing ---------------------------------------------------------------------------------------------
 
 def layout_path(f: OutputFile, layout: Layout) -> str:
     """Where a file goes. 'per-target' puts every file of one kind in one folder (what an admin uploads in
@@ -258,24 +297,24 @@ def build(plan: Plan, options: BuildOptions | Path) -> BuildReport:
 
 
 def _build_into(plan: Plan, options: BuildOptions, report: BuildReport, sinks: list[Sink], spool: Any) -> None:
-    if report.out is not None:
-        sinks.append(DirSink(report.out, MANIFEST))
-    if report.zip is not None:
-        sinks.append(ZipSink(report.zip))
+    dir_sink = DirSink(report.out, MANIFEST) if report.out is not None else None
+    zip_sink = ZipSink(report.zip) if report.zip is not None else None
+    sinks += [s for s in (dir_sink, zip_sink) if s is not None]
+    writer = _Writer(dir_sink, keep_data=zip_sink is not None, layout=options.layout)
     source = AccountSource(plan.loaded)
-    targets = [t.name for t in plan.targets]
-    for mailbox, files in rendered_accounts(plan, source, options.jobs):
-        for f in files:
-            _write(f, mailbox.name, sinks, spool, report, options)
+    for name, files in written_accounts(plan, source, writer, options.jobs):
+        for w in files:
+            _record(w, name, zip_sink, spool, report, options)
         report.accounts += 1
         if options.progress is not None:
             options.progress(1)
     for target in plan.targets:
         for f in target.render_shared():
-            _write(f, None, sinks, spool, report, options)
+            _record(writer.write(f), None, zip_sink, spool, report, options)
     if source.problems and not options.keep_going:
         raise SpecError(source.problems)
     report.skipped = source.problems
+    targets = [t.name for t in plan.targets]
     for sink in sinks:
         sink.add_stream(MANIFEST, _manifest(plan, report, targets, options.layout, spool))
     for sink in sinks:
@@ -291,24 +330,23 @@ def _keep(report: BuildReport, options: BuildOptions, status: FileStatus) -> Non
         report.files.append(status)
 
 
-def _write(f: OutputFile, name: str | None, sinks: list[Sink], spool: Any, report: BuildReport,
-           options: BuildOptions) -> None:
-    path = layout_path(f, options.layout)
-    status: Status = "created"
-    for sink in sinks:
-        status = sink.add(path, f.data, f.secret) or status  # the folder knows created/changed; a zip does not
-    report.counts[status] += 1
+def _record(w: Written, name: str | None, zip_sink: ZipSink | None, spool: Any, report: BuildReport,
+            options: BuildOptions) -> None:
+    if zip_sink is not None:
+        assert w.data is not None
+        zip_sink.add(w.path, w.data, w.secret)
+    report.counts[w.status] += 1
     report.files_written += 1
-    report.bytes += len(f.data)
-    if f.secret:
-        report.secret_files.append(path)
-    _keep(report, options, FileStatus(path, status, f.secret))
-    entry: dict[str, Any] = {"account": f.account, "target": f.target, "kind": f.kind, "path": path,
-                             "sha256": hashlib.sha256(f.data).hexdigest(), "bytes": len(f.data),
-                             "media_type": MEDIA_TYPES.get(f.kind, "application/octet-stream")}
+    report.bytes += w.size
+    if w.secret:
+        report.secret_files.append(w.path)
+    _keep(report, options, FileStatus(w.path, w.status, w.secret))
+    entry: dict[str, Any] = {"account": w.account, "target": w.target, "kind": w.kind, "path": w.path,
+                             "sha256": w.sha256, "bytes": w.size,
+                             "media_type": MEDIA_TYPES.get(w.kind, "application/octet-stream")}
     if name is not None:
         entry["name"] = name
-    if f.secret:
+    if w.secret:
         entry["secret"] = True
     spool.write(json.dumps(entry, ensure_ascii=False) + "\n")
 

@@ -54,10 +54,15 @@ class DirSink(Sink):
         self.out = out
         self.manifest = manifest
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        self.fresh = not out.exists()  # nothing to compare with: every file is created
+        self._last_dir = ""  # files come grouped by folder; remember the last one made
 
     def _open(self, path: str, secret: bool) -> int:
-        dest = self.tmp / path
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest = f"{self.tmp}/{path}"
+        folder = dest.rpartition("/")[0]
+        if folder != self._last_dir:
+            os.makedirs(folder, exist_ok=True)
+            self._last_dir = folder
         try:
             # Files that carry a password are created 0600 from the start: no window in which others can read.
             return os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if secret else 0o644)
@@ -65,8 +70,15 @@ class DirSink(Sink):
             raise BuildError(f"two outputs share the path {path}") from None
 
     def add(self, path: str, data: bytes, secret: bool) -> Status:
-        with os.fdopen(self._open(path, secret), "wb") as handle:
-            handle.write(data)
+        fd = self._open(path, secret)
+        try:
+            view = memoryview(data)
+            while view:  # a regular file takes it all at once, but write() may legally take less
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        if self.fresh:
+            return "created"
         old = self.out / path
         if not old.is_file():
             return "created"

@@ -2,7 +2,7 @@
 
 Templates are dumb: they receive values already mapped to the client's vocabulary and escape them with the
 named filters registered by each target (`xml`, `plist_*`, `prefs_string`, ...). The environment is
-sandboxed because admins may point `--templates` at their own copies.
+sandboxed when admins point `--templates` at their own copies.
 """
 
 from __future__ import annotations
@@ -31,14 +31,19 @@ def packaged_templates() -> Path:
 
 def make_environment(override: Path | None = None,
                      filters: Mapping[str, Callable[..., Any]] | None = None) -> jinja2.Environment:
-    """Sandboxed environment; files in `override` win over the packaged ones, file by file."""
+    """Files in `override` win over the packaged ones, file by file.
+
+    With an override folder the environment is Jinja's sandbox: those templates come from outside the package.
+    The packaged templates are our own code and render without the sandbox's per-attribute checks (measured:
+    about a sixth of the render time)."""
     loaders: list[jinja2.BaseLoader] = []
     if override is not None:
         if not override.is_dir():
             raise BuildError(f"--templates {override}: not a folder")
         loaders.append(jinja2.FileSystemLoader(str(override)))
     loaders.append(jinja2.FileSystemLoader(str(packaged_templates())))
-    env = ImmutableSandboxedEnvironment(
+    kind = ImmutableSandboxedEnvironment if override is not None else jinja2.Environment
+    env = kind(
         loader=jinja2.ChoiceLoader(loaders),
         undefined=jinja2.StrictUndefined,
         autoescape=False,  # each format escapes with its own named filter
@@ -66,8 +71,22 @@ def xml_escape(value: object) -> str:
             .replace('"', "&quot;").replace("'", "&apos;"))
 
 
+def same(expected: Any, actual: Any) -> bool:
+    """Equal, types included, at every depth (True is not 1, 995 is not '995', 1.0 is not 1)."""
+    kind = type(expected)
+    if kind is not type(actual):
+        return False
+    if kind is dict:
+        return expected.keys() == actual.keys() and all(same(v, actual[k]) for k, v in expected.items())
+    if kind is list or kind is tuple:
+        return len(expected) == len(actual) and all(map(same, expected, actual))
+    return bool(expected == actual) or (kind is float and math.isnan(expected) and math.isnan(actual))
+
+
 def differences(expected: Any, actual: Any, path: str = "") -> list[str]:
     """Every place where `actual` differs from `expected`, types included (True is not 1, 995 is not '995')."""
+    if not path and same(expected, actual):  # the common case, without building a path per value
+        return []
     where = path or "(root)"
     if type(expected) is not type(actual):
         return [f"{where}: expected {type(expected).__name__} {expected!r}, found {type(actual).__name__} "
