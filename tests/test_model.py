@@ -1,0 +1,77 @@
+"""Model details: internationalised names, placeholders, YAML loading edge cases, progress output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from generator.accounts import load_accounts, split_address
+from generator.cli import Progress
+from generator.errors import SpecError
+from generator.spec import load_spec
+from generator.yamlload import load_yaml
+from tests.test_spec_errors import BASE
+
+
+def test_internationalised_names_become_a_labels(tmp_path: Path) -> None:
+    text = BASE.replace("host: pop3s.aruba.it", "host: posta.bücher.example").replace(
+        "domains: [esempio.it]", "domains: [Bücher.Example]").replace("mario.rossi@esempio.it", "mario@bücher.example")
+    (tmp_path / "spec.yaml").write_text(text, encoding="utf-8")
+    loaded = load_spec(tmp_path / "spec.yaml")
+    assert loaded.spec.incoming.host == "posta.xn--bcher-kva.example"
+    assert loaded.spec.provider.domains == ["xn--bcher-kva.example"]
+    [mailbox] = load_accounts(loaded)
+    assert (mailbox.email, mailbox.domain) == ("mario@xn--bcher-kva.example", "xn--bcher-kva.example")
+
+
+def test_placeholder_host_keeps_the_placeholder_and_encodes_the_rest(tmp_path: Path) -> None:
+    (tmp_path / "spec.yaml").write_text(BASE.replace("host: pop3s.aruba.it", "host: pöp.%EMAILDOMAIN%"))
+    loaded = load_spec(tmp_path / "spec.yaml")
+    assert loaded.spec.incoming.host == "xn--pp-fka.%EMAILDOMAIN%"
+    [mailbox] = load_accounts(loaded)
+    assert mailbox.host(loaded.spec.incoming) == "xn--pp-fka.esempio.it"
+
+
+@pytest.mark.parametrize("address", ["a@b@c", "@esempio.it", "a..b@esempio.it", ".a@esempio.it", "a/b@esempio.it",
+                                     "a b@esempio.it", "a@-bad-.example"])
+def test_invalid_addresses_are_refused(address: str) -> None:
+    with pytest.raises(ValueError):
+        split_address(address)
+
+
+def test_yaml_12_scalars_are_read_as_written() -> None:
+    doc = load_yaml("a: 995\nb: true\nc: ~\nd: '0110'\ne: 2027-01-01\nf: 1.5\ng: -3\n", "x.yaml")
+    assert doc.data == {"a": 995, "b": True, "c": None, "d": "0110", "e": "2027-01-01", "f": 1.5, "g": -3}
+    assert str(doc.where(("d",))) == "x.yaml:4:4" and str(doc.where(("d",), key=True)) == "x.yaml:4:1"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("a: 0x1F\n", "'0x1F' is read as the number 31 by YAML 1.1"),
+    ("a: 1_000\n", "'1_000' is read as the number 1000 by YAML 1.1"),
+    ("a: 1:30\n", "'1:30' is read as the number 90 by YAML 1.1"),
+    ("a: NO\n", "'NO' is a boolean in YAML 1.1 but a string in YAML 1.2"),
+    ("a: y\n", None),  # PyYAML does not resolve y/n: a plain string, fine
+    ("a: !!binary aGk=\n", "YAML tag 'tag:yaml.org,2002:binary' is not allowed in a spec"),
+    ("<<: {a: 1}\n", "complex keys and merge keys (<<) are not supported"),
+])
+def test_yaml_11_surprises(text: str, message: str | None) -> None:
+    if message is None:
+        assert load_yaml(text, "x.yaml").data == {"a": "y"}
+        return
+    with pytest.raises(SpecError) as info:
+        load_yaml(text, "x.yaml")
+    assert [p.message for p in info.value.problems] == [message]
+
+
+def test_progress_bar_shows_done_total_rate_and_time_left(capsys: pytest.CaptureFixture[str]) -> None:
+    bar = Progress(total=400)
+    bar.started -= 2.0  # as if two seconds had passed
+    bar.advance(100)
+    bar.finish()
+    err = capsys.readouterr().err
+    line = err.strip("\n").split("\r")[-1]
+    assert line.startswith("[#######.......................] 100/400 accounts  ")
+    rate = float(line.split("accounts")[1].split("/s")[0].replace(",", ""))
+    assert 40 <= rate <= 50  # 100 accounts in a little over 2 s
+    assert line.rstrip().endswith("s left")
