@@ -163,7 +163,7 @@ def build_command(spec: str, out: Path | None, zip_path: Path | None, layout: La
     where = " and ".join(str(p) for p in (report.out, report.zip) if p is not None)
     click.echo(f"built {report.accounts} account{'s' if report.accounts != 1 else ''}, {report.files_written} "
                f"files ({report.bytes} bytes) in {where}: {counts or 'nothing'}; {len(report.warnings)} warning"
-               f"{'s' if len(report.warnings) != 1 else ''}; {time.monotonic() - started:.1f} s")
+               f"{'s' if len(report.warnings) != 1 else ''}; {time.monotonic() - started:.2f} s")
 
 
 class Progress:

@@ -55,7 +55,7 @@ def test_build_prints_per_file_status_and_summary(tmp_path: Path) -> None:
     lines = first.output.splitlines()
     assert lines[0] == f"  created  {path}"
     assert re.fullmatch(re.escape(f"built 1 account, 1 files ({size} bytes) in {tmp_path / 'out'}: 1 created; "
-                                  "0 warnings; ") + r"\d+\.\d s", lines[1])
+                                  "0 warnings; ") + r"\d+\.\d\d s", lines[1])
     second = CliRunner().invoke(main, args)
     assert second.output.splitlines()[0] == f"unchanged  {path}"
 
