@@ -15,7 +15,6 @@ key (FORMATS.md §4): a typo there would otherwise go unnoticed.
 
 from __future__ import annotations
 
-import configparser
 import re
 
 BOM = b"\xff\xfe"
@@ -60,7 +59,11 @@ def encode_prf(text: str) -> bytes:
 
 
 def read_sections(data: bytes) -> PrfSections:
-    """Bytes -> {section: {key: value}} (values unquoted as Windows does), refusing duplicates and bad bytes."""
+    """Bytes -> {section: {key: value}} (values unquoted as Windows does), refusing duplicates and bad bytes.
+
+    Line by line, as Windows' profile-string API reads INI files: `[section]`, `key=value` (split at the first
+    `=`), `;` comments. Stricter than Windows where Windows would silently pick one reading (duplicates,
+    indented lines)."""
     if not data.startswith(BOM):
         raise PrfFormatError("a PRF must start with the UTF-16LE byte order mark FF FE")
     try:
@@ -69,21 +72,31 @@ def read_sections(data: bytes) -> PrfSections:
         raise PrfFormatError("the PRF is not valid UTF-16LE") from None
     if re.search(r"\r(?!\n)|(?<!\r)\n", text):
         raise PrfFormatError("every PRF line must end with CRLF")
-    parser = configparser.RawConfigParser(delimiters=("=",), comment_prefixes=(";",), inline_comment_prefixes=None,
-                                          strict=True, empty_lines_in_values=False, interpolation=None)
-    parser.optionxform = str  # type: ignore[assignment,method-assign]  # PRF keys are case-preserving
-    try:
-        parser.read_string(text)
-    except configparser.Error as exc:
-        raise PrfFormatError(f"not a valid INI file: {exc}") from None
     out: PrfSections = {}
-    for section in parser.sections():
-        values = {}
-        for key, raw in parser.items(section):
-            if "\n" in raw:  # configparser joined an indented line to the value: Windows would not
-                raise PrfFormatError(f"[{section}] {key}: a line starts with blanks (a continuation in INI)")
-            values[key] = unquote(raw)
-        out[section] = values
+    section: dict[str, str] | None = None
+    for number, line in enumerate(text.split("\r\n"), start=1):
+        if not line or line.startswith(";"):
+            continue
+        if line[0] in " \t":
+            raise PrfFormatError(f"line {number}: starts with blanks (a continuation line in INI; Windows would "
+                                 "not read it as the file means)")
+        if line.startswith("["):
+            if not line.endswith("]"):
+                raise PrfFormatError(f"line {number}: a section header must end with ]")
+            name = line[1:-1]
+            if name in out:
+                raise PrfFormatError(f"line {number}: section [{name}] appears twice")
+            section = out[name] = {}
+            continue
+        key, sep, raw = line.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise PrfFormatError(f"line {number}: expected key=value, found {line[:40]!r}")
+        if section is None:
+            raise PrfFormatError(f"line {number}: {key} comes before any [section]")
+        if key in section:
+            raise PrfFormatError(f"line {number}: {key} appears twice in its section")
+        section[key] = unquote(raw)
     return out
 
 

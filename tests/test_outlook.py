@@ -385,3 +385,22 @@ def test_names_users_and_paths_round_trip_through_every_format(name: str, user: 
 def test_templates_folder_is_complete() -> None:
     names = sorted(p.name for p in (packaged_templates() / "outlook").iterdir())
     assert names == ["account.prf.j2", "autodiscover.json.j2", "autodiscover.xml.j2", "import-prf.reg.j2"]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[A]\nk=1\n[A]\nj=2\n", "line 3: section [A] appears twice"),
+    ("k=1\n[A]\n", "line 1: k comes before any [section]"),
+    ("[A]\njust words\n", "line 2: expected key=value, found 'just words'"),
+    ("[A]\nk=1\nk=2\n", "line 3: k appears twice in its section"),
+    ("[A]\nk=1\n  continued\n", "line 3: starts with blanks"),
+    ("[A\nk=1\n", "line 1: a section header must end with ]"),
+])
+def test_prf_reader_refuses_what_windows_would_read_differently(text: str, message: str) -> None:
+    with pytest.raises(PrfFormatError, match=re.escape(message)):
+        read_sections(b"\xff\xfe" + text.replace("\n", "\r\n").encode("utf-16-le"))
+
+
+def test_prf_reader_reads_sections_keys_and_quoted_values() -> None:
+    text = '; comment\n[General]\nCustom=1\n\n[Account1]\nDisplayName=""Boss""\nEmpty=\n'
+    assert read_sections(b"\xff\xfe" + text.replace("\n", "\r\n").encode("utf-16-le")) == {
+        "General": {"Custom": "1"}, "Account1": {"DisplayName": '"Boss"', "Empty": ""}}

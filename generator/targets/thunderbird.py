@@ -323,7 +323,10 @@ def _pretty(value: Any, depth: int = 0) -> str:
         pad = "  " * (depth + 1)
         items = [f"{pad}{json.dumps(k, ensure_ascii=False)}: {_pretty(v, depth + 1)}" for k, v in value.items()]
         return "{\n" + ",\n".join(items) + "\n" + "  " * depth + "}"
-    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    return _LEAF.encode(value)
+
+
+_LEAF = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))  # built once: json.dumps makes one per call
 
 
 def _text(parent: Any, tag: str) -> str:
