@@ -8,7 +8,7 @@ sandboxed when admins point `--templates` at their own copies.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -72,15 +72,36 @@ def xml_escape(value: object) -> str:
 
 
 def same(expected: Any, actual: Any) -> bool:
-    """Equal, types included, at every depth (True is not 1, 995 is not '995', 1.0 is not 1)."""
+    """Equal, types included, at every depth (True is not 1, 995 is not '995', 1.0 is not 1).
+
+    Scalars are compared inline rather than by a call per value: this runs on every file of every build."""
     kind = type(expected)
     if kind is not type(actual):
         return False
     if kind is dict:
-        return expected.keys() == actual.keys() and all(same(v, actual[k]) for k, v in expected.items())
-    if kind is list or kind is tuple:
-        return len(expected) == len(actual) and all(map(same, expected, actual))
-    return bool(expected == actual) or (kind is float and math.isnan(expected) and math.isnan(actual))
+        if expected.keys() != actual.keys():
+            return False
+        pairs: Iterable[tuple[Any, Any]] = ((v, actual[k]) for k, v in expected.items())
+    elif kind is list or kind is tuple:
+        if len(expected) != len(actual):
+            return False
+        pairs = zip(expected, actual, strict=True)
+    else:
+        return _same_scalar(expected, actual)
+    for e, a in pairs:
+        sub = type(e)
+        if sub is not type(a):
+            return False
+        if sub is dict or sub is list or sub is tuple:
+            if not same(e, a):
+                return False
+        elif e != a and not _same_scalar(e, a):
+            return False
+    return True
+
+
+def _same_scalar(expected: Any, actual: Any) -> bool:
+    return bool(expected == actual) or (type(expected) is float and math.isnan(expected) and math.isnan(actual))
 
 
 def differences(expected: Any, actual: Any, path: str = "") -> list[str]:

@@ -66,6 +66,7 @@ class Section:
 
 class ThunderbirdTarget(Target):
     name = "thunderbird"
+    _autoconfig_js: str | None = None  # rendered and proven once per build (the same for every account)
 
     # ---- lint: what Thunderbird cannot carry -------------------------------------------------------------
     def lint(self) -> list[Problem]:
@@ -131,10 +132,7 @@ class ThunderbirdTarget(Target):
         wanted = {p.name: ("lockPref" if p.group in enforce else "defaultPref") for s in sections for p in s.prefs}
         self._check(f"{base}/mozilla.cfg", wanted, functions)
 
-        autoconfig_js = render_template(env, "thunderbird/autoconfig.js.j2", {"filename": CFG_FILENAME})
-        activation = self._read(f"{base}/autoconfig.js", lambda: read_prefs(autoconfig_js, ("pref",)))
-        self._check(f"{base}/autoconfig.js", {"general.config.filename": CFG_FILENAME,
-                                              "general.config.obscure_value": 0}, as_dict(activation))
+        autoconfig_js = self._activation(env, f"{base}/autoconfig.js")
 
         policies = self._policies(sections, enforce)
         policies_json = render_template(env, "thunderbird/policies.json.j2", {"policies": policies})
@@ -148,6 +146,16 @@ class ThunderbirdTarget(Target):
                 self._file(f"{base}/mozilla.cfg", cfg, "mozilla.cfg", mailbox.email),
                 self._file(f"{base}/autoconfig.js", autoconfig_js, "autoconfig.js", mailbox.email),
                 self._file(f"{base}/policies.json", policies_json, "policies.json", mailbox.email)]
+
+    def _activation(self, env: Any, path: str) -> str:
+        """autoconfig.js is the same for every account: rendered and proven once per build."""
+        if self._autoconfig_js is None:
+            text = render_template(env, "thunderbird/autoconfig.js.j2", {"filename": CFG_FILENAME})
+            activation = self._read(path, lambda: read_prefs(text, ("pref",)))
+            self._check(path, {"general.config.filename": CFG_FILENAME, "general.config.obscure_value": 0},
+                        as_dict(activation))
+            self._autoconfig_js = text
+        return self._autoconfig_js
 
     def sections(self, mailbox: Mailbox) -> list[Section]:
         """Every pref of one account, in Thunderbird's vocabulary, grouped for readable output."""
