@@ -47,6 +47,14 @@ MEDIA_TYPES = {
     "autoconfig-xml": "text/xml", "autodiscover-xml": "text/xml", "autodiscover-json": "application/json",
     "prf": "text/plain", "reg": "text/plain",
 }
+
+# Which target makes each kind of file (for --kinds).
+KIND_TARGET = {
+    "mobileconfig": "apple", "mobileconfig-signed": "apple", "mobileconfig-mdm": "apple",
+    "user.js": "thunderbird", "mozilla.cfg": "thunderbird", "autoconfig.js": "thunderbird",
+    "policies.json": "thunderbird", "autoconfig-xml": "thunderbird",
+    "prf": "outlook", "reg": "outlook", "autodiscover-xml": "outlook", "autodiscover-json": "outlook",
+}
 CHUNK = 64  # accounts per task sent to a worker process
 
 
@@ -132,9 +140,21 @@ def load_signing(loaded: LoadedSpec, request: SignRequest | None) -> SigningMate
 
 
 def prepare(loaded: LoadedSpec, only: Sequence[str] | None = None, templates: Path | None = None,
-            sign: SignRequest | None = None, mdm: str | None = None) -> Plan:
+            sign: SignRequest | None = None, mdm: str | None = None, kinds: Sequence[str] | None = None) -> Plan:
     """Choose targets, load signing material and lint. Raises SpecError (with every error) if the spec cannot
-    be built as it is, BuildError for unusable templates or signing material."""
+    be built as it is, BuildError for unusable templates or signing material.
+
+    `kinds` narrows the build to some kinds of file (e.g. only autodiscover-xml for a web server); the
+    targets that make them are chosen unless `only` names them already."""
+    if kinds:
+        unknown = [k for k in kinds if k not in KIND_TARGET]
+        if unknown:
+            raise BuildError(f"unknown kind {', '.join(unknown)}: choose from {', '.join(KIND_TARGET)}")
+        owners = sorted({KIND_TARGET[k] for k in kinds}, key=ALL_TARGETS.index)
+        if only and not set(owners) <= set(only):
+            raise BuildError(f"--kinds {','.join(kinds)} needs the targets {', '.join(owners)}, which --only leaves "
+                             "out")
+        only = owners
     if mdm is not None:
         if mdm not in CONSOLES:
             raise BuildError(f"unknown MDM console {mdm}: choose from {', '.join(CONSOLES)}")
@@ -147,7 +167,8 @@ def prepare(loaded: LoadedSpec, only: Sequence[str] | None = None, templates: Pa
         raise BuildError("signing applies to Apple profiles, but the apple target is not being built")
     if signing is not None and mdm is not None:
         raise BuildError("MDM consoles want unsigned profiles (they re-sign or wrap them): drop the signing options")
-    ctx = RenderContext(loaded, templates=templates, signing=signing, mdm=mdm)
+    ctx = RenderContext(loaded, templates=templates, signing=signing, mdm=mdm,
+                        kinds=frozenset(kinds) if kinds else None)
     classes = target_classes()
     targets = [classes[name](ctx) for name in names]
     problems = lint_spec(loaded)

@@ -13,7 +13,7 @@ import click
 
 from generator import __version__
 from generator.accounts import estimate_accounts
-from generator.build import BuildOptions, Layout, Plan, SignRequest, build, check, prepare
+from generator.build import KIND_TARGET, BuildOptions, Layout, Plan, SignRequest, build, check, prepare
 from generator.errors import BuildError, Problem, SpecError, VerificationError
 from generator.model import ALL_TARGETS, Spec
 from generator.spec import load_spec
@@ -42,9 +42,9 @@ def _fail_spec(exc: SpecError) -> None:
 
 
 def _plan(spec_path: str, only: str | None, templates: Path | None, sign: SignRequest | None = None,
-          mdm: str | None = None) -> Plan:
+          mdm: str | None = None, kinds: str | None = None) -> Plan:
     try:
-        return prepare(load_spec(spec_path), _targets(only), templates, sign, mdm)
+        return prepare(load_spec(spec_path), _targets(only), templates, sign, mdm, _targets(kinds))
     except SpecError as exc:
         _fail_spec(exc)
     except BuildError as exc:
@@ -95,6 +95,8 @@ def check_command(spec: str, only: str | None) -> None:
 @click.option("--layout", type=click.Choice(["account", "per-target"]), default="account", show_default=True,
               help="account: OUT/<address>/<target>/...; per-target: OUT/<target>/<kind>/<address>... (bulk upload).")
 @click.option("--only", metavar="TARGET,...", help=ONLY_HELP)
+@click.option("--kinds", metavar="KIND,...",
+              help=f"Build only these kinds of file ({', '.join(KIND_TARGET)}).")
 @click.option("--mdm", type=click.Choice(sorted(CONSOLES)),
               help="Build one generic Apple profile per domain with this console's per-user variables.")
 @click.option("--templates", type=click.Path(file_okay=False, exists=True, path_type=Path),
@@ -114,8 +116,9 @@ def check_command(spec: str, only: str | None) -> None:
 @click.option("--sign-chain", type=click.Path(dir_okay=False, path_type=Path),
               help="Intermediate certificates (PEM) to include in each signature.")
 def build_command(spec: str, out: Path | None, zip_path: Path | None, layout: Layout, only: str | None,
-                  mdm: str | None, templates: Path | None, keep_going: bool, jobs: int, list_files: bool | None,
-                  quiet: bool, sign_cert: Path | None, sign_key: Path | None, sign_chain: Path | None) -> None:
+                  kinds: str | None, mdm: str | None, templates: Path | None, keep_going: bool, jobs: int,
+                  list_files: bool | None, quiet: bool, sign_cert: Path | None, sign_key: Path | None,
+                  sign_chain: Path | None) -> None:
     """Build every target of SPEC into OUT (OUT/<address>/..., OUT/domains/..., OUT/manifest.json)."""
     if out is None and zip_path is None:
         raise click.UsageError("give --out DIR, --zip FILE, or both")
@@ -123,7 +126,7 @@ def build_command(spec: str, out: Path | None, zip_path: Path | None, layout: La
         raise click.UsageError("--sign-cert and --sign-key go together (--sign-chain needs both)")
     sign = SignRequest(sign_cert, sign_key, sign_chain) if sign_cert and sign_key else None
     started = time.monotonic()
-    plan = _plan(spec, only, templates, sign, mdm)
+    plan = _plan(spec, only, templates, sign, mdm, kinds)
     _echo_problems(plan.warnings)
     limit = None if list_files else 200
     options = BuildOptions(out=out, zip=zip_path, layout=layout, keep_going=keep_going, jobs=jobs,

@@ -98,3 +98,28 @@ def test_keep_going_writes_the_valid_accounts_and_lists_the_rest(tmp_path: Path)
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["accounts"] == 4
     assert "user2@esempio" not in {e["account"] for e in manifest["files"]}
+
+
+def test_kinds_build_only_the_files_asked_for(tmp_path: Path) -> None:
+    from tests.conftest import EXAMPLES
+
+    result = CliRunner().invoke(main, ["build", str(EXAMPLES / "provider-pop3.yaml"), "--out", str(tmp_path / "o"),
+                                       "--kinds", "autodiscover-xml,autoconfig-xml", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.relative_to(tmp_path / "o").as_posix() for p in (tmp_path / "o").rglob("*") if p.is_file()) == [
+        "domains/esempio.it/config-v1.1.xml", "manifest.json", "mario.rossi@esempio.it/outlook/autodiscover.xml"]
+    golden = Path(__file__).parent / "golden" / "provider-pop3"
+    for rel in ("domains/esempio.it/config-v1.1.xml", "mario.rossi@esempio.it/outlook/autodiscover.xml"):
+        assert (tmp_path / "o" / rel).read_bytes() == (golden / rel).read_bytes()
+
+
+def test_unknown_kind_and_conflicting_only_are_refused(tmp_path: Path) -> None:
+    from tests.conftest import EXAMPLES
+
+    spec = str(EXAMPLES / "provider-pop3.yaml")
+    result = CliRunner().invoke(main, ["build", spec, "--out", str(tmp_path / "o"), "--kinds", "plist"])
+    assert result.exit_code == 1 and "error: unknown kind plist: choose from mobileconfig" in result.output
+    result = CliRunner().invoke(main, ["build", spec, "--out", str(tmp_path / "o"), "--kinds", "prf",
+                                       "--only", "apple"])
+    assert result.exit_code == 1
+    assert "error: --kinds prf needs the targets outlook, which --only leaves out" in result.output

@@ -257,7 +257,7 @@ class AppleTarget(Target):
 
     def render_shared(self) -> list[OutputFile]:
         """MDM mode: one generic profile per mail domain, with the console's variables."""
-        if self.ctx.mdm is None:
+        if self.ctx.mdm is None or not self.wants("mobileconfig-mdm"):
             return []
         files = []
         for domain in self.spec.provider.domains:
@@ -267,14 +267,14 @@ class AppleTarget(Target):
         return files
 
     def render_account(self, mailbox: Mailbox) -> list[OutputFile]:
-        if self.ctx.mdm is not None:
+        if self.ctx.mdm is not None or not (self.wants("mobileconfig") or self.wants("mobileconfig-signed")):
             return []
         path = f"{mailbox.email}/apple/{mailbox.email}.mobileconfig"
         data = self._render(self.expected_profile(mailbox), path)
         secret = mailbox.password is not None
         files = [OutputFile(path=path, data=data, target=self.name, kind="mobileconfig", account=mailbox.email,
-                            secret=secret)]
-        if self.ctx.signing is not None:
+                            secret=secret)] if self.wants("mobileconfig") else []
+        if self.ctx.signing is not None and self.wants("mobileconfig-signed"):
             signed_path = f"{mailbox.email}/apple/{mailbox.email}.signed.mobileconfig"
             signed = sign_profile(data, self.ctx.signing)
             # Prove what the device will install: the signed content is the verified profile, byte for byte.

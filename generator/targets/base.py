@@ -44,6 +44,7 @@ class RenderContext:
     templates: Path | None = None
     signing: SigningMaterial | None = None
     mdm: str | None = None  # console name: generic per-domain profiles with the console's variables
+    kinds: frozenset[str] | None = None  # build only these kinds of file (None: all)
     _envs: dict[str, jinja2.Environment] = field(default_factory=dict)
 
     @property
@@ -65,6 +66,10 @@ class Target:
     def __init__(self, ctx: RenderContext) -> None:
         self.ctx = ctx
         self.spec = ctx.spec
+
+    def wants(self, kind: str) -> bool:
+        """Whether this build asks for files of `kind` (targets skip rendering the others)."""
+        return self.ctx.kinds is None or kind in self.ctx.kinds
 
     def lint(self) -> list[Problem]:
         """Problems specific to this target: what it cannot carry (warnings) or cannot express (errors)."""

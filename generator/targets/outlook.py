@@ -296,28 +296,35 @@ class OutlookTarget(Target):
         section, account_type, prefix = PRF_ACCOUNT[protocol]
         account = self.prf_account(mailbox)
         leave = account.get("LeaveOnServer")
-        prf_text = render_template(env, "outlook/account.prf.j2", {
-            "profile_name": self.settings.profile_name, "section": section, "account_type": account_type,
-            "prefix": prefix, "account": account, "mapping": prf_mapping(protocol),
-            "leave_on_server": prf_long(leave) if isinstance(leave, int) else None})
-        reg_text = render_template(env, "outlook/import-prf.reg.j2", {
-            "outlook_key": OUTLOOK_KEY, "setup_key": SETUP_KEY,
-            "import_prf": prf_path(self.settings, mailbox.email), "force_pst_path": self.settings.force_pst_path,
-            "disable_simplified": self.settings.disable_simplified_account_creation})
-        xml_text = render_template(env, "outlook/autodiscover.xml.j2", {
-            "display_name": mailbox.name, "protocols": self.protocols(mailbox)})
-        files = [
-            self._file(f"{base}/{mailbox.email}.prf", _encode(encode_prf, prf_text, "prf"), "prf", mailbox),
-            self._file(f"{base}/import-prf.reg", _encode(encode_reg, reg_text, "reg"), "reg", mailbox),
-            self._file(f"{base}/autodiscover.xml", xml_text.encode("utf-8"), "autodiscover-xml", mailbox),
-        ]
-        self._verify_prf(files[0], self.expected_prf(mailbox))
-        self._verify_reg(files[1], self.expected_reg(mailbox))
-        self._verify_autodiscover(files[2], self.expected_autodiscover(mailbox))
+        files = []
+        if self.wants("prf"):
+            prf_text = render_template(env, "outlook/account.prf.j2", {
+                "profile_name": self.settings.profile_name, "section": section, "account_type": account_type,
+                "prefix": prefix, "account": account, "mapping": prf_mapping(protocol),
+                "leave_on_server": prf_long(leave) if isinstance(leave, int) else None})
+            prf = self._file(f"{base}/{mailbox.email}.prf", _encode(encode_prf, prf_text, "prf"), "prf", mailbox)
+            self._verify_prf(prf, self.expected_prf(mailbox))
+            files.append(prf)
+        if self.wants("reg"):
+            reg_text = render_template(env, "outlook/import-prf.reg.j2", {
+                "outlook_key": OUTLOOK_KEY, "setup_key": SETUP_KEY,
+                "import_prf": prf_path(self.settings, mailbox.email), "force_pst_path": self.settings.force_pst_path,
+                "disable_simplified": self.settings.disable_simplified_account_creation})
+            reg = self._file(f"{base}/import-prf.reg", _encode(encode_reg, reg_text, "reg"), "reg", mailbox)
+            self._verify_reg(reg, self.expected_reg(mailbox))
+            files.append(reg)
+        if self.wants("autodiscover-xml"):
+            xml_text = render_template(env, "outlook/autodiscover.xml.j2", {
+                "display_name": mailbox.name, "protocols": self.protocols(mailbox)})
+            xml = self._file(f"{base}/autodiscover.xml", xml_text.encode("utf-8"), "autodiscover-xml", mailbox)
+            self._verify_autodiscover(xml, self.expected_autodiscover(mailbox))
+            files.append(xml)
         return files
 
     def render_shared(self) -> list[OutputFile]:
         """Per domain: the answer Microsoft 365 builds ask for before the POX request (FORMATS.md §4)."""
+        if not self.wants("autodiscover-json"):
+            return []
         env = self.ctx.environment(self.name, FILTERS)
         out = []
         for domain in self.spec.provider.domains:

@@ -109,6 +109,8 @@ class ThunderbirdTarget(Target):
 
     # ---- per account -------------------------------------------------------------------------------------
     def render_account(self, mailbox: Mailbox) -> list[OutputFile]:
+        if not any(self.wants(k) for k in ("user.js", "mozilla.cfg", "autoconfig.js", "policies.json")):
+            return []
         sections = self.sections(mailbox)
         expected = {p.name: p.value for s in sections for p in s.prefs}
         enforce: set[str] = set(self.spec.targets.thunderbird.enforce)
@@ -117,35 +119,41 @@ class ThunderbirdTarget(Target):
                                                "js_value": js_value, "json": _json, "xml": xml_escape})
         common = {"sections": sections, "provider": self.spec.provider.display_name, "email": mailbox.email}
 
-        user_js = render_template(env, "thunderbird/user.js.j2", common)
-        calls = self._read(f"{base}/user.js", lambda: read_prefs(user_js, ("user_pref",)))
-        self._check(f"{base}/user.js", expected, as_dict(calls))
+        files = []
+        if self.wants("user.js"):
+            user_js = render_template(env, "thunderbird/user.js.j2", common)
+            calls = self._read(f"{base}/user.js", lambda: read_prefs(user_js, ("user_pref",)))
+            self._check(f"{base}/user.js", expected, as_dict(calls))
+            files.append(self._file(f"{base}/user.js", user_js, "user.js", mailbox.email))
 
-        # defaultPref: the user may change it; lockPref: what targets.thunderbird.enforce names (FORMATS §2).
-        cfg_sections = [{"title": s.title, "calls": [{"function": "lockPref" if p.group in enforce else
-                                                       "defaultPref", "name": p.name, "value": p.value}
-                                                      for p in s.prefs]} for s in sections]
-        cfg = render_template(env, "thunderbird/mozilla.cfg.j2", {**common, "sections": cfg_sections})
-        cfg_calls = self._read(f"{base}/mozilla.cfg", lambda: read_cfg(cfg))
-        self._check(f"{base}/mozilla.cfg", expected, as_dict(cfg_calls))
-        functions = {c.name: c.function for c in cfg_calls}
-        wanted = {p.name: ("lockPref" if p.group in enforce else "defaultPref") for s in sections for p in s.prefs}
-        self._check(f"{base}/mozilla.cfg", wanted, functions)
+        if self.wants("mozilla.cfg"):
+            # defaultPref: the user may change it; lockPref: what targets.thunderbird.enforce names (FORMATS §2).
+            cfg_sections = [{"title": s.title, "calls": [{"function": "lockPref" if p.group in enforce else
+                                                           "defaultPref", "name": p.name, "value": p.value}
+                                                          for p in s.prefs]} for s in sections]
+            cfg = render_template(env, "thunderbird/mozilla.cfg.j2", {**common, "sections": cfg_sections})
+            cfg_calls = self._read(f"{base}/mozilla.cfg", lambda: read_cfg(cfg))
+            self._check(f"{base}/mozilla.cfg", expected, as_dict(cfg_calls))
+            functions = {c.name: c.function for c in cfg_calls}
+            wanted = {p.name: ("lockPref" if p.group in enforce else "defaultPref")
+                      for s in sections for p in s.prefs}
+            self._check(f"{base}/mozilla.cfg", wanted, functions)
+            files.append(self._file(f"{base}/mozilla.cfg", cfg, "mozilla.cfg", mailbox.email))
 
-        autoconfig_js = self._activation(env, f"{base}/autoconfig.js")
+        if self.wants("autoconfig.js"):
+            autoconfig_js = self._activation(env, f"{base}/autoconfig.js")
+            files.append(self._file(f"{base}/autoconfig.js", autoconfig_js, "autoconfig.js", mailbox.email))
 
-        policies = self._policies(sections, enforce)
-        policies_json = render_template(env, "thunderbird/policies.json.j2", {"policies": policies})
-        try:
-            parsed = json.loads(policies_json)
-        except json.JSONDecodeError as exc:
-            raise VerificationError(f"{base}/policies.json", [f"not JSON: {exc}"]) from None
-        self._check(f"{base}/policies.json", policies, parsed)
-
-        return [self._file(f"{base}/user.js", user_js, "user.js", mailbox.email),
-                self._file(f"{base}/mozilla.cfg", cfg, "mozilla.cfg", mailbox.email),
-                self._file(f"{base}/autoconfig.js", autoconfig_js, "autoconfig.js", mailbox.email),
-                self._file(f"{base}/policies.json", policies_json, "policies.json", mailbox.email)]
+        if self.wants("policies.json"):
+            policies = self._policies(sections, enforce)
+            policies_json = render_template(env, "thunderbird/policies.json.j2", {"policies": policies})
+            try:
+                parsed = json.loads(policies_json)
+            except json.JSONDecodeError as exc:
+                raise VerificationError(f"{base}/policies.json", [f"not JSON: {exc}"]) from None
+            self._check(f"{base}/policies.json", policies, parsed)
+            files.append(self._file(f"{base}/policies.json", policies_json, "policies.json", mailbox.email))
+        return files
 
     def _activation(self, env: Any, path: str) -> str:
         """autoconfig.js is the same for every account: rendered and proven once per build."""
@@ -248,6 +256,8 @@ class ThunderbirdTarget(Target):
     # ---- per domain --------------------------------------------------------------------------------------
     def render_shared(self) -> list[OutputFile]:
         spec = self.spec
+        if not self.wants("autoconfig-xml"):
+            return []
         for server in [spec.incoming, *spec.fallbacks.incoming]:
             if server.authentication == "none":
                 raise BuildError("config-v1.1.xml: an incoming server with authentication: none makes "
