@@ -57,39 +57,42 @@ def synthesise(folder: Path, n: int) -> Path:
     return folder / "spec.yaml"
 
 
+def _descendants(pid: int) -> list[int]:
+    """pid and every process below it, from /proc/<pid>/task/*/children (no scan of all of /proc)."""
+    out, stack = [], [pid]
+    while stack:
+        current = stack.pop()
+        out.append(current)
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as f:
+                    stack.extend(int(child) for child in f.read().split())
+        except OSError:
+            continue
+    return out
+
+
 def _tree_rss_kib(root_pid: int) -> tuple[int, int]:
     """Sums of RSS and of PSS over root_pid and all its descendants (from /proc). RSS counts the pages that
     forked workers share with the main process once per process (an over-estimate); PSS splits them."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    pss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    total_rss = total_pss = 0
+    for pid in _descendants(root_pid):
         try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/smaps_rollup") as f:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
                 for line in f:
                     if line.startswith("Rss:"):
-                        rss[int(entry)] = int(line.split()[1])
+                        total_rss += int(line.split()[1])
                     elif line.startswith("Pss:"):
-                        pss[int(entry)] = int(line.split()[1])
+                        total_pss += int(line.split()[1])
                         break
-        except (OSError, ValueError, IndexError):
+        except (OSError, ValueError):
             continue
-        children.setdefault(ppid, []).append(int(entry))
-    total_rss, total_pss, stack = 0, 0, [root_pid]
-    while stack:
-        pid = stack.pop()
-        total_rss += rss.get(pid, 0)
-        total_pss += pss.get(pid, 0)
-        stack.extend(children.get(pid, []))
     return total_rss, total_pss
 
 
 def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float, str]:
-    """Wall seconds, peak RSS and peak PSS (MB) of the process tree, sampled every 20 ms."""
+    """Wall seconds, peak RSS and peak PSS (MB) of the process tree, sampled every 100 ms (cheaply: the
+    sampler shares the machine with what it measures)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     peak, peak_pss = 0, 0
@@ -100,7 +103,7 @@ def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[flo
         while not done.is_set():
             rss, pss = _tree_rss_kib(proc.pid)
             peak, peak_pss = max(peak, rss), max(peak_pss, pss)
-            time.sleep(0.02)
+            time.sleep(0.1)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()

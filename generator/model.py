@@ -295,6 +295,3 @@ class Spec(Closed):
                                       "relative to the spec.")
     targets: Targets = Field(default_factory=Targets, description="Which targets to build, and their settings.")
     passwords: Passwords = Field(default_factory=Passwords, description="Opt-in: write passwords (Apple only).")
-
-    def servers(self) -> list[Server]:
-        return [self.incoming, self.outgoing, *self.fallbacks.incoming, *self.fallbacks.outgoing]

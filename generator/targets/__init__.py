@@ -1,5 +1,5 @@
 """Output targets. Each module maps the model to one client's vocabulary, renders its templates and proves
-every file by parsing it back. `TARGETS` is the registry the build walks, in this order."""
+every file by parsing it back. `target_classes()` is the registry the build walks, in this order."""
 
 from __future__ import annotations
 
@@ -7,22 +7,12 @@ from generator.targets.base import OutputFile, RenderContext, Target
 
 
 def target_classes() -> dict[str, type[Target]]:
+    # Imported here, not at module level: the target modules import generator.targets.base themselves.
     from generator.targets.apple import AppleTarget
+    from generator.targets.outlook import OutlookTarget
+    from generator.targets.thunderbird import ThunderbirdTarget
 
-    classes: dict[str, type[Target]] = {"apple": AppleTarget}
-    try:
-        from generator.targets.thunderbird import ThunderbirdTarget
-
-        classes["thunderbird"] = ThunderbirdTarget
-    except ImportError:  # pragma: no cover - target not built yet in this checkout
-        pass
-    try:
-        from generator.targets.outlook import OutlookTarget
-
-        classes["outlook"] = OutlookTarget
-    except ImportError:  # pragma: no cover
-        pass
-    return classes
+    return {"apple": AppleTarget, "thunderbird": ThunderbirdTarget, "outlook": OutlookTarget}
 
 
 __all__ = ["OutputFile", "RenderContext", "Target", "target_classes"]
