@@ -17,7 +17,7 @@ import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any, Literal
 
@@ -232,8 +232,10 @@ def rendered_accounts(plan: Plan, source: AccountSource, jobs: int) -> Iterator[
         return
     second = next(chunks, None)
     jobs = jobs or os.cpu_count() or 1
+    # chain(), never (first, second, *chunks): unpacking would read the whole account list into memory.
+    stream = chain([first], [second] if second is not None else [], chunks)
     if second is None or jobs == 1:
-        for chunk in (first, second, *chunks) if second else (first,):
+        for chunk in stream:
             for mailbox in chunk:
                 yield mailbox.name, render_mailbox(plan.targets, mailbox)
         return
@@ -242,7 +244,7 @@ def rendered_accounts(plan: Plan, source: AccountSource, jobs: int) -> Iterator[
     try:
         with multiprocessing.get_context("fork").Pool(jobs) as pool:
             pending: deque[Any] = deque()
-            for chunk in (first, second, *chunks):
+            for chunk in stream:
                 pending.append(pool.apply_async(_work, (chunk,)))
                 if len(pending) >= 4 * jobs:
                     yield from pending.popleft().get()

@@ -123,3 +123,21 @@ def test_unknown_kind_and_conflicting_only_are_refused(tmp_path: Path) -> None:
                                        "--only", "apple"])
     assert result.exit_code == 1
     assert "error: --kinds prf needs the targets outlook, which --only leaves out" in result.output
+
+
+def test_accounts_stream_memory_does_not_grow_with_the_list(tmp_path: Path) -> None:
+    """Python heap peak of a build, 500 vs 2,500 accounts: only the duplicate check may grow (~130 bytes
+    per address). Holding every mailbox (a bug this test caught once) grows it by ~600 bytes per account."""
+    import tracemalloc
+
+    peaks = []
+    for n in (500, 2500):
+        folder = tmp_path / str(n)
+        folder.mkdir()
+        spec = _csv_spec(folder, n)
+        plan = prepare(load_spec(spec), ["apple"])
+        tracemalloc.start()
+        build(plan, BuildOptions(out=folder / "out", jobs=1))
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[1] - peaks[0] < 2000 * 300, f"heap peak grew {(peaks[1] - peaks[0]) / 2000:.0f} bytes per account"
