@@ -16,7 +16,7 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from generator.errors import BuildError
+from generator.errors import BuildError, VerificationError
 
 
 @cache
@@ -102,6 +102,13 @@ def same(expected: Any, actual: Any) -> bool:
 
 def _same_scalar(expected: Any, actual: Any) -> bool:
     return bool(expected == actual) or (type(expected) is float and math.isnan(expected) and math.isnan(actual))
+
+
+def prove(path: str, expected: Any, actual: Any) -> None:
+    """The last step of render-then-prove for every target: raise VerificationError on any difference."""
+    mismatches = differences(expected, actual)
+    if mismatches:
+        raise VerificationError(path, mismatches)
 
 
 def differences(expected: Any, actual: Any, path: str = "") -> list[str]:

@@ -109,15 +109,6 @@ def _unwrap(annotation: Any) -> Any:
     return annotation
 
 
-def _value_at(data: Any, loc: tuple[Any, ...]) -> Any:
-    for part in loc:
-        try:
-            data = data[part]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return data
-
-
 def _problem(err: Any, loc: tuple[Any, ...], model: type[BaseModel], data: Any, where: Any) -> Problem:
     kind = err["type"]
     name = _dotted(loc)

@@ -35,7 +35,7 @@ from generator.regfile import (
     reg_expand_sz,
     reg_string,
 )
-from generator.render import differences, render_template, xml_escape
+from generator.render import prove, render_template, xml_escape
 from generator.targets.base import OutputFile, Target
 
 OUTLOOK_KEY = r"HKEY_CURRENT_USER\Software\Microsoft\Office\16.0\Outlook"
@@ -335,9 +335,7 @@ class OutlookTarget(Target):
                 actual = json.loads(text)
             except ValueError as exc:
                 raise VerificationError(path, [f"not valid JSON: {exc}"]) from None
-            mismatches = differences({"Protocol": "AutodiscoverV1", "Url": url}, actual)
-            if mismatches:
-                raise VerificationError(path, mismatches)
+            prove(path, {"Protocol": "AutodiscoverV1", "Url": url}, actual)
             out.append(OutputFile(path=path, data=text.encode("utf-8"), target=self.name,
                                   kind="autodiscover-json", account=None))
         return out
@@ -358,9 +356,7 @@ class OutlookTarget(Target):
                 actual["Account1"] = typed_account(sections, "Account1")
         except PrfFormatError as exc:
             raise VerificationError(file.path, [str(exc)]) from None
-        mismatches = differences(expected, actual)
-        if mismatches:
-            raise VerificationError(file.path, mismatches)
+        prove(file.path, expected, actual)
 
     @staticmethod
     def _verify_reg(file: OutputFile, expected: dict[str, dict[str, tuple[str, RegData]]]) -> None:
@@ -368,9 +364,7 @@ class OutlookTarget(Target):
             actual = parse_reg(file.data)
         except RegFormatError as exc:
             raise VerificationError(file.path, [str(exc)]) from None
-        mismatches = differences(expected, actual)
-        if mismatches:
-            raise VerificationError(file.path, mismatches)
+        prove(file.path, expected, actual)
 
     @staticmethod
     def _verify_autodiscover(file: OutputFile, expected: dict[str, Any]) -> None:
@@ -378,9 +372,7 @@ class OutlookTarget(Target):
             actual = read_autodiscover(file.data)
         except (ValueError, SyntaxError, DefusedXmlException) as exc:
             raise VerificationError(file.path, [f"not a valid autodiscover answer: {exc}"]) from None
-        mismatches = differences(expected, actual)
-        if mismatches:
-            raise VerificationError(file.path, mismatches)
+        prove(file.path, expected, actual)
 
 
 def _encode(encoder: Callable[[str], bytes], text: str, what: str) -> bytes:

@@ -26,7 +26,7 @@ from generator.prefs import (
     read_cfg,
     read_prefs,
 )
-from generator.render import differences, render_template, xml_escape
+from generator.render import prove, render_template, xml_escape
 from generator.targets.base import OutputFile, Target
 
 # socketType (incoming) / try_ssl (SMTP): 0 plain, 2 STARTTLS, 3 SSL/TLS; 1 was removed in 132 (FORMATS §2).
@@ -123,7 +123,7 @@ class ThunderbirdTarget(Target):
         if self.wants("user.js"):
             user_js = render_template(env, "thunderbird/user.js.j2", common)
             calls = self._read(f"{base}/user.js", lambda: read_prefs(user_js, ("user_pref",)))
-            self._check(f"{base}/user.js", expected, as_dict(calls))
+            prove(f"{base}/user.js", expected, as_dict(calls))
             files.append(self._file(f"{base}/user.js", user_js, "user.js", mailbox.email))
 
         if self.wants("mozilla.cfg"):
@@ -133,11 +133,11 @@ class ThunderbirdTarget(Target):
                                                           for p in s.prefs]} for s in sections]
             cfg = render_template(env, "thunderbird/mozilla.cfg.j2", {**common, "sections": cfg_sections})
             cfg_calls = self._read(f"{base}/mozilla.cfg", lambda: read_cfg(cfg))
-            self._check(f"{base}/mozilla.cfg", expected, as_dict(cfg_calls))
+            prove(f"{base}/mozilla.cfg", expected, as_dict(cfg_calls))
             functions = {c.name: c.function for c in cfg_calls}
             wanted = {p.name: ("lockPref" if p.group in enforce else "defaultPref")
                       for s in sections for p in s.prefs}
-            self._check(f"{base}/mozilla.cfg", wanted, functions)
+            prove(f"{base}/mozilla.cfg", wanted, functions)
             files.append(self._file(f"{base}/mozilla.cfg", cfg, "mozilla.cfg", mailbox.email))
 
         if self.wants("autoconfig.js"):
@@ -151,7 +151,7 @@ class ThunderbirdTarget(Target):
                 parsed = json.loads(policies_json)
             except json.JSONDecodeError as exc:
                 raise VerificationError(f"{base}/policies.json", [f"not JSON: {exc}"]) from None
-            self._check(f"{base}/policies.json", policies, parsed)
+            prove(f"{base}/policies.json", policies, parsed)
             files.append(self._file(f"{base}/policies.json", policies_json, "policies.json", mailbox.email))
         return files
 
@@ -160,7 +160,7 @@ class ThunderbirdTarget(Target):
         if self._autoconfig_js is None:
             text = render_template(env, "thunderbird/autoconfig.js.j2", {"filename": CFG_FILENAME})
             activation = self._read(path, lambda: read_prefs(text, ("pref",)))
-            self._check(path, {"general.config.filename": CFG_FILENAME, "general.config.obscure_value": 0},
+            prove(path, {"general.config.filename": CFG_FILENAME, "general.config.obscure_value": 0},
                         as_dict(activation))
             self._autoconfig_js = text
         return self._autoconfig_js
@@ -273,7 +273,7 @@ class ThunderbirdTarget(Target):
                 actual = parse_autoconfig(text.encode("utf-8"))
             except (SafeET.ParseError, ValueError) as exc:
                 raise VerificationError(path, [f"not valid autoconfig XML: {exc}"]) from None
-            self._check(path, expected, actual)
+            prove(path, expected, actual)
             files.append(OutputFile(path, text.encode("utf-8"), self.name, "autoconfig-xml", None))
         return files
 
@@ -316,12 +316,6 @@ class ThunderbirdTarget(Target):
             return reader()
         except (PrefsSyntaxError, UnicodeDecodeError) as exc:
             raise VerificationError(path, [str(exc)]) from None
-
-    @staticmethod
-    def _check(path: str, expected: Any, actual: Any) -> None:
-        mismatches = differences(expected, actual)
-        if mismatches:
-            raise VerificationError(path, mismatches)
 
     def _file(self, path: str, text: str, kind: str, account: str) -> OutputFile:
         if "\r" in text:
