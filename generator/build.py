@@ -9,6 +9,7 @@ spooled to a temporary file. Output order is the spec's account order whatever t
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import multiprocessing
@@ -21,18 +22,16 @@ from itertools import chain, islice
 from pathlib import Path
 from typing import Any, Literal
 
-from generator import __version__
 from generator.accounts import AccountSource, Mailbox
 from generator.errors import BuildError, Problem, SpecError
 from generator.lint import lint_spec
 from generator.model import ALL_TARGETS
-from generator.output import DirSink, Sink, ZipSink
+from generator.output import GENERATOR, MANIFEST, MANIFEST_FORMAT, Output, Sink
 from generator.signing import SigningMaterial, load_signing_material
 from generator.spec import LoadedSpec
 from generator.targets import OutputFile, RenderContext, Target, target_classes
 from generator.targets.mdm import CONSOLES
 
-MANIFEST = "manifest.json"
 Layout = Literal["account", "per-target"]
 Status = Literal["created", "unchanged", "changed", "removed"]
 
@@ -82,6 +81,27 @@ class Plan:
     targets: list[Target]
     warnings: list[Problem] = field(default_factory=list)
     mdm: str | None = None
+    sign: SignRequest | None = None
+    templates: Path | None = None
+
+    def inputs(self) -> list[tuple[str, Path]]:
+        """Every file or folder the build reads (none may lie inside a destination it replaces)."""
+        loaded, spec = self.loaded, self.loaded.spec
+        found: list[tuple[str, Path | None]] = [("the spec", loaded.path)]
+        if spec.accounts_csv is not None:
+            found.append(("accounts_csv", loaded.base_dir / spec.accounts_csv))
+        if spec.passwords.from_file is not None:
+            found.append(("the passwords file", loaded.base_dir / spec.passwords.from_file))
+        found.append(("the --templates folder", self.templates))
+        sign = self.sign
+        cfg = spec.targets.apple.signing
+        if sign is None and cfg is not None:
+            sign = SignRequest(loaded.base_dir / cfg.certificate, loaded.base_dir / cfg.key,
+                               loaded.base_dir / cfg.chain if cfg.chain else None)
+        if sign is not None:
+            found += [("the signing certificate", sign.certificate), ("the signing key", sign.key),
+                      ("the signing chain", sign.chain)]
+        return [(what, path.resolve()) for what, path in found if path is not None]
 
 
 @dataclass
@@ -108,6 +128,7 @@ class BuildReport:
     secret_files: list[str] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
     skipped: list[Problem] = field(default_factory=list)  # accounts left out by keep_going
+    notes: list[str] = field(default_factory=list)  # what was recovered from an interrupted earlier build
 
     def count(self, status: Status) -> int:
         return self.counts[status]
@@ -182,7 +203,7 @@ def prepare(loaded: LoadedSpec, only: Sequence[str] | None = None, templates: Pa
         source = AccountSource(loaded)
         source.check_all()  # report account problems in the same run
         raise SpecError(errors + source.problems)
-    return Plan(loaded, targets, sorted(problems, key=Problem.sort_key), mdm)
+    return Plan(loaded, targets, sorted(problems, key=Problem.sort_key), mdm, sign, templates)
 
 
 def check(plan: Plan) -> int:
@@ -271,24 +292,34 @@ def build(plan: Plan, options: BuildOptions | Path) -> BuildReport:
         options = BuildOptions(out=options)
     if options.out is None and options.zip is None:
         raise BuildError("nowhere to write: give --out DIR, --zip FILE or both")
-    sinks: list[Sink] = []
     report = BuildReport(out=options.out.resolve() if options.out else None,
                          zip=options.zip.resolve() if options.zip else None, warnings=list(plan.warnings))
-    with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
-        try:
-            _build_into(plan, options, report, sinks, spool)
-        except BaseException:
-            for sink in sinks:
-                sink.abort()
-            raise
+    try:
+        with tempfile.TemporaryFile("w+", encoding="utf-8") as spool, \
+                Output(report.out, report.zip, plan.inputs()) as output:
+            report.notes = output.notes
+            _build_into(plan, options, report, output.sinks, spool)
+            output.commit()
+    except OSError as exc:
+        raise BuildError(describe_os_error(exc)) from None
     return report
 
 
+def describe_os_error(exc: OSError) -> str:
+    """One line: what failed, on which path, and what to do ("No space left on device" → free some space)."""
+    where = exc.filename if exc.filename is not None else ""
+    if exc.filename2 is not None:
+        where = f"{where} -> {exc.filename2}"
+    what = exc.strerror or str(exc)
+    advice = {errno.ENOSPC: "free some space or write elsewhere", errno.EDQUOT: "free some space or write elsewhere",
+              errno.EACCES: "check the permissions of the destination",
+              errno.EPERM: "check the permissions (or immutable attribute) of the destination",
+              errno.EROFS: "the destination is on a read-only file system; write elsewhere",
+              errno.ENAMETOOLONG: "choose a shorter --out path"}.get(exc.errno or 0, "")
+    return f"cannot write {where}: {what}" + (f" — {advice}" if advice else "")
+
+
 def _build_into(plan: Plan, options: BuildOptions, report: BuildReport, sinks: list[Sink], spool: Any) -> None:
-    if report.out is not None:
-        sinks.append(DirSink(report.out, MANIFEST))
-    if report.zip is not None:
-        sinks.append(ZipSink(report.zip))
     source = AccountSource(plan.loaded)
     for name, files in rendered_accounts(plan, source, options.jobs):
         for f in files:
@@ -309,8 +340,6 @@ def _build_into(plan: Plan, options: BuildOptions, report: BuildReport, sinks: l
         for path in sink.removed():
             report.counts["removed"] += 1
             _keep(report, options, FileStatus(path, "removed"))
-    for sink in sinks:
-        sink.commit()
 
 
 def _keep(report: BuildReport, options: BuildOptions, status: FileStatus) -> None:
@@ -342,7 +371,7 @@ def _write(f: OutputFile, name: str | None, sinks: list[Sink], spool: Any, repor
 
 def _manifest(plan: Plan, report: BuildReport, targets: list[str], layout: Layout, spool: Any) -> Iterator[bytes]:
     """manifest.json, streamed from the spool: one file entry per line, diff-friendly, never whole in memory."""
-    head = {"generator": f"mailprofile {__version__}", "spec": plan.loaded.path.name, "targets": targets,
+    head = {"generator": GENERATOR, "format": MANIFEST_FORMAT, "spec": plan.loaded.path.name, "targets": targets,
             "layout": layout, "mdm": plan.mdm, "accounts": report.accounts}
     yield (json.dumps(head, ensure_ascii=False)[:-1] + ', "files": [\n').encode("utf-8")
     spool.seek(0)

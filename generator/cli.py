@@ -150,6 +150,8 @@ def build_command(spec: str, out: Path | None, zip_path: Path | None, layout: La
     finally:
         if bar:
             bar.finish()
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)
     total = sum(report.counts.values())
     show = list_files if list_files is not None else total <= 200
     if show and not quiet:

@@ -1,22 +1,313 @@
-"""Where a build lands: a folder swapped in by rename, and/or a deterministic zip. Both are atomic: until
-`commit()` nothing is visible at the destination, and `abort()` leaves the previous output as it was."""
+"""Where a build lands: a folder and/or a deterministic zip, committed together or not at all.
+
+Before the first byte is written every destination is checked (a folder is replaced only if it is empty or
+a mailprofile output, a zip only if it is a mailprofile bundle, never one that holds an input of the build
+or lies inside the other destination), locked against a concurrent build, and cleared of what an earlier,
+killed build of ours left behind. The commit is crash-safe:
+
+1. a journal beside the folder names the new tree (by inode) and the zip's temporary file;
+2. the new tree takes the folder's place with one `renameat2(RENAME_EXCHANGE)`: at every instant the path
+   holds either the complete old or the complete new output (where the kernel or file system cannot
+   exchange, two renames, and the journal lets the next run finish the second);
+3. the zip is renamed into place; 4. the journal is removed; 5. the old tree is deleted.
+
+A run killed anywhere in 1-5 is completed (or, before 2, undone) by the next build to the same folder.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
+import fcntl
 import hashlib
+import json
 import os
+import re
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+from generator import __version__
 from generator.errors import BuildError
 
 Status = Literal["created", "unchanged", "changed"]
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip can hold: fixed, so archives are reproducible
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = 1  # bump when the manifest's meaning changes; outputs of other formats are not replaced
+GENERATOR = f"mailprofile {__version__}"
+_GENERATOR_RE = re.compile(r"^mailprofile \d")
+WORK_TAG = ".mailprofile-"  # every file or folder a build makes beside a destination: .<name>.mailprofile-*
+PARTIAL_MARK = ".mailprofile-partial"  # inside a tree being built; removed just before the commit
+_MANIFEST_HEAD_MAX = 1 << 16  # the manifest's first line (its head) is far smaller
 
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _work_name(dest: Path, tag: str) -> Path:
+    """.<name>.mailprofile-<tag> beside `dest`, short enough for any file system (names of 255 bytes)."""
+    name = dest.name
+    if len(name.encode()) > 180:
+        name = name.encode()[:160].decode(errors="ignore") + "~" + hashlib.sha256(dest.name.encode()).hexdigest()[:8]
+    return dest.parent / f".{name}{WORK_TAG}{tag}"
+
+
+# --- ownership ---------------------------------------------------------------------------------------------
+
+def manifest_head(text: str) -> dict[str, Any] | None:
+    """The head of a mailprofile manifest (its first line, which ends with '"files": ['), else None."""
+    first = text.split("\n", 1)[0]
+    for candidate in (first + "]}", text):
+        try:
+            head = json.loads(candidate)
+        except ValueError:
+            continue
+        return head if isinstance(head, dict) else None
+    return None
+
+
+def is_our_manifest(head: dict[str, Any] | None) -> bool:
+    """Written by mailprofile, in a format this version understands (no "format": outputs from before 0.2)."""
+    if head is None or not isinstance(head.get("generator"), str) or not _GENERATOR_RE.match(head["generator"]):
+        return False
+    return head.get("format", 0) in (0, MANIFEST_FORMAT)
+
+
+def _read_head(path: Path) -> dict[str, Any] | None:
+    try:
+        with path.open("rb") as handle:
+            if not os.path.isfile(path):
+                return None
+            data = handle.read(_MANIFEST_HEAD_MAX)
+    except OSError:
+        return None
+    return manifest_head(data.decode("utf-8", errors="replace"))
+
+
+def is_our_folder(folder: Path) -> bool:
+    return (folder / MANIFEST).is_file() and is_our_manifest(_read_head(folder / MANIFEST))
+
+
+def is_our_zip(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open(MANIFEST) as member:
+            data = member.read(_MANIFEST_HEAD_MAX)
+    except (OSError, KeyError, zipfile.BadZipFile, ValueError, EOFError):
+        return False
+    return is_our_manifest(manifest_head(data.decode("utf-8", errors="replace")))
+
+
+# --- checks before the first byte --------------------------------------------------------------------------
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def check_destinations(out: Path | None, zip_path: Path | None, inputs: Sequence[tuple[str, Path]]) -> None:
+    """Refuse, before anything is written, every destination whose replacement could destroy data that is not
+    a mailprofile output. `out` and `zip_path` are resolved paths; `inputs` are (what, path) the build reads."""
+    if out is not None:
+        if out.exists() and not out.is_dir():
+            raise BuildError(f"--out {out} exists and is not a folder; choose a folder")
+        if out.parent == out:
+            raise BuildError(f"--out {out} is the root of the file system; choose a folder of its own")
+        if out.is_dir() and not _empty(out) and not is_our_folder(out):
+            raise BuildError(f"refusing to replace {out}: it is not empty and has no {MANIFEST} written by "
+                             "mailprofile, so it is not a mailprofile output; choose another --out folder")
+        for what, path in inputs:
+            if _inside(path, out):
+                raise BuildError(f"{what} {path} is inside --out {out}, which the build replaces as a whole; move "
+                                 "it out of that folder or choose another --out")
+    if zip_path is not None:
+        if out is not None and zip_path == out:
+            raise BuildError(f"--zip and --out name the same path {out}; give the zip a file name of its own")
+        if out is not None and _inside(zip_path, out):
+            raise BuildError(f"--zip {zip_path} is inside --out {out}, which the build replaces as a whole; write "
+                             "the zip somewhere else")
+        if zip_path.is_dir():
+            raise BuildError(f"--zip {zip_path} is a folder; give a file name such as {zip_path / 'profiles.zip'}")
+        if zip_path.exists() and not (zip_path.is_file() and is_our_zip(zip_path)):
+            raise BuildError(f"refusing to replace {zip_path}: it is not a zip written by mailprofile; choose "
+                             "another --zip file")
+        for what, path in inputs:
+            if path == zip_path:
+                raise BuildError(f"--zip {zip_path} is the {what}; choose another file name")
+
+
+# --- locks, journal, leftovers -----------------------------------------------------------------------------
+
+class Lock:
+    """An exclusive, non-blocking lock beside a destination (.<name>.mailprofile-lock): two builds into the
+    same place never run at once. The file is removed on release; whoever locks it checks afterwards that
+    the path still names the file it locked (else a releasing build removed it in between: try again), so
+    at most one build holds the lock on the file that is there."""
+
+    def __init__(self, dest: Path) -> None:
+        self.path = _work_name(dest, "lock")
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                os.close(fd)
+                raise BuildError(f"another mailprofile build (process {holder}) is writing to {dest}; wait for it "
+                                 "to finish or choose another destination") from None
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        self.fd = fd
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            self.path.unlink(missing_ok=True)  # still holding the lock: nobody else can be using this file
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _remove_tree(path: Path) -> None:
+    """Delete a work folder so that, killed at any point, what remains still carries our mark (the mark goes
+    last, then the empty folder): the next run can prove it ours and finish the job."""
+    if not path.is_dir() or path.is_symlink():
+        path.unlink(missing_ok=True)
+        return
+    mark = path / PARTIAL_MARK
+    mark.touch()
+    with os.scandir(path) as entries:
+        for entry in list(entries):
+            if entry.name != PARTIAL_MARK:
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+    mark.unlink()
+    os.rmdir(path)
+
+
+def _empty(folder: Path) -> bool:
+    with os.scandir(folder) as entries:
+        return next(entries, None) is None
+
+
+def remove_leftovers(dest: Path) -> list[Path]:
+    """Delete what a killed build of ours left beside `dest` (the caller holds the lock, so nothing of it is
+    in use): folders named .<name>.mailprofile-* that carry our partial-build mark or our manifest. Anything
+    else with a similar name is left alone."""
+    prefix = _work_name(dest, "").name
+    removed: list[Path] = []
+    try:
+        with os.scandir(dest.parent) as listing:
+            entries = list(listing)
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(prefix) or not entry.is_dir(follow_symlinks=False):
+            continue
+        path = Path(entry.path)
+        if _empty(path):
+            os.rmdir(path)
+            removed.append(path)
+        elif (path / PARTIAL_MARK).is_file() or is_our_folder(path):
+            _remove_tree(path)
+            removed.append(path)
+    return removed
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Journal:
+    """What a commit is about to do, so a run killed half-way can be finished by the next one."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.path = _work_name(out, "journal")
+
+    def write(self, record: dict[str, Any]) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with tmp.open("w", encoding="utf-8") as handle:
+            json.dump(record, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.path)
+        _fsync_dir(self.out.parent)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self.path.with_name(self.path.name + ".tmp").unlink(missing_ok=True)
+
+    def recover(self) -> str | None:
+        """Finish (or undo) a commit that a killed run left half-done; say what was done, None if nothing."""
+        try:
+            record = json.loads(self.path.read_text(encoding="utf-8"))
+            new_inode = int(record["new_inode"])
+            new = self.out.parent / str(record["new"])
+            zip_tmp = Path(record["zip_tmp"]) if record.get("zip_tmp") else None
+            zip_path = Path(record["zip"]) if record.get("zip") else None
+        except (OSError, ValueError, KeyError, TypeError):
+            self.remove()  # unreadable: written only partly, so no rename had happened yet
+            return None
+        try:
+            current = os.stat(self.out, follow_symlinks=False).st_ino
+        except FileNotFoundError:
+            current = None
+        if current is None and new.is_dir() and os.stat(new).st_ino == new_inode:
+            os.rename(new, self.out)  # killed between the two renames of the fallback: finish it
+            current = new_inode
+        done = current == new_inode
+        if done and zip_tmp is not None and zip_path is not None and zip_tmp.is_file():
+            os.replace(zip_tmp, zip_path)
+        self.remove()
+        return "completed the commit of an interrupted build" if done else "undid an interrupted build"
+
+
+# --- exchanging two paths ----------------------------------------------------------------------------------
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_libc: Any = None
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux renameat2 with RENAME_EXCHANGE). False where the kernel, the C
+    library or the file system cannot; raises OSError for real failures."""
+    global _libc
+    if _libc is None:
+        try:
+            _libc = ctypes.CDLL(None, use_errno=True)
+            _libc.renameat2  # noqa: B018 - glibc >= 2.28
+        except (OSError, AttributeError):
+            _libc = False
+    if _libc is False:
+        return False
+    at_fdcwd = -100
+    result = _libc.renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE)
+    if result == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
+
+
+# --- sinks -------------------------------------------------------------------------------------------------
 
 class Sink:
     def add(self, path: str, data: bytes, secret: bool) -> Status | None:
@@ -28,32 +319,19 @@ class Sink:
     def removed(self) -> Iterator[str]:
         return iter(())
 
-    def commit(self) -> None:
-        raise NotImplementedError
-
     def abort(self) -> None:
         raise NotImplementedError
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 class DirSink(Sink):
-    """Writes into a temporary folder beside `out`, then replaces `out` with two renames."""
+    """Writes the new tree into .<out>.mailprofile-XXXXXXXX beside `out` (same file system, so the commit is
+    a rename)."""
 
     def __init__(self, out: Path, manifest: str) -> None:
-        if out.exists() and not out.is_dir():
-            raise BuildError(f"{out} exists and is not a folder")
-        if out.is_dir() and any(out.iterdir()) and not (out / manifest).is_file():
-            raise BuildError(f"refusing to replace {out}: it is not empty and has no {manifest}, so it is not a "
-                             "mailprofile output; choose another --out folder")
-        out.parent.mkdir(parents=True, exist_ok=True)
         self.out = out
         self.manifest = manifest
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        self.tmp = Path(tempfile.mkdtemp(prefix=_work_name(out, "").name, dir=out.parent))
+        (self.tmp / PARTIAL_MARK).touch()
         self.fresh = not out.exists()  # nothing to compare with: every file is created
         self._last_dir = ""  # files come grouped by folder; remember the last one made
 
@@ -100,23 +378,9 @@ class DirSink(Sink):
                 if rel != self.manifest and not (self.tmp / rel).exists():
                     yield rel
 
-    def commit(self) -> None:
-        os.chmod(self.tmp, 0o777 & ~_umask())
-        if not self.out.exists():
-            os.rename(self.tmp, self.out)
-            return
-        old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.old-", dir=self.out.parent))
-        os.rmdir(old)
-        os.rename(self.out, old)
-        try:
-            os.rename(self.tmp, self.out)
-        except OSError:
-            os.rename(old, self.out)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-
     def abort(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        with contextlib.suppress(OSError):  # what is left carries our mark: the next run removes it
+            _remove_tree(self.tmp)
 
 
 def _same(path: Path, data: bytes) -> bool:
@@ -126,14 +390,14 @@ def _same(path: Path, data: bytes) -> bool:
 
 
 class ZipSink(Sink):
-    """A reproducible zip: fixed timestamps, members in build order, Unix modes kept (0600 for secrets)."""
+    """A reproducible zip: fixed timestamps, members in build order, Unix modes kept (0600 for secrets).
+    Written in a marked work folder beside the destination, renamed into place by the commit."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
+        self.work = Path(tempfile.mkdtemp(prefix=_work_name(path, "").name, dir=path.parent))
+        (self.work / PARTIAL_MARK).touch()
+        self.tmp = self.work / "bundle.zip"
         self.zip = zipfile.ZipFile(self.tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6)
         self.secret = False
 
@@ -154,12 +418,101 @@ class ZipSink(Sink):
             for chunk in chunks:
                 handle.write(chunk)
 
-    def commit(self) -> None:
+    def finish(self) -> None:
         self.zip.close()
         # An archive that holds a password is as secret as the file inside it.
         os.chmod(self.tmp, 0o600 if self.secret else 0o666 & ~_umask())
-        os.replace(self.tmp, self.path)
+        with self.tmp.open("rb") as handle:
+            os.fsync(handle.fileno())
 
     def abort(self) -> None:
         self.zip.close()
-        self.tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # what is left carries our mark: the next run removes it
+            _remove_tree(self.work)
+
+
+# --- the whole output of one build -------------------------------------------------------------------------
+
+class Output:
+    """Every destination of one build: checked, locked and cleaned before the first byte, committed together.
+
+    Use as a context manager; `commit()` makes the build visible, leaving the block without it undoes it."""
+
+    def __init__(self, out: Path | None, zip_path: Path | None, inputs: Sequence[tuple[str, Path]] = ()) -> None:
+        if out is None and zip_path is None:
+            raise BuildError("nowhere to write: give --out DIR, --zip FILE or both")
+        self.out, self.zip_path = out, zip_path
+        self.inputs = inputs
+        self.locks: list[Lock] = []
+        self.dir: DirSink | None = None
+        self.zip: ZipSink | None = None
+        self.notes: list[str] = []  # what recovery did, for the report
+        self.committed = False
+
+    def __enter__(self) -> Output:
+        check_destinations(self.out, self.zip_path, self.inputs)
+        try:
+            for dest in (self.out, self.zip_path):
+                if dest is not None:
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    self.locks.append(Lock(dest))
+            if self.out is not None:
+                note = Journal(self.out).recover()
+                if note:
+                    self.notes.append(f"{self.out}: {note}")
+                check_destinations(self.out, self.zip_path, self.inputs)  # recovery may have changed it
+            for dest in (self.out, self.zip_path):
+                if dest is not None:
+                    for path in remove_leftovers(dest):
+                        self.notes.append(f"removed {path}, left by an interrupted build")
+            if self.out is not None:
+                self.dir = DirSink(self.out, MANIFEST)
+            if self.zip_path is not None:
+                self.zip = ZipSink(self.zip_path)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    @property
+    def sinks(self) -> list[Sink]:
+        return [s for s in (self.dir, self.zip) if s is not None]
+
+    def commit(self) -> None:
+        if self.zip is not None:
+            self.zip.finish()
+        if self.dir is None:
+            assert self.zip is not None
+            os.replace(self.zip.tmp, self.zip_path)  # type: ignore[arg-type]
+            self.committed = True
+            return
+        out, new = self.dir.out, self.dir.tmp
+        os.chmod(new, 0o777 & ~_umask())
+        (new / PARTIAL_MARK).unlink()
+        journal = Journal(out)
+        journal.write({"new": new.name, "new_inode": os.stat(new).st_ino,
+                       "zip_tmp": str(self.zip.tmp) if self.zip else None,
+                       "zip": str(self.zip_path) if self.zip_path else None})
+        if not out.exists():
+            os.rename(new, out)
+        elif not exchange(new, out):
+            old = _work_name(out, "old")
+            _remove_tree(old)
+            os.rename(out, old)
+            os.rename(new, out)
+            new = old
+        if self.zip is not None:
+            os.replace(self.zip.tmp, self.zip_path)  # type: ignore[arg-type]
+        _fsync_dir(out.parent)
+        journal.remove()
+        self.committed = True
+        _remove_tree(new)  # the old output, now at the temporary name (gone already if there was none)
+        if self.zip is not None:
+            _remove_tree(self.zip.work)
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.committed:
+            for sink in self.sinks:
+                sink.abort()
+        for lock in self.locks:
+            lock.release()
