@@ -18,9 +18,8 @@ class Position:
     column: int = 0
 
     def __str__(self) -> str:
-        if self.line:
-            return f"{self.file}:{self.line}:{self.column}"
-        return self.file
+        # Problems about a whole file still say :1:1, so editors and CI annotators parse every line alike.
+        return f"{self.file}:{self.line or 1}:{self.column or 1}"
 
 
 @dataclass(frozen=True)
@@ -71,3 +70,22 @@ class VerificationError(MailprofileError):
 
 class BuildError(MailprofileError):
     """Something outside the spec stopped the build (templates, output folder, signing material)."""
+
+
+def text_position(data: bytes, offset: int) -> tuple[int, int]:
+    """1-based line and column (in characters) of byte `offset` in UTF-8 `data` that is valid up to there."""
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    line = data.count(b"\n", 0, offset) + 1
+    column = len(data[line_start:offset].decode("utf-8", errors="replace")) + 1
+    return line, column
+
+
+def encoding_hint(data: bytes) -> str:
+    """How to fix a file that is not UTF-8, naming what it most likely is."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "it looks like UTF-16: save it as UTF-8"
+    try:
+        data.decode("cp1252")
+    except UnicodeDecodeError:
+        return "save it as UTF-8"
+    return "it looks like Latin-1/Windows-1252: save it as UTF-8"

@@ -54,10 +54,71 @@ class Document:
         return Position(self.file)
 
 
+MAX_DEPTH = 32  # a spec nests five levels deep; PyYAML's composer recurses once per level
+
+
+MAX_REPORTED = 20  # anchors/aliases reported before giving up on a file (a hostile one has millions)
+
+
+class _TooDeep(Exception):
+    def __init__(self, mark: Any) -> None:
+        self.mark = mark
+
+
+class _TooMany(_TooDeep):
+    pass
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """SafeLoader that refuses anchors and aliases (a spec has no use for them, and aliases are how a
+    "billion laughs" document grows to gigabytes once expanded) and caps nesting before Python's recursion
+    limit does."""
+
+    def __init__(self, stream: str, file: str) -> None:
+        super().__init__(stream)
+        self.file = file
+        self.depth = 0
+        self.problems: list[Problem] = []
+
+    def _refuse(self, mark: Any, what: str) -> None:
+        if len(self.problems) >= MAX_REPORTED:
+            raise _TooMany(mark)
+        self.problems.append(Problem(Position(self.file, mark.line + 1, mark.column + 1),
+                                     f"YAML {what} are not allowed in a spec",
+                                     "write the value out in full where it is needed"))
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.get_event()  # type: ignore[no-untyped-call]
+            self._refuse(event.start_mark, "aliases (*name)")
+            return yaml.ScalarNode(_NULL, "", event.start_mark, event.end_mark)
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if getattr(event, "anchor", None) is not None:
+            self._refuse(event.start_mark, "anchors (&name)")
+            event.anchor = None
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise _TooDeep(event.start_mark)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
 def load_yaml(text: str, file: str) -> Document:
     """Parse `text`; raise SpecError listing every problem found (syntax errors stop at the first)."""
+    loader = _SpecLoader(text, file)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = loader.get_single_node()
+    except _TooMany as exc:
+        raise SpecError([*loader.problems, Problem(
+            Position(file, exc.mark.line + 1, exc.mark.column + 1),
+            f"more than {MAX_REPORTED} anchors or aliases; stopped reading the file",
+            "write every value out in full")]) from None
+    except _TooDeep as exc:
+        raise SpecError([Problem(Position(file, exc.mark.line + 1, exc.mark.column + 1),
+                                 f"the YAML nests deeper than {MAX_DEPTH} levels",
+                                 "a spec needs a handful of levels; remove the extra nesting")]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         pos = Position(file, mark.line + 1, mark.column + 1) if mark else Position(file)
@@ -65,6 +126,10 @@ def load_yaml(text: str, file: str) -> Document:
         raise SpecError([Problem(pos, f"YAML syntax error: {what}", "fix the indentation or quoting")]) from None
     except yaml.YAMLError as exc:  # reader errors: bad bytes, control characters
         raise SpecError([Problem(Position(file), f"cannot read YAML: {exc}", "save the file as UTF-8")]) from None
+    finally:
+        loader.dispose()
+    if loader.problems:
+        raise SpecError(loader.problems)
     doc = Document(file=file, data=None)
     problems: list[Problem] = []
     if root is None:

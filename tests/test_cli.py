@@ -63,8 +63,8 @@ def test_build_prints_per_file_status_and_summary(tmp_path: Path) -> None:
 def test_missing_spec_file_is_an_error_not_a_traceback(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["check", str(tmp_path / "nope.yaml")])
     assert result.exit_code == 2
-    assert result.output.splitlines()[0] == (f"error: {tmp_path / 'nope.yaml'}: cannot read the spec: No such file or "
-                                             "directory — check the path")
+    assert result.output.splitlines()[0] == (f"error: {tmp_path / 'nope.yaml'}:1:1: cannot read the spec: No such "
+                                             "file or directory — check the path")
     assert "Traceback" not in result.output
 
 

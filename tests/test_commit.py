@@ -11,6 +11,7 @@ complete it.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -88,8 +89,8 @@ def _count(strace: str, states: dict[str, object], work: Path, extra: list[str])
     result = _build(spec, out, zip_path, [strace, "-f", "-qq", "-o", str(log), "-e", f"trace={','.join(SYSCALLS)}",
                                           *extra])
     assert result.returncode == 0, result.stderr
-    lines = log.read_text().splitlines()
-    return {name: sum(1 for line in lines if line.split(" ", 1)[-1].startswith(f"{name}(")) for name in SYSCALLS}
+    calls = [m[1] for m in re.finditer(r"^(?:\d+\s+)?(\w+)\(", log.read_text(), re.MULTILINE)]
+    return {name: calls.count(name) for name in SYSCALLS}
 
 
 @pytest.mark.parametrize("exchange", [True, False], ids=["renameat2-exchange", "two-rename-fallback"])
