@@ -6,7 +6,7 @@ address normalised), so targets never interpret templates themselves.
 
 from __future__ import annotations
 
-import csv
+import hashlib
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from generator.csvfile import CsvProblem, Record, open_regular, read_header, records
 from generator.errors import Position, Problem, SpecError
 from generator.model import AccountSpec, Server, Spec, to_a_label
 from generator.spec import LoadedSpec, problems_from
@@ -23,6 +24,13 @@ PasswordLookup = Callable[[str], str | None]
 CSV_COLUMNS = ("name", "email", "username", "description")
 # RFC 5322 atext, less '/', '|' and '?': the address names a folder in the output and a file on Windows.
 _LOCAL_RE = re.compile(r"^[\w.!#$%&'*+=^`{}~-]+$")
+_PLACEHOLDER_RE = re.compile(r"%(EMAILADDRESS|EMAILLOCALPART|EMAILDOMAIN|REALNAME)%")
+# A password travels inside XML (plists): control characters either cannot be carried or are changed by
+# every XML parser (CR becomes LF), so they are refused where the password is read.
+_PASSWORD_BAD_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+# Longest file name a per-target layout adds to an address (<address>.signed.mobileconfig is 20 bytes; room
+# for longer kinds). Most file systems allow 255 bytes per name.
+NAME_BYTES = 255 - 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +49,29 @@ class Mailbox:
     password: str | None = None
 
     def expand(self, template: str) -> str:
-        """Fill the autoconfig placeholders for this mailbox."""
-        return (template.replace("%EMAILADDRESS%", self.email).replace("%EMAILLOCALPART%", self.local)
-                .replace("%EMAILDOMAIN%", self.domain).replace("%REALNAME%", self.name))
+        """Fill the autoconfig placeholders for this mailbox, in one pass: a value that itself contains a
+        placeholder's spelling (a local part 'a%EMAILDOMAIN%b') comes out literally."""
+        values = {"EMAILADDRESS": self.email, "EMAILLOCALPART": self.local, "EMAILDOMAIN": self.domain,
+                  "REALNAME": self.name}
+        return _PLACEHOLDER_RE.sub(lambda m: values[m[1]], template)
 
     def host(self, server: Server) -> str:
         return server.host.replace("%EMAILDOMAIN%", self.domain)
+
+    @property
+    def slug(self) -> str:
+        """The address as a folder and file name. A legal address can be 318 bytes, more than a file name may
+        be; such an address is cut on a character boundary and given a hash of the whole, deterministically
+        (the manifest keeps the address itself)."""
+        return file_name(self.email)
+
+
+def file_name(address: str) -> str:
+    data = address.encode("utf-8")
+    if len(data) <= NAME_BYTES:
+        return address
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    return data[:NAME_BYTES - 17].decode("utf-8", errors="ignore") + "~" + digest
 
 
 def split_address(address: str) -> tuple[str, str]:
@@ -150,17 +175,16 @@ class AccountSource:
         path = self.loaded.base_dir / self.spec.accounts_csv  # type: ignore[operator]
         display = str(path)
         try:
-            handle = path.open(encoding="utf-8-sig", newline="")
+            handle = open_regular(path)
         except OSError as exc:
             self.problems.append(Problem(self.loaded.where("accounts_csv"), f"cannot read {display}: "
                                          f"{exc.strerror}", "check the path (relative to the spec file)"))
             return
         with handle:
             try:
-                yield from _read_csv(handle, display, self.problems)
-            except UnicodeDecodeError as exc:
-                self.problems.append(Problem(Position(display), f"{display} is not UTF-8 ({exc.reason})",
-                                             "save the CSV as UTF-8"))
+                yield from _account_rows(records(handle, display), display, self.problems)
+            except CsvProblem as exc:
+                self.problems.append(exc.problem)
 
     def _load_passwords(self) -> PasswordLookup | None:
         cfg = self.spec.passwords
@@ -168,68 +192,86 @@ class AccountSource:
             return None
         if cfg.from_env is not None:
             value = os.environ.get(cfg.from_env)
+            at = self.loaded.where("passwords", "from_env")
             if not value:
-                self.problems.append(Problem(self.loaded.where("passwords", "from_env"),
-                                             f"environment variable {cfg.from_env} is not set or empty",
+                self.problems.append(Problem(at, f"environment variable {cfg.from_env} is not set or empty",
                                              f"export {cfg.from_env}=... before the run"))
                 return lambda _address: ""  # the problem above stops the build; no error per account
+            bad = _PASSWORD_BAD_RE.search(value)
+            if bad:
+                self.problems.append(Problem(at, f"the password in {cfg.from_env} contains a control character "
+                                             f"(U+{ord(bad[0]):04X}) that a profile cannot carry",
+                                             "set a password without control characters"))
+                return lambda _address: ""
             return lambda _address: value
         assert cfg.from_file is not None  # Passwords validates: include needs one source
         path = self.loaded.base_dir / cfg.from_file
+        display = str(path)
         out: dict[str, str] = {}
         try:
-            with path.open(encoding="utf-8-sig", newline="") as handle:
-                for row in csv.DictReader(handle):
-                    if row.get("email") and row.get("password"):
-                        out[row["email"].strip().lower()] = row["password"]
+            with open_regular(path) as handle:
+                out = _passwords(records(handle, display), display, self.problems)
         except OSError as exc:
             self.problems.append(Problem(self.loaded.where("passwords", "from_file"),
                                          f"cannot read passwords file: {exc.strerror}", "check the path"))
+        except CsvProblem as exc:
+            self.problems.append(exc.problem)
         return out.get
 
 
-def _field_columns(line: str) -> list[int]:
-    """1-based column where each comma-separated field starts (quotes respected)."""
-    cols, quoted = [1], False
-    for i, ch in enumerate(line):
-        if ch == '"':
-            quoted = not quoted
-        elif ch == "," and not quoted:
-            cols.append(i + 2)
-    return cols
-
-
-def _read_csv(handle: Any, display: str, problems: list[Problem]) -> Iterator[tuple[Any, Position,
-                                                                                     Callable[..., Position]]]:
-    header_line = handle.readline()
-    header = next(csv.reader([header_line]), [])
-    header = [h.strip() for h in header]
-    bad = [h for h in header if h not in CSV_COLUMNS]
-    if bad or "name" not in header or "email" not in header:
-        problems.append(Problem(Position(display, 1, 1), f"CSV header must name the columns name,email"
-                                f"[,username][,description]; got {','.join(header) or 'nothing'}",
-                                "make the first row: name,email,username"))
-        return
-    for number, line in enumerate(handle, start=2):
-        text = line.rstrip("\r\n")
-        if not text.strip():
+def _passwords(found: Iterator[Record], display: str, problems: list[Problem]) -> dict[str, str]:
+    """email -> password; a repeated address, an empty or unusable password is a located problem."""
+    header = read_header(found, display, ("email", "password"), None)
+    col_email, col_password = header.index("email"), header.index("password")
+    out: dict[str, str] = {}
+    first_line: dict[str, int] = {}
+    for record in found:
+        if len(record.fields) != len(header):
+            problems.append(Problem(record.position(display, min(len(record.fields), len(header))),
+                                    f"row has {len(record.fields)} fields, the header names {len(header)}",
+                                    "quote values that contain commas"))
             continue
-        row = next(csv.reader([text]))
-        cols = _field_columns(text)
+        email, password = record.fields[col_email].strip().lower(), record.fields[col_password]
+        if email in first_line:
+            problems.append(Problem(record.position(display, col_email), f"'{email}' appears twice in the "
+                                    f"passwords file (first at line {first_line[email]})", "keep one row per address"))
+            continue
+        first_line[email] = record.line
+        bad = _PASSWORD_BAD_RE.search(password)
+        if not password:
+            problems.append(Problem(record.position(display, col_password), f"empty password for '{email}'",
+                                    "give the password, or remove the row"))
+        elif bad:
+            problems.append(Problem(record.position(display, col_password), f"the password for '{email}' contains "
+                                    f"a control character (U+{ord(bad[0]):04X}) that a profile cannot carry",
+                                    "change the password, or leave this account out of the passwords file"))
+        else:
+            out[email] = password
+    return out
+
+
+def _account_rows(found: Iterator[Record], display: str, problems: list[Problem]) -> Iterator[
+        tuple[Any, Position, Callable[..., Position]]]:
+    try:
+        header = read_header(found, display, ("name", "email"), CSV_COLUMNS)
+    except CsvProblem as exc:
+        problems.append(exc.problem)
+        return
+    for record in found:
+        row = record.fields
         if len(row) > len(header):
-            problems.append(Problem(Position(display, number, cols[len(header)]),
+            problems.append(Problem(record.position(display, len(header)),
                                     f"row has {len(row)} fields, the header names {len(header)}",
                                     "quote values that contain commas"))
             continue
         data = {h: v for h, v in zip(header, row, strict=False) if not (h != "name" and h != "email" and v == "")}
 
-        def where(loc: tuple[Any, ...], key: bool = False, number: int = number, cols: list[int] = cols) -> Position:
+        def where(loc: tuple[Any, ...], key: bool = False, record: Record = record) -> Position:
             if loc and loc[0] in header:
-                i = header.index(str(loc[0]))
-                return Position(display, number, cols[i] if i < len(cols) else cols[-1])
-            return Position(display, number, 1)
+                return record.position(display, header.index(str(loc[0])))
+            return record.position(display)
 
-        yield data, Position(display, number, 1), where
+        yield data, record.position(display), where
 
 
 def load_accounts(loaded: LoadedSpec) -> list[Mailbox]:
@@ -246,8 +288,9 @@ def estimate_accounts(loaded: LoadedSpec) -> int:
     count = len(loaded.spec.accounts)
     if loaded.spec.accounts_csv is not None:
         try:
-            with (loaded.base_dir / loaded.spec.accounts_csv).open("rb") as handle:
-                count += max(sum(1 for line in handle if line.strip()) - 1, 0)
+            with open_regular(loaded.base_dir / loaded.spec.accounts_csv) as handle:
+                lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+            count += max(lines - 1, 0)
         except OSError:
             pass
     return count

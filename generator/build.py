@@ -280,9 +280,10 @@ def layout_path(f: OutputFile, layout: Layout) -> str:
     bulk): apple/mobileconfig/<address>.mobileconfig, thunderbird/user.js/<address>.user.js, ..."""
     if layout == "account" or f.account is None:
         return f.path
-    name = f.path.rsplit("/", 1)[-1]
-    if not name.startswith(f.account):
-        name = f"{f.account}.{name}"
+    slug, _, rest = f.path.partition("/")  # an account's files live under its file-safe name
+    name = rest.rsplit("/", 1)[-1]
+    if not name.startswith(slug):
+        name = f"{slug}.{name}"
     return f"{f.target}/{f.kind}/{name}"
 
 

@@ -5,7 +5,11 @@ Target-specific checks (what a client format cannot carry) live in each target's
 
 from __future__ import annotations
 
-from generator.errors import Problem
+import unicodedata
+
+import idna
+
+from generator.errors import Position, Problem
 from generator.model import IncomingServer, Server
 from generator.spec import LoadedSpec
 
@@ -56,8 +60,43 @@ def lint_spec(loaded: LoadedSpec) -> list[Problem]:
                                     f"{name}: an incoming server without authentication is unusual",
                                     "check authentication", "warning"))
     spec = loaded.spec
+    for i, domain in enumerate(spec.provider.domains):
+        problems += _look_alike(domain, loaded.where("provider", "domains", i), "provider.domains")
+    for path, server, _protocol in _servers(loaded):
+        problems += _look_alike(server.host, loaded.where(*path, "host"), ".".join(str(p) for p in path) + ".host")
     if spec.outgoing.same_credentials and "username" in loaded.document.data.get("outgoing", {}):
         problems.append(Problem(loaded.where("outgoing", "username"),
                                 "outgoing.username is ignored: same_credentials uses the incoming user name",
                                 "remove outgoing.username, or set same_credentials: false", "warning"))
     return problems
+
+
+def _scripts(label: str) -> list[str]:
+    """The scripts of the letters in a label, by the first word of each character's Unicode name."""
+    found: list[str] = []
+    for ch in label:
+        if ch.isalpha():
+            script = unicodedata.name(ch, "UNKNOWN").split(" ")[0]
+            if script not in found:
+                found.append(script)
+    return found
+
+
+def _look_alike(name: str, at: Position, what: str) -> list[Problem]:
+    """A label that mixes scripts (Cyrillic 'а' among Latin letters) is how look-alike domains are made."""
+    if "xn--" not in name:
+        return []
+    out = []
+    for label in name.split("."):
+        if not label.startswith("xn--"):
+            continue
+        try:
+            unicode_label = idna.decode(label)
+        except idna.IDNAError:
+            continue
+        scripts = _scripts(unicode_label)
+        if len(scripts) > 1:
+            out.append(Problem(at, f"{what}: '{unicode_label}' ({label}) mixes {' and '.join(scripts)} letters, as "
+                               "look-alike names do", "check that this is the real name, spelled as intended",
+                               "warning"))
+    return out

@@ -6,6 +6,7 @@ client's vocabulary.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -48,8 +49,15 @@ def _check_placeholders(value: str, allowed: tuple[str, ...]) -> None:
 def _host(value: str) -> str:
     """A host name, optionally with %EMAILDOMAIN% (the provider guide's `pop3.%EMAILDOMAIN%`)."""
     _check_placeholders(value, ("%EMAILDOMAIN%",))
-    if value.startswith("[") and value.endswith("]"):
-        return value  # IPv6 literal
+    if value.startswith("[") or value.endswith("]"):
+        inner = value[1:-1] if value.startswith("[") and value.endswith("]") else ""
+        try:
+            ipaddress.IPv6Address(inner)
+        except ValueError:
+            raise ValueError(f"'{value}' is not an IPv6 address in brackets (such as [2001:db8::25])") from None
+        if "%" in inner:
+            raise ValueError(f"'{value}': a zone index (%...) only means something on one machine")
+        return value
     parts = value.split("%EMAILDOMAIN%")
     out = []
     for part in parts:

@@ -269,13 +269,13 @@ class AppleTarget(Target):
     def render_account(self, mailbox: Mailbox) -> list[OutputFile]:
         if self.ctx.mdm is not None or not (self.wants("mobileconfig") or self.wants("mobileconfig-signed")):
             return []
-        path = f"{mailbox.email}/apple/{mailbox.email}.mobileconfig"
+        path = f"{mailbox.slug}/apple/{mailbox.slug}.mobileconfig"
         data = self._render(self.expected_profile(mailbox), path)
         secret = mailbox.password is not None
         files = [OutputFile(path=path, data=data, target=self.name, kind="mobileconfig", account=mailbox.email,
                             secret=secret)] if self.wants("mobileconfig") else []
         if self.ctx.signing is not None and self.wants("mobileconfig-signed"):
-            signed_path = f"{mailbox.email}/apple/{mailbox.email}.signed.mobileconfig"
+            signed_path = f"{mailbox.slug}/apple/{mailbox.slug}.signed.mobileconfig"
             signed = sign_profile(data, self.ctx.signing)
             # Prove what the device will install: the signed content is the verified profile, byte for byte.
             try:

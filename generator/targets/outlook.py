@@ -256,7 +256,7 @@ class OutlookTarget(Target):
 
     def expected_reg(self, mailbox: Mailbox) -> dict[str, dict[str, tuple[str, RegData]]]:
         setup: dict[str, tuple[str, RegData]] = {
-            "ImportPRF": (REG_SZ, prf_path(self.settings, mailbox.email)),
+            "ImportPRF": (REG_SZ, prf_path(self.settings, mailbox.slug)),
             "First-Run": (DELETE, None), "FirstRun": (DELETE, None)}
         if self.settings.disable_simplified_account_creation:
             setup["DisableOffice365SimplifiedAccountCreation"] = (REG_DWORD, 1)
@@ -291,7 +291,7 @@ class OutlookTarget(Target):
             raise BuildError(f"{mailbox.position}: '{mailbox.email}' contains a character Windows refuses in a "
                              "file name, so its PRF cannot be deployed as <address>.prf")
         env = self.ctx.environment(self.name, FILTERS)
-        base = f"{mailbox.email}/outlook"
+        base = f"{mailbox.slug}/outlook"
         protocol = self.spec.incoming.protocol
         section, account_type, prefix = PRF_ACCOUNT[protocol]
         account = self.prf_account(mailbox)
@@ -302,13 +302,13 @@ class OutlookTarget(Target):
                 "profile_name": self.settings.profile_name, "section": section, "account_type": account_type,
                 "prefix": prefix, "account": account, "mapping": prf_mapping(protocol),
                 "leave_on_server": prf_long(leave) if isinstance(leave, int) else None})
-            prf = self._file(f"{base}/{mailbox.email}.prf", _encode(encode_prf, prf_text, "prf"), "prf", mailbox)
+            prf = self._file(f"{base}/{mailbox.slug}.prf", _encode(encode_prf, prf_text, "prf"), "prf", mailbox)
             self._verify_prf(prf, self.expected_prf(mailbox))
             files.append(prf)
         if self.wants("reg"):
             reg_text = render_template(env, "outlook/import-prf.reg.j2", {
                 "outlook_key": OUTLOOK_KEY, "setup_key": SETUP_KEY,
-                "import_prf": prf_path(self.settings, mailbox.email), "force_pst_path": self.settings.force_pst_path,
+                "import_prf": prf_path(self.settings, mailbox.slug), "force_pst_path": self.settings.force_pst_path,
                 "disable_simplified": self.settings.disable_simplified_account_creation})
             reg = self._file(f"{base}/import-prf.reg", _encode(encode_reg, reg_text, "reg"), "reg", mailbox)
             self._verify_reg(reg, self.expected_reg(mailbox))

@@ -114,7 +114,7 @@ class ThunderbirdTarget(Target):
         sections = self.sections(mailbox)
         expected = {p.name: p.value for s in sections for p in s.prefs}
         enforce: set[str] = set(self.spec.targets.thunderbird.enforce)
-        base = f"{mailbox.email}/thunderbird"
+        base = f"{mailbox.slug}/thunderbird"
         env = self.ctx.environment(self.name, {"prefs_value": prefs_value, "prefs_string": prefs_string,
                                                "js_value": js_value, "json": _json, "xml": xml_escape})
         common = {"sections": sections, "provider": self.spec.provider.display_name, "email": mailbox.email}
