@@ -150,6 +150,8 @@ class AccountSource:
         password = None
         if passwords is not None:
             password = passwords(key)
+            if password == "":
+                return None  # its row in the passwords file is reported already
             if password is None:
                 self.problems.append(Problem(where(("email",)), f"no password for '{email}' in the passwords file",
                                              "add a row for it, or set passwords.include: false"))
@@ -238,6 +240,7 @@ def _passwords(found: Iterator[Record], display: str, problems: list[Problem]) -
             continue
         first_line[email] = record.line
         bad = _PASSWORD_BAD_RE.search(password)
+        out[email] = ""  # reported here; the account is left out without a second problem
         if not password:
             problems.append(Problem(record.position(display, col_password), f"empty password for '{email}'",
                                     "give the password, or remove the row"))

@@ -9,11 +9,14 @@ spooled to a temporary file. Output order is the spec's account order whatever t
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import errno
 import hashlib
 import json
 import multiprocessing
 import os
+import signal
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -233,6 +236,14 @@ def render_mailbox(targets: Sequence[Target], mailbox: Mailbox) -> list[OutputFi
 _WORKER_TARGETS: list[Target] = []
 
 
+def _worker_init() -> None:
+    """A worker leaves Ctrl-C to the main process (which stops the pool and reports once) and dies with it
+    (PR_SET_PDEATHSIG): a killed build must not leave workers printing BrokenPipe tracebacks."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1 (linux/prctl.h)
+
+
 def _work(chunk: list[Mailbox]) -> list[tuple[str, list[OutputFile]]]:
     return [(m.name, render_mailbox(_WORKER_TARGETS, m)) for m in chunk]
 
@@ -263,7 +274,7 @@ def rendered_accounts(plan: Plan, source: AccountSource, jobs: int) -> Iterator[
     global _WORKER_TARGETS
     _WORKER_TARGETS = plan.targets
     try:
-        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        with multiprocessing.get_context("fork").Pool(jobs, initializer=_worker_init) as pool:
             pending: deque[Any] = deque()
             for chunk in stream:
                 pending.append(pool.apply_async(_work, (chunk,)))

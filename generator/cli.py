@@ -4,6 +4,7 @@ exit codes: 0 success, 1 build failure (templates, output folder, verification),
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -135,6 +136,9 @@ def build_command(spec: str, out: Path | None, zip_path: Path | None, layout: La
     options.progress = bar.advance if bar else None
     try:
         report = build(plan, options)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: nothing was written", err=True)
+        sys.exit(130)
     except SpecError as exc:
         _fail_spec(exc)
     except VerificationError as exc:
@@ -206,3 +210,16 @@ def schema_command() -> None:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "mailprofile spec"
     click.echo(json.dumps(schema, indent=2, sort_keys=True))
+
+
+def run() -> None:
+    """The console entry point: `main`, with the last line of defence against a traceback. An error nobody
+    foresaw is one line and exit 70 (EX_SOFTWARE); MAILPROFILE_DEBUG=1 shows the traceback for a report."""
+    try:
+        main()
+    except Exception as exc:
+        if os.environ.get("MAILPROFILE_DEBUG") == "1":
+            raise
+        click.echo(f"error: internal error ({type(exc).__name__}: {exc}); nothing was written. Please report it "
+                   "with the command and spec (MAILPROFILE_DEBUG=1 shows the details)", err=True)
+        sys.exit(70)

@@ -7,13 +7,22 @@ sandboxed when admins point `--templates` at their own copies.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Iterable, Mapping
+import os
+import re
+import resource
+import signal
+import stat
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2.exceptions import SecurityError
+from jinja2.loaders import split_template_path
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from generator.errors import BuildError, VerificationError
@@ -29,20 +38,74 @@ def packaged_templates() -> Path:
     raise BuildError("the packaged templates are missing: reinstall mailprofile")
 
 
+MAX_TEMPLATE_BYTES = 1 << 20  # a template file (ours are a few KiB)
+MAX_OUTPUT_CHARS = 16 << 20  # one rendered file (a profile is a few KiB)
+MAX_RENDER_MEMORY = 256 << 20  # what one render of an admin's template may allocate beyond the process
+MAX_RENDER_SECONDS = 2  # CPU seconds for one render of an admin's template
+MAX_SEQUENCE = 1 << 20  # longest string or list `*` may build in an admin's template
+
+
+class ConfinedLoader(jinja2.BaseLoader):
+    """An admin's template folder: names resolve inside it, and a link that leads out of it (to /etc/passwd,
+    say) is refused, as is anything but a regular file of reasonable size."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
+        path = self.root.joinpath(*split_template_path(template))  # refuses '..'
+        if not os.path.lexists(path):
+            raise jinja2.TemplateNotFound(template)
+        real = path.resolve()
+        if self.root not in real.parents:
+            raise BuildError(f"--templates {self.root}: {template} is a link to {real}, outside the templates "
+                             "folder; copy the file into the folder instead")
+        info = os.stat(real)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_TEMPLATE_BYTES:
+            raise BuildError(f"--templates {self.root}: {template} is not a regular file of at most "
+                             f"{MAX_TEMPLATE_BYTES >> 10} KiB")
+        try:
+            source = real.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise BuildError(f"--templates {self.root}: {template} is not UTF-8 ({exc.reason})") from None
+        mtime = info.st_mtime
+        return source, str(path), lambda: os.path.exists(real) and os.path.getmtime(real) == mtime
+
+
+class LimitedSandbox(ImmutableSandboxedEnvironment):
+    """Jinja's sandbox, plus bounds on the operators that allocate without limit ('x' * 10**10, 9 ** 10**9,
+    '%999999999s' % x). Other routes to memory or time (str.ljust(10**10), nested loops) are bounded when the
+    template runs: see `render_template`."""
+
+    intercepted_binops = frozenset(["*", "**", "%"])
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple | bytes) and isinstance(n, int) and len(seq) * n > MAX_SEQUENCE:
+                    raise SecurityError(f"'*' would build {len(seq) * n} items (limit {MAX_SEQUENCE})")
+        elif operator == "**" and isinstance(left, int | float) and isinstance(right, int | float):
+            if abs(right) > 64 and abs(left) > 1:
+                raise SecurityError(f"'**' with exponent {right} (limit 64)")
+        elif operator == "%" and isinstance(left, str) and re.search(r"%[-#0 +]*(\*|\d{5,}|\.\d{5,}|\d*\.\*)", left):
+            raise SecurityError("'%' format with a width or precision of 10000 or more")
+        return super().call_binop(context, operator, left, right)
+
+
 def make_environment(override: Path | None = None,
                      filters: Mapping[str, Callable[..., Any]] | None = None) -> jinja2.Environment:
     """Files in `override` win over the packaged ones, file by file.
 
-    With an override folder the environment is Jinja's sandbox: those templates come from outside the package.
-    The packaged templates are our own code and render without the sandbox's per-attribute checks (measured:
-    about a sixth of the render time)."""
+    With an override folder the environment is a bounded sandbox: those templates come from outside the
+    package. The packaged templates are our own code and render without the sandbox's per-attribute checks
+    (measured: about a sixth of the render time)."""
     loaders: list[jinja2.BaseLoader] = []
     if override is not None:
         if not override.is_dir():
             raise BuildError(f"--templates {override}: not a folder")
-        loaders.append(jinja2.FileSystemLoader(str(override)))
+        loaders.append(ConfinedLoader(override))
     loaders.append(jinja2.FileSystemLoader(str(packaged_templates())))
-    kind = ImmutableSandboxedEnvironment if override is not None else jinja2.Environment
+    kind = LimitedSandbox if override is not None else jinja2.Environment
     env = kind(
         loader=jinja2.ChoiceLoader(loaders),
         undefined=jinja2.StrictUndefined,
@@ -57,12 +120,87 @@ def make_environment(override: Path | None = None,
 
 def render_template(env: jinja2.Environment, name: str, context: Mapping[str, Any]) -> str:
     try:
-        return env.get_template(name).render(context)
+        template = env.get_template(name)
+        if not isinstance(env, LimitedSandbox):
+            return template.render(context)
+        with _bounded(name):
+            return _render_bounded(template, context, name)
     except jinja2.TemplateNotFound:
         raise BuildError(f"template {name} not found") from None
     except jinja2.TemplateError as exc:
-        where = f"{getattr(exc, 'filename', None) or name}:{getattr(exc, 'lineno', '?')}"
+        where = f"{getattr(exc, 'filename', None) or name}:{getattr(exc, 'lineno', None) or _line(exc)}"
         raise BuildError(f"template {where}: {exc}") from None
+    except MemoryError as exc:
+        raise BuildError(f"template {name}:{_line(exc)}: rendering needed more than {MAX_RENDER_MEMORY >> 20} MiB; "
+                         "check the template for loops or repetitions that grow without bound") from None
+    except RecursionError:
+        raise BuildError(f"template {name}: recursion too deep; check recursive macros or includes") from None
+
+
+def _line(exc: BaseException) -> str:
+    """The template line a runtime error happened on: Jinja rewrites tracebacks so that a template's frames
+    carry its file name and line numbers."""
+    line = "?"
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith(".j2"):
+            line = str(tb.tb_lineno)
+        tb = tb.tb_next
+    return line
+
+
+def _render_bounded(template: jinja2.Template, context: Mapping[str, Any], name: str) -> str:
+    parts: list[str] = []
+    size = 0
+    for chunk in template.generate(context):
+        size += len(chunk)
+        if size > MAX_OUTPUT_CHARS:
+            raise BuildError(f"template {name}: the output grows past {MAX_OUTPUT_CHARS >> 20} M characters")
+        parts.append(chunk)
+    return "".join(parts)
+
+
+class _RenderTimeout(Exception):
+    pass
+
+
+def _vm_size() -> int:
+    try:
+        with open("/proc/self/statm", encoding="ascii") as handle:
+            return int(handle.read().split()[0]) * resource.getpagesize()
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+@contextlib.contextmanager
+def _bounded(name: str) -> Iterator[None]:
+    """Address-space and CPU-time limits around one render of an admin's template: a runaway allocation
+    becomes a MemoryError, a runaway loop a timeout, each a BuildError naming the template. Only where
+    limits can be set (Linux, the main thread); the operator checks of LimitedSandbox apply everywhere."""
+    vm = _vm_size()
+    if not vm or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = vm + MAX_RENDER_MEMORY
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+
+    def timeout(_signum: int, _frame: Any) -> None:
+        raise _RenderTimeout
+
+    previous = signal.signal(signal.SIGVTALRM, timeout)
+    signal.setitimer(signal.ITIMER_VIRTUAL, MAX_RENDER_SECONDS)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    try:
+        yield
+    except _RenderTimeout:
+        raise BuildError(f"template {name}: rendering took more than {MAX_RENDER_SECONDS} s of CPU time; check "
+                         "the template for loops that never end") from None
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+        signal.setitimer(signal.ITIMER_VIRTUAL, 0)
+        signal.signal(signal.SIGVTALRM, previous)
 
 
 def xml_escape(value: object) -> str:
