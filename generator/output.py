@@ -353,6 +353,8 @@ class DirSink(Sink):
             view = memoryview(data)
             while view:  # a regular file takes it all at once, but write() may legally take less
                 view = view[os.write(fd, view):]
+        except OSError as exc:
+            raise _located(exc, f"{self.tmp}/{path}") from None
         finally:
             os.close(fd)
         if self.fresh:
@@ -363,9 +365,12 @@ class DirSink(Sink):
         return "unchanged" if _same(old, data) else "changed"
 
     def add_stream(self, path: str, chunks: Iterable[bytes]) -> None:
-        with os.fdopen(self._open(path, False), "wb") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
+        try:
+            with os.fdopen(self._open(path, False), "wb") as handle:
+                for chunk in chunks:
+                    handle.write(chunk)
+        except OSError as exc:
+            raise _located(exc, f"{self.tmp}/{path}") from None
 
     def removed(self) -> Iterator[str]:
         """Files of the previous output that this build does not write again."""
@@ -381,6 +386,11 @@ class DirSink(Sink):
     def abort(self) -> None:
         with contextlib.suppress(OSError):  # what is left carries our mark: the next run removes it
             _remove_tree(self.tmp)
+
+
+def _located(exc: OSError, path: str) -> OSError:
+    """The same error, naming the file (os.write and zipfile report ENOSPC without one)."""
+    return exc if exc.filename is not None else OSError(exc.errno, exc.strerror, path)
 
 
 def _same(path: Path, data: bytes) -> bool:
@@ -410,16 +420,25 @@ class ZipSink(Sink):
 
     def add(self, path: str, data: bytes, secret: bool) -> None:
         self.secret |= secret
-        self.zip.writestr(self._info(path, secret), data)
+        try:
+            self.zip.writestr(self._info(path, secret), data)
+        except OSError as exc:
+            raise _located(exc, str(self.tmp)) from None
         return None
 
     def add_stream(self, path: str, chunks: Iterable[bytes]) -> None:
-        with self.zip.open(self._info(path, False), "w", force_zip64=True) as handle:
-            for chunk in chunks:
-                handle.write(chunk)
+        try:
+            with self.zip.open(self._info(path, False), "w", force_zip64=True) as handle:
+                for chunk in chunks:
+                    handle.write(chunk)
+        except OSError as exc:
+            raise _located(exc, str(self.tmp)) from None
 
     def finish(self) -> None:
-        self.zip.close()
+        try:
+            self.zip.close()
+        except OSError as exc:
+            raise _located(exc, str(self.tmp)) from None
         # An archive that holds a password is as secret as the file inside it.
         os.chmod(self.tmp, 0o600 if self.secret else 0o666 & ~_umask())
         with self.tmp.open("rb") as handle:

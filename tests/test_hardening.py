@@ -1,0 +1,314 @@
+"""Values come out exactly as they went in, and every error is located: placeholders, bracketed hosts,
+long addresses, look-alike domains, RFC 4180 CSV records, file-system failures, interrupted builds."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import plistlib
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from generator.accounts import NAME_BYTES, load_accounts
+from generator.build import BuildOptions, build, prepare
+from generator.errors import SpecError
+from generator.spec import load_spec
+from generator.targets.apple import AppleTarget
+from generator.targets.base import RenderContext
+from generator.targets.outlook import OutlookTarget
+from generator.targets.thunderbird import ThunderbirdTarget
+from tests.conftest import require, require_binary
+
+HEAD = """\
+provider: {id: esempio.it, display_name: Esempio, domains: [esempio.it]}
+incoming: {protocol: imap, host: imap.esempio.it, port: 993, security: ssl, username: "%EMAILLOCALPART%+%REALNAME%"}
+outgoing: {host: smtp.esempio.it, port: 465, security: ssl}
+"""
+PLACEHOLDER_SPELLINGS = ["%EMAILADDRESS%", "%EMAILLOCALPART%", "%EMAILDOMAIN%", "%REALNAME%", "%emaildomain%", "%%",
+                         "%", "%EMAIL%"]
+
+
+def _write(folder: Path, text: str, name: str = "spec.yaml") -> Path:
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# --- placeholders: one pass -----------------------------------------------------------------------------------
+
+_LOCAL_PIECE = st.text("abcxyz019.-_", min_size=1, max_size=6).filter(lambda s: not s.startswith(".")
+                                                                      and not s.endswith(".") and ".." not in s)
+_NAME_PIECE = st.text("ABCxyz 019-", min_size=1, max_size=6)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(local=st.tuples(_LOCAL_PIECE, st.sampled_from(PLACEHOLDER_SPELLINGS), _LOCAL_PIECE),
+       name=st.tuples(_NAME_PIECE, st.sampled_from(PLACEHOLDER_SPELLINGS), _NAME_PIECE))
+@example(local=("a", "%EMAILDOMAIN%", "b"), name=("x", "%EMAILADDRESS%", "y"))
+def test_placeholder_spellings_in_values_come_out_literally(tmp_path: Path, local: tuple[str, str, str],
+                                                            name: tuple[str, str, str]) -> None:
+    local_part, real_name = "".join(local), "".join(name).strip() or "X"
+    email = f"{local_part}@esempio.it"
+    spec = _write(tmp_path, HEAD + f"accounts:\n  - {{name: {json.dumps(real_name)}, email: {json.dumps(email)}}}\n")
+    loaded = load_spec(spec)
+    (mailbox,) = load_accounts(loaded)
+    literal = f"{local_part}+{real_name}"
+    assert mailbox.username == literal and mailbox.smtp_username == literal
+    ctx = RenderContext(loaded)
+    files = {f.kind: f for t in (AppleTarget(ctx), ThunderbirdTarget(ctx), OutlookTarget(ctx))
+             for f in t.render_account(mailbox)}  # each file is proven against mailbox.username on the way
+    payload = plistlib.loads(files["mobileconfig"].data)["PayloadContent"][0]
+    assert payload["IncomingMailServerUsername"] == literal and payload["EmailAddress"] == email
+    assert payload["EmailAccountName"] == real_name
+
+
+# --- hosts ------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("host", ['[2001:db8::1"\n]', "[1.2.3.4]", "[fe80::1%eth0]", "[2001:db8::1", "[]",
+                                  "[not an address]"])
+def test_bracketed_host_must_be_an_ipv6_literal(tmp_path: Path, host: str) -> None:
+    text = HEAD.replace("host: imap.esempio.it", f"host: {json.dumps(host)}") + \
+        "accounts:\n  - {name: Mario, email: mario@esempio.it}\n"
+    with pytest.raises(SpecError) as err:
+        load_spec(_write(tmp_path, text))
+    assert len(err.value.problems) == 1
+    assert str(err.value.problems[0]).startswith(f"{tmp_path / 'spec.yaml'}:2:")
+    assert "IPv6" in str(err.value.problems[0]) or "zone index" in str(err.value.problems[0])
+
+
+def test_bracketed_ipv6_host_is_written_in_every_format(tmp_path: Path) -> None:
+    text = HEAD.replace("host: imap.esempio.it", "host: '[2001:db8::25]'") + \
+        "accounts:\n  - {name: Mario, email: mario@esempio.it}\n"
+    report = build(prepare(load_spec(_write(tmp_path, text))), tmp_path / "out")
+    assert report.accounts == 1
+    profile = plistlib.loads((tmp_path / "out/mario@esempio.it/apple/mario@esempio.it.mobileconfig").read_bytes())
+    assert profile["PayloadContent"][0]["IncomingMailServerHostName"] == "[2001:db8::25]"
+
+
+def test_mixed_script_domain_is_warned_about(tmp_path: Path) -> None:
+    text = HEAD.replace("domains: [esempio.it]", "domains: [esempio.it, pаypal.it]") + \
+        "accounts:\n  - {name: Mario, email: mario@esempio.it}\n"
+    plan = prepare(load_spec(_write(tmp_path, text)))
+    warnings = [str(p) for p in plan.warnings if "look-alike" in p.message]
+    assert warnings == [f"{tmp_path / 'spec.yaml'}:1:73: provider.domains: 'pаypal' (xn--pypal-4ve) mixes LATIN and "
+                        "CYRILLIC letters, as look-alike names do — check that this is the real name, spelled as "
+                        "intended"]
+
+
+# --- long addresses -----------------------------------------------------------------------------------------
+
+def test_longest_legal_address_gets_a_short_deterministic_folder_name(tmp_path: Path) -> None:
+    domain = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 55]) + ".it"
+    local = "m" * 64
+    email = f"{local}@{domain}"
+    assert len(email.encode()) > 255
+    text = HEAD.replace("domains: [esempio.it]", f"domains: [{domain}]") + \
+        f"accounts:\n  - {{name: Mario, email: {email}}}\n"
+    spec = _write(tmp_path, text)
+    for layout in ("account", "per-target"):
+        out = tmp_path / layout
+        build(prepare(load_spec(spec)), BuildOptions(out=out, layout=layout))  # type: ignore[arg-type]
+        manifest = json.loads((out / "manifest.json").read_text())
+        entries = [e for e in manifest["files"] if e["account"]]
+        assert {e["account"] for e in entries} == {email}
+        for entry in entries:
+            assert all(len(part.encode()) <= 255 for part in entry["path"].split("/")), entry["path"]
+            assert (out / entry["path"]).is_file()
+        again = tmp_path / f"{layout}-again"
+        build(prepare(load_spec(spec)), BuildOptions(out=again, layout=layout))  # type: ignore[arg-type]
+        assert sorted(p.relative_to(again) for p in again.rglob("*")) == sorted(p.relative_to(out)
+                                                                               for p in out.rglob("*"))
+    folder = next(p for p in (tmp_path / "account").iterdir() if p.is_dir() and p.name != "domains")
+    assert len(folder.name.encode()) <= NAME_BYTES and folder.name.startswith(local + "@aaaa")
+    assert re.search(r"~[0-9a-f]{16}$", folder.name)
+
+
+# --- CSV records --------------------------------------------------------------------------------------------
+
+_FIELD = st.text(st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]) | st.sampled_from(',"'),
+                 max_size=12).map(str.strip).filter(bool)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(_FIELD, _FIELD), min_size=1, max_size=6))
+def test_csv_values_with_commas_and_quotes_round_trip(tmp_path: Path, rows: list[tuple[str, str]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["name", "email", "description"])
+    for i, (name, description) in enumerate(rows):
+        writer.writerow([name, f"user{i}@esempio.it", description])
+    (tmp_path / "users.csv").write_text(buffer.getvalue(), encoding="utf-8")
+    spec = _write(tmp_path, HEAD + "accounts_csv: users.csv\n")
+    try:
+        mailboxes = load_accounts(load_spec(spec))
+    except SpecError as exc:  # a value the model refuses (e.g. an unsupported character) is located, not garbled
+        assert all(str(p).startswith(str(tmp_path / "users.csv")) for p in exc.problems)
+        return
+    assert [(m.name, m.description) for m in mailboxes] == rows
+
+
+MULTILINE = ('name,email,description\n'
+             'Mario,mario@esempio.it,"Sede di Roma,\nsecondo piano"\n'
+             '"Anna\nBianchi",anna@esempio.it,ok\n'
+             'Carla,carla@altrove.it,ok\n')
+
+
+def test_quoted_field_spanning_lines_is_one_record_with_physical_positions(tmp_path: Path) -> None:
+    (tmp_path / "users.csv").write_text(MULTILINE, encoding="utf-8")
+    spec = _write(tmp_path, HEAD + "accounts_csv: users.csv\n")
+    with pytest.raises(SpecError) as err:
+        load_accounts(load_spec(spec))
+    csv_path = tmp_path / "users.csv"
+    assert [str(p).split(" — ")[0] for p in err.value.problems] == [
+        f"{csv_path}:2:24: description: must be a single line",
+        f"{csv_path}:4:1: name: must be a single line",
+        f"{csv_path}:6:7: 'carla@altrove.it' is not in the provider's domains (esempio.it)",
+    ]
+
+
+def test_keep_going_never_writes_half_a_record(tmp_path: Path) -> None:
+    (tmp_path / "users.csv").write_text(MULTILINE.replace("Sede di Roma,\nsecondo piano", "Sede di Roma"),
+                                        encoding="utf-8")
+    spec = _write(tmp_path, HEAD + "accounts_csv: users.csv\n")
+    report = build(prepare(load_spec(spec)), BuildOptions(out=tmp_path / "out", keep_going=True))
+    accounts = {e["account"] for e in json.loads((tmp_path / "out/manifest.json").read_text())["files"]
+                if e["account"]}
+    assert accounts == {"mario@esempio.it"} and report.accounts == 1
+    assert len(report.skipped) == 2  # Anna's two-line record is one account, skipped whole; Carla's domain
+
+
+# --- file-system failures -----------------------------------------------------------------------------------
+
+def _cli(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "generator", *args], capture_output=True, text=True, timeout=120,
+                          check=False, **kwargs)  # type: ignore[call-overload, no-any-return]
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> object:
+    """A tiny private tmpfs (root only): a disk that fills up, or a read-only mount."""
+    mounts: list[Path] = []
+
+    def mount(options: str) -> Path:
+        point = tmp_path / f"mnt{len(mounts)}"
+        point.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], capture_output=True,
+                              check=False)
+        require(done.returncode == 0, f"cannot mount a tmpfs here (root needed): {done.stderr.decode().strip()}")
+        mounts.append(point)
+        return point
+
+    yield mount
+    for point in mounts:
+        subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+def _spec_with_accounts(folder: Path, n: int) -> Path:
+    (folder / "users.csv").write_text("name,email\n" + "".join(f"User {i},user{i}@esempio.it\n" for i in range(n)))
+    return _write(folder, HEAD + "accounts_csv: users.csv\n")
+
+
+def test_disk_full_is_one_line_and_nothing_is_left(tmp_path: Path, tmpfs: object) -> None:
+    point = tmpfs("size=96k")  # type: ignore[operator]
+    result = _cli(["build", str(_spec_with_accounts(tmp_path, 40)), "--out", str(point / "out"), "-j", "1", "-q"])
+    assert result.returncode == 1, result.stderr
+    assert re.search(rf"^error: cannot write {re.escape(str(point))}/\.out\.mailprofile-\w+/[^:]+: No space left on "
+                     r"device — free some space or write elsewhere$", result.stderr, re.MULTILINE), result.stderr
+    assert "Traceback" not in result.stderr and list(point.iterdir()) == []
+
+
+def test_read_only_destination_is_one_line(tmp_path: Path, tmpfs: object) -> None:
+    point = tmpfs("size=1m,ro")  # type: ignore[operator]
+    result = _cli(["build", str(_spec_with_accounts(tmp_path, 2)), "--out", str(point / "out"), "-q"])
+    assert result.returncode == 1
+    assert f"error: cannot write {point}/.out.mailprofile-lock: Read-only file system" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_permission_denied_is_one_line(tmp_path: Path) -> None:
+    setpriv = require_binary("setpriv", "util-linux")
+    spec = _spec_with_accounts(tmp_path, 2)
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    # root without the capabilities that override file permissions: a folder it may not write to
+    result = subprocess.run([setpriv, "--bounding-set=-dac_override,-dac_read_search", "--", sys.executable, "-m",
+                             "generator", "build", str(spec), "--out", str(locked / "out"), "-q"],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 1, result.stderr
+    assert f"error: cannot write {locked}/.out.mailprofile-lock: Permission denied" in result.stderr
+    assert "Traceback" not in result.stderr and list(locked.iterdir()) == []
+
+
+def test_name_too_long_is_one_line(tmp_path: Path) -> None:
+    result = _cli(["build", str(_spec_with_accounts(tmp_path, 1)), "--out", str(tmp_path / ("x" * 300)), "-q"])
+    assert result.returncode == 1
+    assert "File name too long" in result.stderr and "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml", "users.csv"]
+
+
+# --- interrupted builds -------------------------------------------------------------------------------------
+
+def _start(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    spec = _spec_with_accounts(tmp_path, 4000)
+    err = tmp_path / "stderr"
+    with err.open("wb") as handle:
+        proc = subprocess.Popen([sys.executable, "-m", "generator", "build", str(spec), "--out",
+                                 str(tmp_path / "out"), "-j", "2", "-q"], stderr=handle, stdout=subprocess.DEVNULL,
+                                start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not any(p.name.startswith(".out.mailprofile-") and p.is_dir() for p in tmp_path.iterdir()):
+        assert time.monotonic() < deadline and proc.poll() is None, err.read_text()
+        time.sleep(0.05)
+    time.sleep(0.5)  # workers are rendering now
+    return proc, err
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+def test_ctrl_c_stops_workers_quietly_with_one_line(tmp_path: Path) -> None:
+    proc, err = _start(tmp_path)
+    assert _children(proc.pid), "the build should be running worker processes"
+    os.killpg(proc.pid, signal.SIGINT)  # what the terminal does: the whole process group
+    assert proc.wait(timeout=60) == 130
+    lines = [line for line in err.read_text().splitlines() if line and not line.startswith("warning: ")]
+    assert lines == ["interrupted: nothing was written"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml", "stderr", "users.csv"]
+
+
+def test_killed_parent_takes_its_workers_without_tracebacks(tmp_path: Path) -> None:
+    proc, err = _start(tmp_path)
+    workers = _children(proc.pid)
+    assert workers
+    proc.kill()
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{w}").exists() and "Z" not in Path(f"/proc/{w}/stat").read_text().split(")")[1][:3]
+              for w in workers if Path(f"/proc/{w}").exists()):
+        assert time.monotonic() < deadline, "workers outlived their parent"
+        time.sleep(0.05)
+    assert "Traceback" not in err.read_text() and "BrokenPipe" not in err.read_text()
+    # The next run removes what the killed one left and builds.
+    result = _cli(["build", str(tmp_path / "spec.yaml"), "--out", str(tmp_path / "out"), "-q"])
+    assert result.returncode == 0, result.stderr
+    assert "left by an interrupted build" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "spec.yaml", "stderr", "users.csv"]
