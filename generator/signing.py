@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes, PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs7
 
+from .csvfile import open_regular
 from .errors import BuildError
 
 SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
@@ -188,13 +189,20 @@ def _tlv(der: bytes, pos: int) -> tuple[int, tuple[int, int], int]:
     return tag, (pos, pos + length), pos + length
 
 
+MAX_PEM_BYTES = 1 << 20  # a certificate chain or key is a few KiB
+
+
 def _read(path: Path, what: str) -> bytes:
     try:
-        return path.read_bytes()
+        with open_regular(path) as handle:
+            data = handle.read(MAX_PEM_BYTES + 1)
     except OSError as exc:
         raise BuildError(
             f"{path}: cannot read the {what}: {exc.strerror or exc} — check the path and its permissions"
         ) from None
+    if len(data) > MAX_PEM_BYTES:
+        raise BuildError(f"{path}: the {what} is larger than {MAX_PEM_BYTES >> 10} KiB — is this the right file?")
+    return data
 
 
 def _load_certificates(path: Path, what: str) -> list[x509.Certificate]:

@@ -133,3 +133,11 @@ def test_template_link_out_of_the_folder_is_refused(tmp_path: Path) -> None:
     status, err, _peak = run_cli(["build", str(HOSTILE / "plain.yaml"), "--only", "apple", "--out", "out",
                                   "--templates", str(tmp_path / "tpl")], tmp_path)
     assert status == 1 and "apple/secret.j2 is a link to /etc/hostname, outside the templates folder" in err
+
+
+def test_signing_files_that_never_end_are_refused(tmp_path: Path) -> None:
+    status, err, peak = run_cli(["build", str(HOSTILE / "plain.yaml"), "--out", "out", "--sign-cert", "/dev/zero",
+                                 "--sign-key", "/dev/zero"], tmp_path)
+    assert status == 1
+    assert "error: /dev/zero: cannot read the signing certificate: not a regular file" in err
+    assert peak < PEAK_MB and not (tmp_path / "out").exists()
