@@ -251,3 +251,22 @@ def estimate_accounts(loaded: LoadedSpec) -> int:
         except OSError:
             pass
     return count
+
+
+def mailbox_for_address(loaded: LoadedSpec, address: str, name: str | None = None) -> Mailbox:
+    """A mailbox for an address the spec does not list (what a service answers for any address of a served
+    domain, as automx2 does): address checks and user names exactly as for a listed account. The name
+    defaults to the address. ValueError (with a message for the user) when the address is invalid or its
+    domain is not one of provider.domains."""
+    spec = loaded.spec
+    local, domain = split_address(address.strip())
+    if domain not in spec.provider.domains:
+        raise ValueError(f"'{address}' is not in the provider's domains ({', '.join(spec.provider.domains)})")
+    email = f"{local}@{domain}"
+    shown = name or email
+    proto = Mailbox(index=0, name=shown, email=email, local=local, domain=domain, username="", smtp_username="",
+                    description=None, position=loaded.where())
+    incoming_user = proto.expand(spec.incoming.username)
+    smtp_user = incoming_user if spec.outgoing.same_credentials else proto.expand(spec.outgoing.username)
+    return Mailbox(index=0, name=shown, email=email, local=local, domain=domain, username=incoming_user,
+                   smtp_username=smtp_user, description=None, position=loaded.where())

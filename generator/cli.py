@@ -204,3 +204,8 @@ def schema_command() -> None:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "mailprofile spec"
     click.echo(json.dumps(schema, indent=2, sort_keys=True))
+
+
+from generator.serve.cli import serve_command  # noqa: E402  (registered last: the service builds on the above)
+
+main.add_command(serve_command)
