@@ -44,10 +44,10 @@ def redact(text: str) -> str:
     return _CONTROL_RE.sub("?", _ADDRESS_RE.sub(hashed, text))
 
 
-def request_line(scope: Scope) -> str:
+def request_line(scope: Scope, path: str) -> str:
     """Method, path and query as a log may show them: decoded, addresses hashed, control characters gone."""
     query = scope.get("query_string", b"").decode("latin-1")
-    target = unquote(scope.get("path", "")) + ("?" + unquote(query.replace("+", " ")) if query else "")
+    target = unquote(path) + ("?" + unquote(query.replace("+", " ")) if query else "")
     return f"{scope.get('method', '-')} {redact(target)[:300]}"
 
 
@@ -63,7 +63,8 @@ class Edge:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        scope["path"] = fold_path(scope["path"])
+        path = scope["path"]  # logged as the client spelled it
+        scope["path"] = fold_path(path)
         started = time.perf_counter()
         state: dict[str, Any] = {"status": 0}
 
@@ -75,7 +76,7 @@ class Edge:
         try:
             await self.app(scope, receive, send_status)
         except Exception as exc:  # the last guard: log the kind of failure, never the request
-            error_log.error("internal error in %s: %s", request_line(scope), type(exc).__name__)
+            error_log.error("internal error in %s: %s", request_line(scope, path), type(exc).__name__)
             if not state["status"]:
                 state["status"] = 500
                 await send({"type": "http.response.start", "status": 500,
@@ -83,5 +84,5 @@ class Edge:
                 await send({"type": "http.response.body", "body": b"internal error\n"})
         if access_log.isEnabledFor(logging.INFO):
             client = scope.get("client") or ("-", 0)
-            access_log.info('%s "%s" %d %.1fms', client[0], request_line(scope), state["status"],
+            access_log.info('%s "%s" %d %.1fms', client[0], request_line(scope, path), state["status"],
                             (time.perf_counter() - started) * 1000)
