@@ -5,10 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SYSTEM_PACKAGES := thunderbird libwin-hivex-perl libhivex-bin python3-hivex openssl
+SYSTEM_PACKAGES := thunderbird libwin-hivex-perl libhivex-bin python3-hivex openssl chromium chromium-driver zbar-tools
 EXAMPLES := $(wildcard examples/*.yaml)
 
-.PHONY: demo test lint unit system-deps golden bench clean
+.PHONY: demo test lint unit system-deps golden bench clean i18n
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,14 @@ golden: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# Guides and messages: extract the messages (Python + templates), merge them into every catalog, compile the
+# .mo files (committed; tests/test_i18n.py fails when one is stale, missing or untranslated).
+LOCALE := generator/locale
+i18n: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k N_ --project mailprofile --no-location -w 120 -o $(LOCALE)/mailprofile.pot .
+	$(BIN)/pybabel update -i $(LOCALE)/mailprofile.pot -d $(LOCALE) -D mailprofile -w 120 --no-fuzzy-matching
+	$(BIN)/pybabel compile -d $(LOCALE) -D mailprofile --statistics
 
 clean:
 	rm -rf $(VENV) out dist build .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -20,7 +20,7 @@ from generator.model import AccountSpec, Server, Spec, to_a_label
 from generator.spec import LoadedSpec, problems_from
 
 PasswordLookup = Callable[[str], str | None]
-CSV_COLUMNS = ("name", "email", "username", "description")
+CSV_COLUMNS = ("name", "email", "username", "description", "language", "notify")
 # RFC 5322 atext, less '/', '|' and '?': the address names a folder in the output and a file on Windows.
 _LOCAL_RE = re.compile(r"^[\w.!#$%&'*+=^`{}~-]+$")
 
@@ -39,6 +39,8 @@ class Mailbox:
     description: str | None
     position: Position
     password: str | None = None
+    language: str = "en"  # guide and message language (account's, else delivery.language)
+    notify: str | None = None  # where the message goes, when not to the address itself
 
     def expand(self, template: str) -> str:
         """Fill the autoconfig placeholders for this mailbox."""
@@ -121,6 +123,12 @@ class AccountSource:
             self.problems.append(Problem(where(("email",)), f"duplicate address '{email}' (first at {first})",
                                          "each mailbox may appear only once"))
             return None
+        if account.notify is not None:
+            try:
+                split_address(account.notify)
+            except ValueError as exc:
+                self.problems.append(Problem(where(("notify",)), str(exc), "correct the notify address"))
+                return None
         seen[key] = self._pack(position)
         password = None
         if passwords is not None:
@@ -136,7 +144,8 @@ class AccountSource:
         smtp_user = incoming_user if same else proto.expand(self.spec.outgoing.username)
         return Mailbox(index=index, name=account.name, email=email, local=local, domain=domain,
                        username=incoming_user, smtp_username=smtp_user, description=account.description,
-                       position=position, password=password)
+                       position=position, password=password,
+                       language=account.language or self.spec.delivery.language, notify=account.notify)
 
     def _raw_accounts(self) -> Iterator[tuple[Any, Position, Callable[..., Position]]]:
         for i, data in enumerate(self.loaded.document.data.get("accounts") or []):

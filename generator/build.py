@@ -46,6 +46,9 @@ MEDIA_TYPES = {
     "autoconfig.js": "application/javascript", "policies.json": "application/json",
     "autoconfig-xml": "text/xml", "autodiscover-xml": "text/xml", "autodiscover-json": "application/json",
     "prf": "text/plain", "reg": "text/plain",
+    "guide-html": "text/html; charset=utf-8", "guide-text": "text/plain; charset=utf-8", "guide-qr": "image/png",
+    "guide-domain-html": "text/html; charset=utf-8", "guide-domain-text": "text/plain; charset=utf-8",
+    "eml": "message/rfc822",
 }
 
 # Which target makes each kind of file (for --kinds).
@@ -54,6 +57,8 @@ KIND_TARGET = {
     "user.js": "thunderbird", "mozilla.cfg": "thunderbird", "autoconfig.js": "thunderbird",
     "policies.json": "thunderbird", "autoconfig-xml": "thunderbird",
     "prf": "outlook", "reg": "outlook", "autodiscover-xml": "outlook", "autodiscover-json": "outlook",
+    "guide-html": "guide", "guide-text": "guide", "guide-qr": "guide", "guide-domain-html": "guide",
+    "guide-domain-text": "guide", "eml": "message",
 }
 CHUNK = 64  # accounts per task sent to a worker process
 
@@ -140,7 +145,8 @@ def load_signing(loaded: LoadedSpec, request: SignRequest | None) -> SigningMate
 
 
 def prepare(loaded: LoadedSpec, only: Sequence[str] | None = None, templates: Path | None = None,
-            sign: SignRequest | None = None, mdm: str | None = None, kinds: Sequence[str] | None = None) -> Plan:
+            sign: SignRequest | None = None, mdm: str | None = None, kinds: Sequence[str] | None = None,
+            base_url: str | None = None) -> Plan:
     """Choose targets, load signing material and lint. Raises SpecError (with every error) if the spec cannot
     be built as it is, BuildError for unusable templates or signing material.
 
@@ -168,7 +174,7 @@ def prepare(loaded: LoadedSpec, only: Sequence[str] | None = None, templates: Pa
     if signing is not None and mdm is not None:
         raise BuildError("MDM consoles want unsigned profiles (they re-sign or wrap them): drop the signing options")
     ctx = RenderContext(loaded, templates=templates, signing=signing, mdm=mdm,
-                        kinds=frozenset(kinds) if kinds else None)
+                        kinds=frozenset(kinds) if kinds else None, base_url=base_url)
     classes = target_classes()
     targets = [classes[name](ctx) for name in names]
     problems = lint_spec(loaded)
@@ -199,7 +205,7 @@ def check(plan: Plan) -> int:
 def render_mailbox(targets: Sequence[Target], mailbox: Mailbox) -> list[OutputFile]:
     files: list[OutputFile] = []
     for target in targets:
-        files += target.render_account(mailbox)
+        files += target.render_after(mailbox, files)
     return files
 
 
