@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SYSTEM_PACKAGES := thunderbird libwin-hivex-perl libhivex-bin python3-hivex openssl chromium chromium-driver zbar-tools
+SYSTEM_PACKAGES := thunderbird libwin-hivex-perl libhivex-bin python3-hivex openssl chromium chromium-driver zbar-tools wrk
 EXAMPLES := $(wildcard examples/*.yaml)
 
 .PHONY: demo test lint unit system-deps golden bench clean i18n

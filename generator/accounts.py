@@ -278,4 +278,5 @@ def mailbox_for_address(loaded: LoadedSpec, address: str, name: str | None = Non
     incoming_user = proto.expand(spec.incoming.username)
     smtp_user = incoming_user if spec.outgoing.same_credentials else proto.expand(spec.outgoing.username)
     return Mailbox(index=0, name=shown, email=email, local=local, domain=domain, username=incoming_user,
-                   smtp_username=smtp_user, description=None, position=loaded.where())
+                   smtp_username=smtp_user, description=None, position=loaded.where(),
+                   language=spec.delivery.language)

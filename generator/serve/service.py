@@ -16,7 +16,7 @@ from pathlib import Path
 
 from generator.accounts import Mailbox, load_accounts, mailbox_for_address, split_address
 from generator.build import Plan, SignRequest, check, prepare
-from generator.errors import Problem, SpecError
+from generator.errors import BuildError, Problem, SpecError
 from generator.spec import load_spec
 from generator.targets import OutputFile, Target
 
@@ -113,7 +113,7 @@ class Service:
 
 
 def served_kinds(plan_targets: Sequence[str], signed: bool) -> list[str]:
-    kinds = [k for t in plan_targets for k in SERVED_KINDS[t]]
+    kinds = [k for t in plan_targets for k in SERVED_KINDS.get(t, [])]
     if signed and "mobileconfig" in kinds:
         kinds[kinds.index("mobileconfig")] = "mobileconfig-signed"
     return kinds
@@ -131,7 +131,9 @@ def load_service(spec_path: str | Path, sign: SignRequest | None = None) -> Serv
     # Same targets, lint and errors as `check`; then only the kinds the service answers with.
     probe = prepare(loaded, sign=sign)
     check(probe)
-    names = [t.name for t in probe.targets]
+    names = [t.name for t in probe.targets if t.name in SERVED_KINDS]  # guides and messages are not served
+    if not names:
+        raise BuildError(f"targets.build names none of {', '.join(SERVED_KINDS)}: there is nothing to serve")
     signed = any(t.ctx.signing is not None for t in probe.targets)
     plan = prepare(loaded, sign=sign, kinds=served_kinds(names, signed))
     return Service(plan, load_accounts(loaded), signed)
