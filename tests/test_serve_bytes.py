@@ -34,18 +34,19 @@ def built(spec: Path, out: Path, sign: SignRequest | None = None) -> dict[str, d
 @pytest.mark.parametrize("spec", SPECS, ids=[s.stem for s in SPECS])
 def test_every_answer_equals_the_built_file(spec: Path, tmp_path: Path) -> None:
     files = built(spec, tmp_path / "out")
-    assert files["mobileconfig"] and files["autodiscover-xml"] and files["autoconfig-xml"]
+    served_kinds = {"mobileconfig", "autodiscover-xml", "autoconfig-xml", "autodiscover-json"} & set(files)
+    assert "mobileconfig" in served_kinds  # every example builds Apple profiles
     with TestClient(create_app(spec)) as client:
-        for domain, data in files["autoconfig-xml"].items():
+        for domain, data in files.get("autoconfig-xml", {}).items():
             assert client.get("/mail/config-v1.1.xml", headers={"host": f"autoconfig.{domain}"}).content == data
             assert client.get(f"/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=a@{domain}").content == data
-        for domain, data in files["autodiscover-json"].items():
+        for domain, data in files.get("autodiscover-json", {}).items():
             r = client.get(f"/autodiscover/autodiscover.json/v1.0/a@{domain}?Protocol=AutodiscoverV1")
             assert r.content == data
-        for account, data in files["autodiscover-xml"].items():
+        for account, data in files.get("autodiscover-xml", {}).items():
             r = client.post("/autodiscover/autodiscover.xml", content=pox(account), headers=XML_HEADERS)
             assert r.status_code == 200 and r.content == data, account
-        for account, data in files["mobileconfig"].items():
+        for account, data in files.get("mobileconfig", {}).items():
             assert client.get(f"/apple/{account}.mobileconfig").content == data, account
 
 
@@ -54,7 +55,7 @@ def test_signed_profiles_carry_the_built_profile(tmp_path: Path, pki: PKI) -> No
     sign = SignRequest(pki.leaf, pki.leaf_key, pki.chain)
     files = built(spec, tmp_path / "out", sign)
     with TestClient(create_app(spec, sign)) as client:
-        for account, data in files["mobileconfig"].items():
+        for account, data in files.get("mobileconfig", {}).items():
             served = client.get(f"/apple/{account}.mobileconfig").content
             assert served[:1] == b"\x30"  # DER, not the XML plist
             assert unsigned_content(served) == data == unsigned_content(files["mobileconfig-signed"][account])
