@@ -368,3 +368,61 @@ def test_reload_swaps_a_valid_spec_and_keeps_the_old_one_when_invalid(tmp_path: 
             f"reload failed, keeping the previous spec: {spec}:12:9: incoming.port: input should be less than or "
             "equal to 65535, got 99999 — change the value (1 problem)"]
         assert parse_autoconfig(client.get(url).content)["incoming"][0]["hostname"] == "imap.esempio.it"
+
+
+# --- the self-service page ---------------------------------------------------------------------------------
+def settings_cells(html: str) -> dict[str, str]:
+    from generator.targets.guide import _GuideParser
+    parser = _GuideParser()
+    parser.feed(html)
+    return parser.parsed.tables["settings"]
+
+
+def test_page_without_address_is_the_form(school: TestClient) -> None:
+    r = school.get("/", headers={"accept-language": "en-GB,en;q=0.8"})
+    assert r.status_code == 200 and r.headers["content-type"] == "text/html; charset=utf-8"
+    assert '<form method="get" action="/">' in r.text and 'name="email"' in r.text
+    assert "<script" not in r.text and 'id="settings"' not in r.text
+    assert r.headers["content-language"] == "en" and r.headers["vary"] == "Accept-Language"
+
+
+@pytest.mark.parametrize("accept,query,lang,heading", [
+    ("it-IT,it;q=0.9,en;q=0.5", "", "it", "Configura la tua casella Scuola Esempio"),
+    ("en-US", "", "en", "Set up your Scuola Esempio mailbox"),
+    ("en-US", "&lang=it", "it", "Configura la tua casella Scuola Esempio"),
+    ("de-DE", "", "en", "Set up your Scuola Esempio mailbox")])
+def test_page_language(school: TestClient, accept: str, query: str, lang: str, heading: str) -> None:
+    r = school.get("/?email=zoe.unal%40staff.school.example" + query, headers={"accept-language": accept})
+    assert r.status_code == 200 and f'<html lang="{lang}">' in r.text and f"<h1>{heading}</h1>" in r.text
+    other = "en" if lang == "it" else "it"
+    assert f'href="/?lang={other}&amp;email=zoe.unal%40staff.school.example"' in r.text  # the switcher keeps it
+
+
+def test_page_settings_table_profile_button_and_qr(school: TestClient) -> None:
+    r = school.get("/?email=zoe.unal@staff.school.example&lang=en")
+    assert r.headers["cache-control"] == "no-store"
+    cells = settings_cells(r.text)
+    assert cells["incoming.host"] == "mail.school.example" and cells["incoming.port"] == "995"
+    assert cells["incoming.security"] == "SSL/TLS" and cells["incoming.username"] == "zunal"
+    assert cells["outgoing.port"] == "587" and cells["outgoing.security"] == "STARTTLS"
+    assert cells["outgoing.authentication"] == "Authentication required, same user name and password"
+    link = "http://testserver/apple/zoe.unal@staff.school.example.mobileconfig"
+    assert f'id="profile-link" href="{link}"' in r.text
+    assert r.text.count('<svg') == 1 and 'class="qr"' in r.text
+    assert "Thunderbird" in r.text and "Outlook" in r.text
+
+
+def test_page_uses_the_base_url_for_the_profile_link() -> None:
+    with TestClient(create_app(EXAMPLES / "provider-imap.yaml", base_url="https://autoconfig.esempio.it/")) as c:
+        r = c.get("/?email=a@esempio.it")
+    assert 'href="https://autoconfig.esempio.it/apple/a@esempio.it.mobileconfig"' in r.text
+
+
+@pytest.mark.parametrize("email,status,message", [
+    ('"><script>alert(1)</script>', 400, "That is not an e-mail address."),
+    ("x@<img src=x onerror=alert(1)>.example", 400, "That is not an e-mail address."),
+    ("someone@other.example", 404, "This service does not provide settings for other.example.")])
+def test_page_refusals_are_escaped(school: TestClient, email: str, status: int, message: str) -> None:
+    r = school.get("/", params={"email": email, "lang": "en"})
+    assert r.status_code == status and message in r.text
+    assert "<script>" not in r.text and "<img" not in r.text and 'id="settings"' not in r.text
