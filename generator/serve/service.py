@@ -64,6 +64,8 @@ class Service:
                                   if f.kind == "autodiscover-json"}
         self._autodiscover: Callable[[str], Answer] = lru_cache(CACHE_SIZE)(self._render("outlook",
                                                                                         "autodiscover-xml"))
+        # Resolving an address (IDNA, user names) is a third of an uncached answer: remember recent ones.
+        self.mailbox: Callable[[str], Mailbox] = lru_cache(CACHE_SIZE)(self._mailbox)
         kind = "mobileconfig-signed" if signed else "mobileconfig"
         self._profile: Callable[[str], Answer] = lru_cache(CACHE_SIZE)(self._render("apple", kind))
 
@@ -71,7 +73,7 @@ class Service:
     def serves(self, target: str) -> bool:
         return target in self.targets
 
-    def mailbox(self, address: str) -> Mailbox:
+    def _mailbox(self, address: str) -> Mailbox:
         """The listed account, or one made for an unlisted address of a served domain."""
         try:
             local, domain = split_address(address.strip())
