@@ -3,7 +3,10 @@
 // server reads the absolute request URL, Host stays autoconfig.<domain>; CONNECT for https fails there, so
 // nothing leaves the loopback), then asks Thunderbird's own FetchConfig.fromISP() for the domain, exactly as the
 // account wizard does, and dumps what its parser made of the answer. HARNESS_* values are filled in by the test.
-const HARNESS_FETCH = {proxyPort: HARNESS_PROXY_PORT, domain: HARNESS_DOMAIN, email: HARNESS_EMAIL};
+// HARNESS_MODE "isp": FetchConfig.fromISP() (Mozilla autoconfig); "exchange": fetchConfigFromExchange() (the
+// Autodiscover POX leg, with the password Thunderbird would send as Basic auth on https).
+const HARNESS_FETCH = {proxyPort: HARNESS_PROXY_PORT, domain: HARNESS_DOMAIN, email: HARNESS_EMAIL,
+                       mode: HARNESS_MODE, password: HARNESS_PASSWORD};
 
 async function harnessFetch() {
   for (const [name, value] of [["network.proxy.type", 1], ["network.proxy.http_port", HARNESS_FETCH.proxyPort],
@@ -19,10 +22,21 @@ async function harnessFetch() {
   // signals with AbortSignal.any() there.
   const moduleGlobal = Cu.getGlobalForObject(FetchConfig);
   const controller = new moduleGlobal.AbortController();
-  const c = await FetchConfig.fromISP(HARNESS_FETCH.domain, HARNESS_FETCH.email, controller.signal);
+  let c;
+  if (HARNESS_FETCH.mode == "exchange") {
+    // The Exchange leg also asks DNS for _autodiscover._tcp.<domain>; a test must not query real DNS.
+    const { DNS } = ChromeUtils.importESModule("resource:///modules/DNS.sys.mjs");
+    DNS.srv = async () => { throw new Error("no SRV lookups in tests"); };
+    const { fetchConfigFromExchange } = ChromeUtils.importESModule(
+      "resource:///modules/accountcreation/ExchangeAutoDiscover.sys.mjs");
+    c = await fetchConfigFromExchange(HARNESS_FETCH.domain, HARNESS_FETCH.email, controller.signal, null,
+                                      HARNESS_FETCH.password, async () => { throw new Error("no redirect expected"); });
+  } else {
+    c = await FetchConfig.fromISP(HARNESS_FETCH.domain, HARNESS_FETCH.email, controller.signal);
+  }
   const server = s => ({hostname: s.hostname, port: s.port, socketType: s.socketType, auth: s.auth,
                         username: s.username, type: s.type});
-  return {source: c.source, id: c.id, displayName: c.displayName, domains: c.domains,
+  return {source: c.source, subSource: c.subSource, id: c.id, displayName: c.displayName, domains: c.domains,
           incoming: [c.incoming, ...c.incomingAlternatives].map(server),
           outgoing: [c.outgoing, ...c.outgoingAlternatives].map(server)};
 }
