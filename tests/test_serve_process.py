@@ -131,3 +131,38 @@ def test_real_server_answers_reloads_and_stops(server: tuple[Server, Path]) -> N
     assert PASSWORD not in log and THUNDERBIRD_HEADERS["authorization"].split()[1] not in log
     assert "giulia.bianchi@esempio.it" not in log and "x@esempio.it" not in log  # ...without addresses
     assert "Traceback" not in log
+
+
+def test_the_asgi_factory_runs_under_plain_uvicorn(tmp_path: Path) -> None:
+    """`uvicorn --factory generator.serve:create_app` with the spec named in the environment."""
+    port = free_port()
+    env = {**os.environ, "MAILPROFILE_SPEC": str(EXAMPLES / "provider-imap.yaml")}
+    with (tmp_path / "uvicorn.log").open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "generator.serve:create_app",
+                                 "--port", str(port), "--no-access-log"], cwd=ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 30
+            status = 0
+            while time.monotonic() < deadline and status != 200:
+                assert proc.poll() is None, (tmp_path / "uvicorn.log").read_text()
+                try:
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                    conn.request("GET", "/mail/config-v1.1.xml", headers={"Host": "autoconfig.esempio.it"})
+                    response = conn.getresponse()
+                    status, body = response.status, response.read()
+                    conn.close()
+                except OSError:
+                    time.sleep(0.1)
+            assert status == 200 and b"imaps.aruba.it" in body
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=20)
+
+
+def test_the_factory_without_a_spec_says_what_to_set() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MAILPROFILE_SPEC"}
+    result = subprocess.run([sys.executable, "-c", "from generator.serve import create_app; create_app()"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "error: no spec: set MAILPROFILE_SPEC=path/to/spec.yaml" in result.stderr

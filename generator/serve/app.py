@@ -3,7 +3,7 @@ the self-service page and /healthz, all answered from one `Service` (see service
 
 `create_app()` is the factory for any ASGI server:
     uvicorn --factory generator.serve:create_app        (MAILPROFILE_SPEC=spec.yaml in the environment)
-    gunicorn -k uvicorn.workers.UvicornWorker 'generator.serve:create_app()'
+    gunicorn -k uvicorn_worker.UvicornWorker 'generator.serve:create_app()'   (pip install uvicorn-worker)
     granian --interface asgi --factory generator.serve:create_app
 `mailprofile serve` (cli.py) runs it under uvicorn itself. Facts behind each contract: SERVICE-AND-DELIVERY
 part A, cited per handler.
