@@ -217,3 +217,10 @@ def schema_command() -> None:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "mailprofile spec"
     click.echo(json.dumps(schema, indent=2, sort_keys=True))
+
+
+# Delivery commands live in their own module (imported last: it imports this one).
+from generator.delivery_cli import messages_command, send_command  # noqa: E402
+
+main.add_command(messages_command)
+main.add_command(send_command)
