@@ -120,6 +120,8 @@ class BuildReport:
 
 def target_names(loaded: LoadedSpec, only: Sequence[str] | None) -> list[str]:
     names = list(only) if only else list(loaded.spec.targets.build)
+    if "message" in names:  # a message attaches the profile and the guide verified in the same build
+        names += ["apple", "guide"]
     unknown = [n for n in names if n not in ALL_TARGETS]
     if unknown:
         raise BuildError(f"unknown target {', '.join(unknown)}: choose from {', '.join(ALL_TARGETS)}")
@@ -152,6 +154,8 @@ def prepare(loaded: LoadedSpec, only: Sequence[str] | None = None, templates: Pa
 
     `kinds` narrows the build to some kinds of file (e.g. only autodiscover-xml for a web server); the
     targets that make them are chosen unless `only` names them already."""
+    if kinds and "eml" in kinds:  # what a message is composed from is built (and listed) with it
+        kinds = [*kinds, "mobileconfig", "mobileconfig-signed", "guide-html", "guide-text"]
     if kinds:
         unknown = [k for k in kinds if k not in KIND_TARGET]
         if unknown:

@@ -219,6 +219,12 @@ def schema_command() -> None:
     click.echo(json.dumps(schema, indent=2, sort_keys=True))
 
 
+# Delivery commands live in their own module (imported last: it imports this one).
+from generator.delivery_cli import messages_command, send_command  # noqa: E402
+
+main.add_command(messages_command)
+main.add_command(send_command)
+
 from generator.serve.cli import serve_command  # noqa: E402  (registered last: the service builds on the above)
 
 main.add_command(serve_command)
