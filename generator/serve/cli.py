@@ -97,7 +97,7 @@ def serve_command(spec: str, host: str, port: int, workers: int, sign_cert: Path
 
 def supervise(config: uvicorn.Config, holder: Holder, workers: int) -> None:
     sock = config.bind_socket()
-    children: set[int] = set()
+    children: dict[int, float] = {}  # pid -> when it started
     pending: list[int] = []
     stopping = False
 
@@ -113,7 +113,7 @@ def supervise(config: uvicorn.Config, holder: Holder, workers: int) -> None:
             except BaseException:  # a worker must never return into the supervisor's loop
                 status = 1
             os._exit(status)
-        children.add(pid)
+        children[pid] = time.monotonic()
 
     for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda number, _frame: pending.append(number))
@@ -136,9 +136,11 @@ def supervise(config: uvicorn.Config, holder: Holder, workers: int) -> None:
             pid, _status = os.waitpid(-1, os.WNOHANG)
             if pid == 0:
                 break
-            children.discard(pid)
+            started = children.pop(pid, 0.0)
             if not stopping:
                 log.error("worker %d exited; starting another", pid)
+                if time.monotonic() - started < 1:
+                    time.sleep(1)  # a worker that dies at once would otherwise be restarted in a tight loop
                 spawn()
         if stopping and time.monotonic() > deadline:
             for pid in children:
