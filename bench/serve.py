@@ -230,7 +230,8 @@ def main() -> int:
                  None),
             ]
             print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s; {args.workers} workers each; "
-                  f"{peer_version}; {os.cpu_count()} cores shared with wrk", flush=True)
+                  f"{peer_version}; {os.cpu_count()} cores shared with wrk; load average {os.getloadavg()[0]:.1f}",
+                  flush=True)
             header = (f"{'endpoint':<46} {'mailprofile req/s':>17} {'p50 ms':>7} {'p99 ms':>7} {'err':>5} | "
                       f"{'automx2 req/s':>13} {'p50 ms':>7} {'p99 ms':>7} {'err':>5} | {'ratio':>6}")
             print(header)
@@ -246,6 +247,7 @@ def main() -> int:
                 else:
                     line += f"{'-':>13} {'-':>7} {'-':>7} {'-':>5} | {'-':>6}"
                 print(line, flush=True)
+            print(f"load average at the end: {os.getloadavg()[0]:.1f} (other work on the machine skews the figures)")
         finally:
             for proc in procs:
                 stop(proc)
