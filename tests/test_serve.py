@@ -426,3 +426,15 @@ def test_page_refusals_are_escaped(school: TestClient, email: str, status: int, 
     r = school.get("/", params={"email": email, "lang": "en"})
     assert r.status_code == status and message in r.text
     assert "<script>" not in r.text and "<img" not in r.text and 'id="settings"' not in r.text
+
+
+def test_page_escapes_values_from_the_spec(tmp_path: Path) -> None:
+    spec = (BASE.replace("display_name: Aruba Mail", 'display_name: "<script>alert(1)</script> & Co"')
+            .replace("  security: ssl\noutgoing:", '  security: ssl\n  username: "<b>%EMAILLOCALPART%</b>"\noutgoing:')
+            .replace("build: [apple]", "build: [apple, thunderbird]"))
+    (tmp_path / "spec.yaml").write_text(spec, encoding="utf-8")
+    with TestClient(create_app(tmp_path / "spec.yaml")) as client:
+        r = client.get("/?email=mario.rossi@esempio.it&lang=en")
+    assert r.status_code == 200
+    assert "<script>alert" not in r.text and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co" in r.text
+    assert "<b>" not in r.text and settings_cells(r.text)["incoming.username"] == "<b>mario.rossi</b>"
