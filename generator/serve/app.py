@@ -16,9 +16,11 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -30,6 +32,7 @@ from generator.build import SignRequest
 from generator.errors import MailprofileError, SpecError
 from generator.serve import pox
 from generator.serve.edge import Edge
+from generator.serve.page import render_page
 from generator.serve.service import Answer, BadAddress, Service, UnknownDomain, load_service
 
 log = logging.getLogger("mailprofile.serve")
@@ -204,7 +207,6 @@ def profile_response(request: Request, address: str) -> Response:
 
 
 def _attachment(name: str) -> str:
-    from urllib.parse import quote
     ascii_name = name if name.isascii() else "profile.mobileconfig"
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='@')}"
 
@@ -227,7 +229,6 @@ async def healthz(request: Request) -> Response:
 
 
 async def page(request: Request) -> Response:
-    from generator.serve.page import render_page
     return render_page(request, _holder(request).current)
 
 
@@ -285,7 +286,6 @@ def create_app(spec: str | Path | None = None, sign: SignRequest | None = None,
 
 
 def _exit(lines: list[str], status: int) -> None:
-    import sys
     for line in lines:
         print(line, file=sys.stderr)
     raise SystemExit(status)
