@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SYSTEM_PACKAGES := thunderbird libwin-hivex-perl libhivex-bin python3-hivex openssl dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd postfix libnss3-tools
+SYSTEM_PACKAGES := thunderbird libwin-hivex-perl libhivex-bin python3-hivex openssl dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd postfix libnss3-tools zbar-tools librsvg2-bin
 EXAMPLES := $(wildcard examples/*.yaml)
 
 .PHONY: demo test lint unit system-deps golden bench clean

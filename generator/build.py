@@ -45,14 +45,14 @@ MEDIA_TYPES = {
     "user.js": "application/javascript", "mozilla.cfg": "application/javascript",
     "autoconfig.js": "application/javascript", "policies.json": "application/json",
     "autoconfig-xml": "text/xml", "autodiscover-xml": "text/xml", "autodiscover-json": "application/json",
-    "prf": "text/plain", "reg": "text/plain",
+    "prf": "text/plain", "reg": "text/plain", "android-qr": "image/svg+xml",
 }
 
 # Which target makes each kind of file (for --kinds).
 KIND_TARGET = {
     "mobileconfig": "apple", "mobileconfig-signed": "apple", "mobileconfig-mdm": "apple",
     "user.js": "thunderbird", "mozilla.cfg": "thunderbird", "autoconfig.js": "thunderbird",
-    "policies.json": "thunderbird", "autoconfig-xml": "thunderbird",
+    "policies.json": "thunderbird", "autoconfig-xml": "thunderbird", "android-qr": "thunderbird",
     "prf": "outlook", "reg": "outlook", "autodiscover-xml": "outlook", "autodiscover-json": "outlook",
 }
 CHUNK = 64  # accounts per task sent to a worker process
