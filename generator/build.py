@@ -45,7 +45,7 @@ MEDIA_TYPES = {
     "user.js": "application/javascript", "mozilla.cfg": "application/javascript",
     "autoconfig.js": "application/javascript", "policies.json": "application/json",
     "autoconfig-xml": "text/xml", "autodiscover-xml": "text/xml", "autodiscover-json": "application/json",
-    "prf": "text/plain", "reg": "text/plain",
+    "prf": "text/plain", "reg": "text/plain", "android-qr": "image/svg+xml",
     "guide-html": "text/html; charset=utf-8", "guide-text": "text/plain; charset=utf-8", "guide-qr": "image/png",
     "guide-domain-html": "text/html; charset=utf-8", "guide-domain-text": "text/plain; charset=utf-8",
     "eml": "message/rfc822",
@@ -55,7 +55,7 @@ MEDIA_TYPES = {
 KIND_TARGET = {
     "mobileconfig": "apple", "mobileconfig-signed": "apple", "mobileconfig-mdm": "apple",
     "user.js": "thunderbird", "mozilla.cfg": "thunderbird", "autoconfig.js": "thunderbird",
-    "policies.json": "thunderbird", "autoconfig-xml": "thunderbird",
+    "policies.json": "thunderbird", "autoconfig-xml": "thunderbird", "android-qr": "thunderbird",
     "prf": "outlook", "reg": "outlook", "autodiscover-xml": "outlook", "autodiscover-json": "outlook",
     "guide-html": "guide", "guide-text": "guide", "guide-qr": "guide", "guide-domain-html": "guide",
     "guide-domain-text": "guide", "eml": "message",

@@ -166,6 +166,12 @@ class IncomingServer(Server):
         return self
 
 
+def _imap_only(server: IncomingServer) -> IncomingServer:
+    if server.protocol != "imap":
+        raise ValueError("imap_alternative must be an imap server (protocol: imap)")
+    return server
+
+
 class OutgoingServer(Server):
     same_credentials: bool = Field(True, description="SMTP uses the incoming server's user name and password.")
 
@@ -264,6 +270,11 @@ class ThunderbirdSettings(Closed):
         description="What mozilla.cfg/policies.json lock (lockPref); the rest is a default the user may change.")
     check_interval_minutes: Annotated[int, Field(ge=1, le=1440)] = Field(10, description="Check for new mail.")
     login_at_startup: bool = Field(True, description="Check mail at startup.")
+    autoconfig_plain_fallbacks: bool = Field(
+        False, description="List the security: none fallbacks in config-v1.1.xml too. Thunderbird for Android "
+        "(and K-9 Mail) then rejects the whole file; desktop Thunderbird reads it.")
+    android_qr: bool = Field(False, description="Also write, per account, the Thunderbird for Android QR import "
+                             "(its 'Export for Mobile' JSON format, which carries POP3 too) as an SVG.")
 
 
 class OutlookSettings(Closed):
@@ -332,6 +343,9 @@ class Spec(Closed):
     provider: Provider = Field(description="Who serves the mail, and for which domains.")
     incoming: IncomingServer = Field(description="The primary POP3 or IMAP server.")
     outgoing: OutgoingServer = Field(description="The primary SMTP server.")
+    imap_alternative: Annotated[IncomingServer, AfterValidator(_imap_only)] | None = Field(
+        None, description="For POP3 providers: the IMAP server they also offer. Listed in config-v1.1.xml after "
+        "the primary (desktop Thunderbird keeps POP3 first); the only kind Thunderbird for Android reads there.")
     fallbacks: Fallbacks = Field(default_factory=Fallbacks, description="Ordered extra servers (e.g. legacy "
                                  "plain-text ones) for the formats that can list several.")
     tls_min: TlsVersion = Field("1.2", description="Minimum TLS version: '1.2' or '1.3'.")

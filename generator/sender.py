@@ -174,15 +174,22 @@ class _Connection:
         if self.smtp is not None:
             return self.smtp
         t = self.target
-        smtp: smtplib.SMTP
-        if t.security == "ssl":
-            smtp = smtplib.SMTP_SSL(t.host, t.port, timeout=t.timeout, context=self.context())
-        else:
-            smtp = smtplib.SMTP(t.host, t.port, timeout=t.timeout)
+        # Not connected in the constructor: a failed handshake or login must still close the socket.
+        smtp = smtplib.SMTP_SSL(timeout=t.timeout, context=self.context()) if t.security == "ssl" else \
+            smtplib.SMTP(timeout=t.timeout)
+        try:
+            smtp._host = t.host  # type: ignore[attr-defined]  # SMTP_SSL checks the certificate against it
+            code, text = smtp.connect(t.host, t.port)
+            if code != 220:
+                raise smtplib.SMTPConnectError(code, text)
             if t.security == "starttls":
                 smtp.starttls(context=self.context())
-        if t.user:
-            smtp.login(t.user, t.password or "")
+            if t.user:
+                smtp.login(t.user, t.password or "")
+            smtp.ehlo_or_helo_if_needed()  # mail() does not greet by itself
+        except BaseException:
+            smtp.close()
+            raise
         self.smtp = smtp
         return smtp
 
