@@ -438,3 +438,13 @@ def test_page_escapes_values_from_the_spec(tmp_path: Path) -> None:
     assert r.status_code == 200
     assert "<script>alert" not in r.text and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co" in r.text
     assert "<b>" not in r.text and settings_cells(r.text)["incoming.username"] == "<b>mario.rossi</b>"
+
+
+@pytest.mark.parametrize("example,note", [
+    ("provider-pop3.yaml", "Thunderbird for Android cannot autoconfigure a POP3-only provider"),
+    ("provider-imap.yaml", None)])
+def test_start_notes_what_thunderbird_for_android_cannot_take(example: str, note: str | None) -> None:
+    from generator.serve.cli import client_notes
+    from generator.serve.service import load_service
+    notes = client_notes(load_service(EXAMPLES / example))
+    assert (notes[0].startswith(note) if note else notes == [])

@@ -21,6 +21,7 @@ import uvicorn
 
 from generator.build import SignRequest
 from generator.serve.app import Holder, build_app, start_service
+from generator.serve.service import Service
 
 log = logging.getLogger("mailprofile.serve")
 
@@ -80,6 +81,8 @@ def serve_command(spec: str, host: str, port: int, workers: int, sign_cert: Path
     service = start_service(spec, sign, _fail)
     for warning in service.plan.warnings:
         click.echo(f"{warning.severity}: {warning}", err=True)
+    for note in client_notes(service):
+        click.echo(f"note: {note}", err=True)
     _logging(access_log)
     holder = Holder(service, spec, sign)
     config = uvicorn.Config(build_app(holder, base_url), host=host, port=port, access_log=False,
@@ -93,6 +96,22 @@ def serve_command(spec: str, host: str, port: int, workers: int, sign_cert: Path
         uvicorn.Server(config).run()
         return
     supervise(config, holder, workers)
+
+
+def client_notes(service: Service) -> list[str]:
+    """What some clients will not take from this spec (thunderbird-android RealAutoconfigParser.kt: POP3 servers
+    are skipped and a file without IMAP is rejected; any socketType plain rejects the whole file)."""
+    spec, notes = service.spec, list[str]()
+    if not service.serves("thunderbird"):
+        return notes
+    incoming = [spec.incoming, *spec.fallbacks.incoming]
+    if not any(s.protocol == "imap" for s in incoming):
+        notes.append("Thunderbird for Android cannot autoconfigure a POP3-only provider; its users need the "
+                     "settings table of the page at /")
+    elif any(s.security == "none" for s in [*incoming, spec.outgoing, *spec.fallbacks.outgoing]):
+        notes.append("Thunderbird for Android rejects an autoconfig file with a plain-text server (the "
+                     "fallbacks); its users need the settings table of the page at /")
+    return notes
 
 
 def supervise(config: uvicorn.Config, holder: Holder, workers: int) -> None:
