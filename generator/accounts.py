@@ -21,7 +21,7 @@ from generator.model import AccountSpec, Server, Spec, to_a_label
 from generator.spec import LoadedSpec, problems_from
 
 PasswordLookup = Callable[[str], str | None]
-CSV_COLUMNS = ("name", "email", "username", "description")
+CSV_COLUMNS = ("name", "email", "username", "description", "language", "notify")
 # RFC 5322 atext, less '/', '|' and '?': the address names a folder in the output and a file on Windows.
 _LOCAL_RE = re.compile(r"^[\w.!#$%&'*+=^`{}~-]+$")
 _PLACEHOLDER_RE = re.compile(r"%(EMAILADDRESS|EMAILLOCALPART|EMAILDOMAIN|REALNAME)%")
@@ -47,6 +47,8 @@ class Mailbox:
     description: str | None
     position: Position
     password: str | None = None
+    language: str = "en"  # guide and message language (account's, else delivery.language)
+    notify: str | None = None  # where the message goes, when not to the address itself
 
     def expand(self, template: str) -> str:
         """Fill the autoconfig placeholders for this mailbox, in one pass: a value that itself contains a
@@ -146,6 +148,12 @@ class AccountSource:
             self.problems.append(Problem(where(("email",)), f"duplicate address '{email}' (first at {first})",
                                          "each mailbox may appear only once"))
             return None
+        if account.notify is not None:
+            try:
+                split_address(account.notify)
+            except ValueError as exc:
+                self.problems.append(Problem(where(("notify",)), str(exc), "correct the notify address"))
+                return None
         seen[key] = self._pack(position)
         password = None
         if passwords is not None:
@@ -163,7 +171,8 @@ class AccountSource:
         smtp_user = incoming_user if same else proto.expand(self.spec.outgoing.username)
         return Mailbox(index=index, name=account.name, email=email, local=local, domain=domain,
                        username=incoming_user, smtp_username=smtp_user, description=account.description,
-                       position=position, password=password)
+                       position=position, password=password,
+                       language=account.language or self.spec.delivery.language, notify=account.notify)
 
     def _raw_accounts(self) -> Iterator[tuple[Any, Position, Callable[..., Position]]]:
         for i, data in enumerate(self.loaded.document.data.get("accounts") or []):
@@ -297,3 +306,23 @@ def estimate_accounts(loaded: LoadedSpec) -> int:
         except OSError:
             pass
     return count
+
+
+def mailbox_for_address(loaded: LoadedSpec, address: str, name: str | None = None) -> Mailbox:
+    """A mailbox for an address the spec does not list (what a service answers for any address of a served
+    domain, as automx2 does): address checks and user names exactly as for a listed account. The name
+    defaults to the address. ValueError (with a message for the user) when the address is invalid or its
+    domain is not one of provider.domains."""
+    spec = loaded.spec
+    local, domain = split_address(address.strip())
+    if domain not in spec.provider.domains:
+        raise ValueError(f"'{address}' is not in the provider's domains ({', '.join(spec.provider.domains)})")
+    email = f"{local}@{domain}"
+    shown = name or email
+    proto = Mailbox(index=0, name=shown, email=email, local=local, domain=domain, username="", smtp_username="",
+                    description=None, position=loaded.where())
+    incoming_user = proto.expand(spec.incoming.username)
+    smtp_user = incoming_user if spec.outgoing.same_credentials else proto.expand(spec.outgoing.username)
+    return Mailbox(index=0, name=shown, email=email, local=local, domain=domain, username=incoming_user,
+                   smtp_username=smtp_user, description=None, position=loaded.where(),
+                   language=spec.delivery.language)

@@ -47,15 +47,20 @@ MEDIA_TYPES = {
     "user.js": "application/javascript", "mozilla.cfg": "application/javascript",
     "autoconfig.js": "application/javascript", "policies.json": "application/json",
     "autoconfig-xml": "text/xml", "autodiscover-xml": "text/xml", "autodiscover-json": "application/json",
-    "prf": "text/plain", "reg": "text/plain",
+    "prf": "text/plain", "reg": "text/plain", "android-qr": "image/svg+xml",
+    "guide-html": "text/html; charset=utf-8", "guide-text": "text/plain; charset=utf-8", "guide-qr": "image/png",
+    "guide-domain-html": "text/html; charset=utf-8", "guide-domain-text": "text/plain; charset=utf-8",
+    "eml": "message/rfc822",
 }
 
 # Which target makes each kind of file (for --kinds).
 KIND_TARGET = {
     "mobileconfig": "apple", "mobileconfig-signed": "apple", "mobileconfig-mdm": "apple",
     "user.js": "thunderbird", "mozilla.cfg": "thunderbird", "autoconfig.js": "thunderbird",
-    "policies.json": "thunderbird", "autoconfig-xml": "thunderbird",
+    "policies.json": "thunderbird", "autoconfig-xml": "thunderbird", "android-qr": "thunderbird",
     "prf": "outlook", "reg": "outlook", "autodiscover-xml": "outlook", "autodiscover-json": "outlook",
+    "guide-html": "guide", "guide-text": "guide", "guide-qr": "guide", "guide-domain-html": "guide",
+    "guide-domain-text": "guide", "eml": "message",
 }
 CHUNK = 64  # accounts per task sent to a worker process
 
@@ -139,6 +144,8 @@ class BuildReport:
 
 def target_names(loaded: LoadedSpec, only: Sequence[str] | None) -> list[str]:
     names = list(only) if only else list(loaded.spec.targets.build)
+    if "message" in names:  # a message attaches the profile and the guide verified in the same build
+        names += ["apple", "guide"]
     unknown = [n for n in names if n not in ALL_TARGETS]
     if unknown:
         raise BuildError(f"unknown target {', '.join(unknown)}: choose from {', '.join(ALL_TARGETS)}")
@@ -164,12 +171,15 @@ def load_signing(loaded: LoadedSpec, request: SignRequest | None) -> SigningMate
 
 
 def prepare(loaded: LoadedSpec, only: Sequence[str] | None = None, templates: Path | None = None,
-            sign: SignRequest | None = None, mdm: str | None = None, kinds: Sequence[str] | None = None) -> Plan:
+            sign: SignRequest | None = None, mdm: str | None = None, kinds: Sequence[str] | None = None,
+            base_url: str | None = None) -> Plan:
     """Choose targets, load signing material and lint. Raises SpecError (with every error) if the spec cannot
     be built as it is, BuildError for unusable templates or signing material.
 
     `kinds` narrows the build to some kinds of file (e.g. only autodiscover-xml for a web server); the
     targets that make them are chosen unless `only` names them already."""
+    if kinds and "eml" in kinds:  # what a message is composed from is built (and listed) with it
+        kinds = [*kinds, "mobileconfig", "mobileconfig-signed", "guide-html", "guide-text"]
     if kinds:
         unknown = [k for k in kinds if k not in KIND_TARGET]
         if unknown:
@@ -192,7 +202,7 @@ def prepare(loaded: LoadedSpec, only: Sequence[str] | None = None, templates: Pa
     if signing is not None and mdm is not None:
         raise BuildError("MDM consoles want unsigned profiles (they re-sign or wrap them): drop the signing options")
     ctx = RenderContext(loaded, templates=templates, signing=signing, mdm=mdm,
-                        kinds=frozenset(kinds) if kinds else None)
+                        kinds=frozenset(kinds) if kinds else None, base_url=base_url)
     classes = target_classes()
     targets = [classes[name](ctx) for name in names]
     problems = lint_spec(loaded)
@@ -223,7 +233,7 @@ def check(plan: Plan) -> int:
 def render_mailbox(targets: Sequence[Target], mailbox: Mailbox) -> list[OutputFile]:
     files: list[OutputFile] = []
     for target in targets:
-        files += target.render_account(mailbox)
+        files += target.render_after(mailbox, files)
     return files
 
 

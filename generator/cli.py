@@ -16,7 +16,7 @@ from generator import __version__
 from generator.accounts import estimate_accounts
 from generator.build import KIND_TARGET, BuildOptions, Layout, Plan, SignRequest, build, check, prepare
 from generator.errors import BuildError, Problem, SpecError, VerificationError
-from generator.model import ALL_TARGETS, Spec
+from generator.model import ALL_TARGETS, Spec, base_url_value
 from generator.spec import load_spec
 from generator.targets.mdm import CONSOLES
 
@@ -43,9 +43,9 @@ def _fail_spec(exc: SpecError) -> None:
 
 
 def _plan(spec_path: str, only: str | None, templates: Path | None, sign: SignRequest | None = None,
-          mdm: str | None = None, kinds: str | None = None) -> Plan:
+          mdm: str | None = None, kinds: str | None = None, base_url: str | None = None) -> Plan:
     try:
-        return prepare(load_spec(spec_path), _targets(only), templates, sign, mdm, _targets(kinds))
+        return prepare(load_spec(spec_path), _targets(only), templates, sign, mdm, _targets(kinds), base_url)
     except SpecError as exc:
         _fail_spec(exc)
     except BuildError as exc:
@@ -116,10 +116,13 @@ def check_command(spec: str, only: str | None) -> None:
                    "named in targets.apple.signing.passphrase_env).")
 @click.option("--sign-chain", type=click.Path(dir_okay=False, path_type=Path),
               help="Intermediate certificates (PEM) to include in each signature.")
+@click.option("--base-url", callback=lambda _c, _p, v: check_base_url(v), metavar="URL",
+              help="URL of the mailprofile service: guides link and QR-code URL/apple/<address>.mobileconfig "
+                   "(overrides delivery.base_url).")
 def build_command(spec: str, out: Path | None, zip_path: Path | None, layout: Layout, only: str | None,
                   kinds: str | None, mdm: str | None, templates: Path | None, keep_going: bool, jobs: int,
                   list_files: bool | None, quiet: bool, sign_cert: Path | None, sign_key: Path | None,
-                  sign_chain: Path | None) -> None:
+                  sign_chain: Path | None, base_url: str | None) -> None:
     """Build every target of SPEC into OUT (OUT/<address>/..., OUT/domains/..., OUT/manifest.json)."""
     if out is None and zip_path is None:
         raise click.UsageError("give --out DIR, --zip FILE, or both")
@@ -127,7 +130,7 @@ def build_command(spec: str, out: Path | None, zip_path: Path | None, layout: La
         raise click.UsageError("--sign-cert and --sign-key go together (--sign-chain needs both)")
     sign = SignRequest(sign_cert, sign_key, sign_chain) if sign_cert and sign_key else None
     started = time.monotonic()
-    plan = _plan(spec, only, templates, sign, mdm, kinds)
+    plan = _plan(spec, only, templates, sign, mdm, kinds, base_url)
     _echo_problems(plan.warnings)
     limit = None if list_files else 200
     options = BuildOptions(out=out, zip=zip_path, layout=layout, keep_going=keep_going, jobs=jobs,
@@ -175,6 +178,16 @@ def build_command(spec: str, out: Path | None, zip_path: Path | None, layout: La
                f"{'s' if len(report.warnings) != 1 else ''}; {time.monotonic() - started:.2f} s")
 
 
+def check_base_url(value: str | None) -> str | None:
+    """--base-url: the same rule as delivery.base_url in the spec, as a usage error."""
+    if value is None:
+        return None
+    try:
+        return base_url_value(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 class Progress:
     """accounts done / total, rate and time left, redrawn in place on an interactive terminal (stderr)."""
 
@@ -210,6 +223,17 @@ def schema_command() -> None:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "mailprofile spec"
     click.echo(json.dumps(schema, indent=2, sort_keys=True))
+
+
+# Delivery commands live in their own module (imported last: it imports this one).
+from generator.delivery_cli import messages_command, send_command  # noqa: E402
+
+main.add_command(messages_command)
+main.add_command(send_command)
+
+from generator.serve.cli import serve_command  # noqa: E402  (registered last: the service builds on the above)
+
+main.add_command(serve_command)
 
 
 def run() -> None:

@@ -22,6 +22,8 @@ def _servers(loaded: LoadedSpec) -> list[tuple[tuple[str | int, ...], Server, st
     spec = loaded.spec
     out: list[tuple[tuple[str | int, ...], Server, str]] = [
         (("incoming",), spec.incoming, spec.incoming.protocol), (("outgoing",), spec.outgoing, "smtp")]
+    if spec.imap_alternative is not None:
+        out.append((("imap_alternative",), spec.imap_alternative, "imap"))
     out += [(("fallbacks", "incoming", i), s, s.protocol) for i, s in enumerate(spec.fallbacks.incoming)]
     out += [(("fallbacks", "outgoing", i), s, "smtp") for i, s in enumerate(spec.fallbacks.outgoing)]
     return out

@@ -17,8 +17,10 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 Security = Literal["ssl", "starttls", "none"]
 Authentication = Literal["password", "encrypted-password", "ntlm", "gssapi", "oauth2", "none"]
 MailProtocol = Literal["pop3", "imap"]
-TargetName = Literal["apple", "thunderbird", "outlook"]
-ALL_TARGETS: tuple[TargetName, ...] = ("apple", "thunderbird", "outlook")
+TargetName = Literal["apple", "thunderbird", "outlook", "guide", "message"]
+ALL_TARGETS: tuple[TargetName, ...] = ("apple", "thunderbird", "outlook", "guide", "message")
+# Built when targets.build is not given: the client files. Guides and messages are asked for explicitly.
+DEFAULT_TARGETS: tuple[TargetName, ...] = ("apple", "thunderbird", "outlook")
 
 # The placeholders of Mozilla's autoconfig format, which the spec borrows for user names and host names.
 PLACEHOLDERS = ("%EMAILADDRESS%", "%EMAILLOCALPART%", "%EMAILDOMAIN%", "%REALNAME%")
@@ -172,6 +174,12 @@ class IncomingServer(Server):
         return self
 
 
+def _imap_only(server: IncomingServer) -> IncomingServer:
+    if server.protocol != "imap":
+        raise ValueError("imap_alternative must be an imap server (protocol: imap)")
+    return server
+
+
 class OutgoingServer(Server):
     same_credentials: bool = Field(True, description="SMTP uses the incoming server's user name and password.")
 
@@ -197,11 +205,25 @@ class Provider(Closed):
         return self
 
 
+def _language(value: str) -> str:
+    from generator.i18n import LANGUAGES  # the catalogs decide which languages exist
+
+    if value not in LANGUAGES:
+        raise ValueError(f"'{value}' is not a supported language; use one of {', '.join(LANGUAGES)}")
+    return value
+
+
+Language = Annotated[str, AfterValidator(_language)]
+
+
 class AccountSpec(Closed):
     name: Text = Field(description="Display name of the mailbox owner (sender name).")
     email: Text = Field(description="The e-mail address.")
     username: Username | None = Field(None, description="Override the user name for this account.")
     description: Text | None = Field(None, description="Override the account description for this account.")
+    language: Language | None = Field(None, description="Language of this account's guide and message; "
+                                      "default: delivery.language.")
+    notify: Text | None = Field(None, description="Send this account's message here instead of to its address.")
 
 
 class AppleSigning(Closed):
@@ -256,6 +278,11 @@ class ThunderbirdSettings(Closed):
         description="What mozilla.cfg/policies.json lock (lockPref); the rest is a default the user may change.")
     check_interval_minutes: Annotated[int, Field(ge=1, le=1440)] = Field(10, description="Check for new mail.")
     login_at_startup: bool = Field(True, description="Check mail at startup.")
+    autoconfig_plain_fallbacks: bool = Field(
+        False, description="List the security: none fallbacks in config-v1.1.xml too. Thunderbird for Android "
+        "(and K-9 Mail) then rejects the whole file; desktop Thunderbird reads it.")
+    android_qr: bool = Field(False, description="Also write, per account, the Thunderbird for Android QR import "
+                             "(its 'Export for Mobile' JSON format, which carries POP3 too) as an SVG.")
 
 
 class OutlookSettings(Closed):
@@ -268,7 +295,8 @@ class OutlookSettings(Closed):
 
 
 class Targets(Closed):
-    build: list[TargetName] = Field(default_factory=lambda: list(ALL_TARGETS), description="Targets to build.")
+    build: list[TargetName] = Field(default_factory=lambda: list(DEFAULT_TARGETS), description="Targets to build "
+                                    "(default: apple, thunderbird, outlook; add guide and message).")
     apple: AppleSettings = Field(default_factory=AppleSettings, description="Apple .mobileconfig settings.")
     thunderbird: ThunderbirdSettings = Field(default_factory=ThunderbirdSettings, description="Thunderbird settings.")
     outlook: OutlookSettings = Field(default_factory=OutlookSettings, description="Outlook settings.")
@@ -290,11 +318,42 @@ class Passwords(Closed):
         return self
 
 
+def base_url_value(value: str) -> str:
+    """An http(s) URL without a trailing slash (the service's base URL); ValueError otherwise."""
+    if not re.fullmatch(r"https?://[^\s/?#]+(?:/[^\s?#]*)?", value):
+        raise ValueError(f"'{value}' is not an http(s) URL such as https://mail.example.com")
+    return value.rstrip("/")
+
+
+class Support(Closed):
+    email: Text | None = Field(None, description="Support e-mail address shown in guides and messages.")
+    phone: Text | None = Field(None, description="Support telephone number.")
+    url: Text | None = Field(None, description="Support web page.")
+    hours: Text | None = Field(None, description="When support answers, e.g. 'Mon-Fri 9-18'.")
+
+
+class Delivery(Closed):
+    language: Language = Field("en", description="Default language of guides and messages (it, en).")
+    base_url: Annotated[str, AfterValidator(base_url_value)] | None = Field(
+        None, description="URL of the mailprofile service; guides then link and QR-code "
+        "{base_url}/apple/{address}.mobileconfig. --base-url overrides it.")
+    sender: Text | None = Field(None, description="From of the messages, e.g. 'IT Esempio <it@esempio.it>'.")
+    reply_to: Text | None = Field(None, description="Reply-To of the messages.")
+    subject: dict[Language, Text] = Field(default_factory=dict, description="Message subject per language.")
+    intro: dict[Language, LongText] = Field(default_factory=dict, description="Opening text per language.")
+    password_hint: dict[Language, LongText] = Field(
+        default_factory=dict, description="Where users get their password, per language (never the password).")
+    support: Support = Field(default_factory=Support, description="Who users contact for help.")
+
+
 class Spec(Closed):
     version: Literal[1] = Field(1, description="Spec format version.")
     provider: Provider = Field(description="Who serves the mail, and for which domains.")
     incoming: IncomingServer = Field(description="The primary POP3 or IMAP server.")
     outgoing: OutgoingServer = Field(description="The primary SMTP server.")
+    imap_alternative: Annotated[IncomingServer, AfterValidator(_imap_only)] | None = Field(
+        None, description="For POP3 providers: the IMAP server they also offer. Listed in config-v1.1.xml after "
+        "the primary (desktop Thunderbird keeps POP3 first); the only kind Thunderbird for Android reads there.")
     fallbacks: Fallbacks = Field(default_factory=Fallbacks, description="Ordered extra servers (e.g. legacy "
                                  "plain-text ones) for the formats that can list several.")
     tls_min: TlsVersion = Field("1.2", description="Minimum TLS version: '1.2' or '1.3'.")
@@ -303,3 +362,5 @@ class Spec(Closed):
                                       "relative to the spec.")
     targets: Targets = Field(default_factory=Targets, description="Which targets to build, and their settings.")
     passwords: Passwords = Field(default_factory=Passwords, description="Opt-in: write passwords (Apple only).")
+    delivery: Delivery = Field(default_factory=Delivery, description="Guides and messages: language, sender, "
+                               "support contact, texts.")

@@ -133,9 +133,10 @@ def test_pop3_guide_case() -> None:
     warnings = target.lint()
     assert [p.severity for p in warnings] == ["warning"] and "fallback" in warnings[0].message
     doc = parse_autoconfig(target.render_shared()[0].data)
-    assert [s["port"] for s in doc["incoming"]] == [995, 110]
-    assert [s["port"] for s in doc["outgoing"]] == [465, 25]
-    assert doc["incoming"][1]["hostname"] == "pop3.%EMAILDOMAIN%"
+    # POP3 first, then the IMAP alternative; the plain-text fallbacks only on request (test_thunderbird_android)
+    assert [(s["type"], s["port"]) for s in doc["incoming"]] == [("pop3", 995), ("imap", 993)]
+    assert [s["port"] for s in doc["outgoing"]] == [465]
+    assert doc["incoming"][1]["hostname"] == "imaps.aruba.it"
     assert doc["incoming"][0]["username"] == "%EMAILADDRESS%"
     assert doc["documentation"]["url"].startswith("https://guide.hosting.aruba.it/")
 

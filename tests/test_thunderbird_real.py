@@ -214,13 +214,17 @@ def test_autoconfig_xml_read_by_thunderbird(tmp_path: Path) -> None:
                         values["daysToLeaveMessagesOnServer"] = srv.keep_days
                 return values
 
-            out_user = [s.incoming.username if o.same_credentials else o.username
-                        for o in [s.outgoing, *s.fallbacks.outgoing]]
+            # Plain-text fallbacks only on request (Thunderbird for Android rejects them); the IMAP alternative
+            # right after the primary.
+            plain = s.targets.thunderbird.autoconfig_plain_fallbacks
+            incoming = [s.incoming, *([s.imap_alternative] if s.imap_alternative else []),
+                        *(f for f in s.fallbacks.incoming if plain or f.security != "none")]
+            outgoing = [s.outgoing, *(f for f in s.fallbacks.outgoing if plain or f.security != "none")]
+            out_user = [s.incoming.username if o.same_credentials else o.username for o in outgoing]
             expected[domain] = {
                 "id": s.provider.id, "displayName": s.provider.display_name, "domains": s.provider.domains,
-                "incoming": [server(i, s.incoming.username, True) for i in [s.incoming, *s.fallbacks.incoming]],
-                "outgoing": [server(o, u, False) for o, u in zip([s.outgoing, *s.fallbacks.outgoing], out_user,
-                                                                   strict=True)]}
+                "incoming": [server(i, s.incoming.username, True) for i in incoming],
+                "outgoing": [server(o, u, False) for o, u in zip(outgoing, out_user, strict=True)]}
     install = make_install(tmp_path, "// harness only\n" + HARNESS.read_text(), isp=isp)
     home, profile = tmp_path / "home", tmp_path / "profile"
     home.mkdir()

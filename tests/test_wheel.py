@@ -21,3 +21,6 @@ def test_wheel_contains_every_template(tmp_path: Path) -> None:
     assert missing == []
     assert "generator/data/apple_schema.json" in names and "generator/data/APPLE-LICENSE.txt" in names
     assert "generator/py.typed" in names
+    # Guides and messages need the compiled catalogs at run time (Babel only compiles them, in `make i18n`).
+    for language in ("en", "it"):
+        assert f"generator/locale/{language}/LC_MESSAGES/mailprofile.mo" in names

@@ -45,6 +45,7 @@ class RenderContext:
     signing: SigningMaterial | None = None
     mdm: str | None = None  # console name: generic per-domain profiles with the console's variables
     kinds: frozenset[str] | None = None  # build only these kinds of file (None: all)
+    base_url: str | None = None  # the service's URL (guides link and QR-code the profile; wins over the spec)
     _envs: dict[str, jinja2.Environment] = field(default_factory=dict)
 
     @property
@@ -78,6 +79,11 @@ class Target:
     def render_account(self, mailbox: Mailbox) -> list[OutputFile]:
         """Render and verify every file for one mailbox. Raises VerificationError on any mismatch."""
         raise NotImplementedError
+
+    def render_after(self, mailbox: Mailbox, earlier: list[OutputFile]) -> list[OutputFile]:
+        """Like render_account, with the verified files the targets before this one made for the same mailbox
+        (a message attaches exactly those bytes). Most targets ignore them."""
+        return self.render_account(mailbox)
 
     def render_shared(self) -> list[OutputFile]:
         """Files that are not per account (per domain, per provider). Rendered and verified too."""

@@ -28,6 +28,7 @@ from generator.prefs import (
 )
 from generator.render import prove, render_template, xml_escape
 from generator.targets.base import OutputFile, Target
+from generator.targets.thunderbird_android import ANDROID_CLIENTS, android_autoconfig_problems, render_qr_svg
 
 # socketType (incoming) / try_ssl (SMTP): 0 plain, 2 STARTTLS, 3 SSL/TLS; 1 was removed in 132 (FORMATS §2).
 SOCKET_TYPE: dict[Security, int] = {"none": 0, "starttls": 2, "ssl": 3}
@@ -78,8 +79,24 @@ class ThunderbirdTarget(Target):
                 where("fallbacks"),
                 f"Thunderbird prefs hold one incoming and one outgoing server per account: the {fallbacks} "
                 "fallback server(s) are left out of user.js, mozilla.cfg and policies.json",
-                "they are listed in config-v1.1.xml (autoconfig), after the primary servers", "warning"))
+                "config-v1.1.xml (autoconfig) lists them after the primary servers, except plain-text ones "
+                "(see targets.thunderbird.autoconfig_plain_fallbacks)", "warning"))
+        if spec.targets.thunderbird.autoconfig_plain_fallbacks and self._plain_fallbacks():
+            problems.append(Problem(
+                where("targets", "thunderbird", "autoconfig_plain_fallbacks"),
+                f"config-v1.1.xml lists the plain-text fallbacks: {ANDROID_CLIENTS} reject the whole file "
+                "(a server with socketType plain); desktop Thunderbird, Evolution and KMail read it",
+                "leave autoconfig_plain_fallbacks out unless the legacy clients matter more", "warning"))
+        android = android_autoconfig_problems(self.autoconfig_values())
+        if android:
+            problems.append(Problem(
+                where("imap_alternative") if spec.imap_alternative else where("incoming"),
+                f"{ANDROID_CLIENTS} will reject config-v1.1.xml: {'; '.join(android)}",
+                "add imap_alternative (an IMAP server) for POP3 providers, and/or set "
+                "targets.thunderbird.android_qr: true (its QR import carries POP3)", "warning"))
         incoming: list[tuple[tuple[str | int, ...], Server]] = [(("incoming",), spec.incoming)]
+        if spec.imap_alternative is not None:
+            incoming.append((("imap_alternative",), spec.imap_alternative))
         incoming += [(("fallbacks", "incoming", i), s) for i, s in enumerate(spec.fallbacks.incoming)]
         outgoing: list[tuple[tuple[str | int, ...], Server]] = [(("outgoing",), spec.outgoing)]
         outgoing += [(("fallbacks", "outgoing", i), s) for i, s in enumerate(spec.fallbacks.outgoing)]
@@ -109,7 +126,8 @@ class ThunderbirdTarget(Target):
 
     # ---- per account -------------------------------------------------------------------------------------
     def render_account(self, mailbox: Mailbox) -> list[OutputFile]:
-        if not any(self.wants(k) for k in ("user.js", "mozilla.cfg", "autoconfig.js", "policies.json")):
+        if not any(self.wants(k) for k in ("user.js", "mozilla.cfg", "autoconfig.js", "policies.json",
+                                           "android-qr")):
             return []
         sections = self.sections(mailbox)
         expected = {p.name: p.value for s in sections for p in s.prefs}
@@ -153,6 +171,11 @@ class ThunderbirdTarget(Target):
                 raise VerificationError(f"{base}/policies.json", [f"not JSON: {exc}"]) from None
             prove(f"{base}/policies.json", policies, parsed)
             files.append(self._file(f"{base}/policies.json", policies_json, "policies.json", mailbox.email))
+
+        if self.spec.targets.thunderbird.android_qr and self.wants("android-qr"):
+            path = f"{base}/thunderbird-android-qr.svg"
+            files.append(OutputFile(path, render_qr_svg(path, self.spec, mailbox), self.name, "android-qr",
+                                    mailbox.email))
         return files
 
     def _activation(self, env: Any, path: str) -> str:
@@ -229,6 +252,10 @@ class ThunderbirdTarget(Target):
                                                  "tls_min")]),
         ]
 
+    def _plain_fallbacks(self) -> list[Server]:
+        fallbacks = self.spec.fallbacks
+        return [s for s in [*fallbacks.incoming, *fallbacks.outgoing] if s.security == "none"]
+
     def _policy_unsafe_prefs(self) -> list[str]:
         """Int prefs valued 0 or 1: the Preferences policy stores them as booleans (Policies.sys.mjs, bug
         1666836 workaround) unless the pref already exists as an int, which account prefs never do."""
@@ -258,7 +285,8 @@ class ThunderbirdTarget(Target):
         spec = self.spec
         if not self.wants("autoconfig-xml"):
             return []
-        for server in [spec.incoming, *spec.fallbacks.incoming]:
+        for server in [spec.incoming, *([spec.imap_alternative] if spec.imap_alternative else []),
+                       *spec.fallbacks.incoming]:
             if server.authentication == "none":
                 raise BuildError("config-v1.1.xml: an incoming server with authentication: none makes "
                                  "Thunderbird reject the whole file; fix the spec (see the lint error)")
@@ -297,13 +325,20 @@ class ThunderbirdTarget(Target):
         def smtp_user(s: OutgoingServer) -> str:
             return incoming_user if s.same_credentials else s.username
 
+        # Plain-text fallbacks make Thunderbird for Android reject the whole file (thunderbird_android.py), so
+        # they are listed only on request; the IMAP alternative follows the primary (desktop keeps it first).
+        plain_ok = spec.targets.thunderbird.autoconfig_plain_fallbacks
+        incoming = [spec.incoming, *([spec.imap_alternative] if spec.imap_alternative else []),
+                    *(s for s in spec.fallbacks.incoming if plain_ok or s.security != "none")]
+        outgoing = [spec.outgoing, *(s for s in spec.fallbacks.outgoing if plain_ok or s.security != "none")]
+
         doc: dict[str, Any] = {
             "id": provider.id,
             "domains": list(provider.domains),
             "displayName": provider.display_name,
             "displayShortName": provider.short_name or provider.display_name,
-            "incoming": [server(s, incoming_user) for s in [spec.incoming, *spec.fallbacks.incoming]],
-            "outgoing": [server(s, smtp_user(s)) for s in [spec.outgoing, *spec.fallbacks.outgoing]],
+            "incoming": [server(s, incoming_user) for s in incoming],
+            "outgoing": [server(s, smtp_user(s)) for s in outgoing],
         }
         if provider.documentation_url is not None:
             doc["documentation"] = {"url": provider.documentation_url,

@@ -1,0 +1,368 @@
+"""Send the messages of a build through the admin's SMTP server, resumably (see generator/outbox.py).
+
+Reads OUT/manifest.json and the .eml files `mailprofile messages` wrote; before anything goes out, each
+message's attachment is checked against the manifest's sha256 of that account's profile, and a message
+whose profile carries a password is refused unless allow_secrets. The password of the SMTP account is held
+in memory only: never logged, never in the journal.
+
+Stdlib smtplib (SERVICE-AND-DELIVERY §B.3): SMTP_SSL for implicit TLS, starttls() for 587; MAIL/RCPT/DATA
+are issued one by one so that each reply lands in the journal and a drop can be placed before or inside
+the RFC 1047 gap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import ipaddress
+import json
+import re
+import smtplib
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email import policy
+from email.parser import BytesParser
+from email.utils import format_datetime, parseaddr
+from pathlib import Path
+
+from generator.errors import BuildError
+from generator.outbox import Journal, Row
+from generator.targets.message import ACCOUNT_HEADER, CONTENT_HEADER, SECRET_HEADER
+
+EXIT_SEND_FAILED = 3
+_DATE_RE = re.compile(rb"^Date: [^\r\n]*\r\n", re.MULTILINE)
+
+
+class UnsafeSend(ValueError):
+    """A send that would leak a secret or send a password in clear: refused before anything is sent."""
+
+
+@dataclass(frozen=True)
+class SmtpTarget:
+    host: str
+    port: int
+    security: str  # ssl | starttls | none
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    cafile: Path | None = None
+    timeout: float = 30.0
+
+
+@dataclass
+class SendOptions:
+    rate: float | None = None  # messages per second
+    dry_run: bool = False
+    only_changed: bool = False
+    retry_uncertain: bool = False
+    allow_secrets: bool = False
+    retries: int = 4
+    backoff: float = 2.0
+    journal: Path | None = None  # default: <OUT>.outbox.sqlite beside the output folder
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    account: str
+    path: str  # relative to OUT
+    sender: str
+    recipient: str
+    message_id: str
+    content: str
+    secret: bool
+
+
+@dataclass
+class SendSummary:
+    batch: str
+    journal: Path
+    sent: int = 0
+    failed: int = 0
+    uncertain: int = 0
+    pending: int = 0
+    skipped: int = 0  # --only-changed: already sent with the same content
+    already: int = 0  # sent by an earlier run of this batch
+    would_send: int = 0  # --dry-run
+    lines: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        parts = [f"{self.sent} sent", f"{self.failed} failed", f"{self.uncertain} uncertain",
+                 f"{self.pending} still pending", f"{self.already} sent before", f"{self.skipped} unchanged skipped"]
+        if self.would_send:
+            parts.insert(0, f"{self.would_send} would be sent (dry run)")
+        return f"send: {', '.join(parts)}; journal {self.journal}"
+
+
+def journal_path(out: Path, options: SendOptions) -> Path:
+    return options.journal or out.resolve().with_name(out.resolve().name + ".outbox.sqlite")
+
+
+def load_outbox_messages(out: Path) -> list[OutboxMessage]:
+    """The messages of a build, each checked against the manifest (attachment sha256 = the profile's entry)."""
+    try:
+        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BuildError(f"{out}: no readable manifest.json ({exc}): build the messages with mailprofile messages") \
+            from None
+    profiles: dict[str, str] = {}
+    for entry in manifest["files"]:
+        # The signed profile is the one attached when there is one (it comes after the unsigned).
+        if entry["kind"] in ("mobileconfig", "mobileconfig-signed") and entry["account"] and \
+                (entry["kind"] == "mobileconfig-signed" or entry["account"] not in profiles):
+            profiles[entry["account"]] = entry["sha256"]
+    messages = []
+    for entry in manifest["files"]:
+        if entry["kind"] != "eml":
+            continue
+        data = (out / entry["path"]).read_bytes()
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            raise BuildError(f"{entry['path']} differs from its manifest entry: rebuild, do not edit messages")
+        msg = BytesParser(policy=policy.default).parsebytes(data)
+        attached = [hashlib.sha256(p.get_content()).hexdigest() for p in msg.iter_attachments()]
+        if attached != [profiles.get(entry["account"])]:
+            raise BuildError(f"{entry['path']}: its attachment is not the profile the manifest lists for "
+                             f"{entry['account']}")
+        messages.append(OutboxMessage(account=str(msg[ACCOUNT_HEADER]), path=entry["path"],
+                                      sender=parseaddr(str(msg["From"]))[1], recipient=parseaddr(str(msg["To"]))[1],
+                                      message_id=str(msg["Message-ID"]), content=str(msg[CONTENT_HEADER]),
+                                      secret=msg[SECRET_HEADER] is not None))
+    if not messages:
+        raise BuildError(f"{out}: the build has no messages: run mailprofile messages SPEC --out {out}")
+    return messages
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_safety(messages: list[OutboxMessage], target: SmtpTarget, options: SendOptions,
+                 warn: Callable[[str], None]) -> None:
+    if target.security == "none":
+        if target.password or target.user:
+            raise UnsafeSend("--security none would send the SMTP password in clear: use ssl or starttls")
+        if not _is_loopback(target.host):
+            raise UnsafeSend(f"--security none is only for a relay on this machine (localhost, 127.0.0.0/8, ::1), "
+                             f"not {target.host}: use ssl or starttls")
+    secret = [m.account for m in messages if m.secret]
+    if secret and not options.allow_secrets:
+        raise UnsafeSend(f"{len(secret)} message(s) carry a profile with a password (first: {secret[0]}); "
+                         "mailboxes and backups keep attachments for years: give --allow-secrets if you mean it")
+    if secret:
+        warn(f"{len(secret)} message(s) carry a password in their profile (--allow-secrets)")
+
+
+class _Connection:
+    """One SMTP session, opened lazily and re-opened after a drop."""
+
+    def __init__(self, target: SmtpTarget) -> None:
+        self.target = target
+        self.smtp: smtplib.SMTP | None = None
+
+    def context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.target.cafile) if self.target.cafile else None)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        return ctx
+
+    def open(self) -> smtplib.SMTP:
+        if self.smtp is not None:
+            return self.smtp
+        t = self.target
+        # Not connected in the constructor: a failed handshake or login must still close the socket.
+        smtp = smtplib.SMTP_SSL(timeout=t.timeout, context=self.context()) if t.security == "ssl" else \
+            smtplib.SMTP(timeout=t.timeout)
+        try:
+            smtp._host = t.host  # type: ignore[attr-defined]  # SMTP_SSL checks the certificate against it
+            code, text = smtp.connect(t.host, t.port)
+            if code != 220:
+                raise smtplib.SMTPConnectError(code, text)
+            if t.security == "starttls":
+                smtp.starttls(context=self.context())
+            if t.user:
+                smtp.login(t.user, t.password or "")
+            smtp.ehlo_or_helo_if_needed()  # mail() does not greet by itself
+        except BaseException:
+            smtp.close()
+            raise
+        self.smtp = smtp
+        return smtp
+
+    def drop(self) -> None:
+        if self.smtp is not None:
+            try:
+                self.smtp.close()
+            finally:
+                self.smtp = None
+
+    def quit(self) -> None:
+        if self.smtp is not None:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                self.smtp.quit()
+            self.smtp = None
+
+
+class _Temporary(Exception):
+    def __init__(self, reply: str, uncertain: bool = False) -> None:
+        super().__init__(reply)
+        self.reply, self.uncertain = reply, uncertain
+
+
+class _Permanent(Exception):
+    pass
+
+
+def _reply(code: int, text: bytes | str) -> str:
+    return f"{code} {text.decode('utf-8', 'replace') if isinstance(text, bytes) else text}".strip()
+
+
+def _transmit(conn: _Connection, msg: OutboxMessage, data: bytes) -> str:
+    """MAIL, RCPT, DATA. Returns the 250 reply; raises _Temporary or _Permanent."""
+    try:
+        smtp = conn.open()
+    except smtplib.SMTPAuthenticationError as exc:
+        raise UnsafeSend(f"SMTP authentication failed: {_reply(exc.smtp_code, exc.smtp_error)}") from None
+    except (smtplib.SMTPException, OSError) as exc:
+        conn.drop()
+        raise _Temporary(f"connection failed: {exc}") from None
+    try:
+        code, text = smtp.mail(msg.sender)
+        if code >= 400:
+            smtp.rset()
+            raise (_Permanent if code >= 500 else _Temporary)(_reply(code, text))
+        code, text = smtp.rcpt(msg.recipient)
+        if code >= 400:
+            smtp.rset()
+            raise (_Permanent if code >= 500 else _Temporary)(_reply(code, text))
+    except (smtplib.SMTPServerDisconnected, OSError) as exc:
+        conn.drop()
+        raise _Temporary(f"connection dropped before DATA: {exc}") from None
+    try:
+        code, text = smtp.data(data)
+    except smtplib.SMTPDataError as exc:
+        smtp.rset()
+        raise (_Permanent if exc.smtp_code >= 500 else _Temporary)(_reply(exc.smtp_code, exc.smtp_error)) from None
+    except (smtplib.SMTPServerDisconnected, OSError) as exc:
+        # Inside DATA: the server may hold the message already (RFC 1047).
+        conn.drop()
+        raise _Temporary(f"connection dropped during DATA: {exc}", uncertain=True) from None
+    if code >= 400:  # smtplib raises for these; kept for servers that answer oddly
+        raise (_Permanent if code >= 500 else _Temporary)(_reply(code, text))
+    return _reply(code, text)
+
+
+def stamped(data: bytes, date: str) -> bytes:
+    """The message with its Date header set to the send time kept in the journal (same on every retry)."""
+    head, sep, body = data.partition(b"\r\n\r\n")
+    head2, n = _DATE_RE.subn(f"Date: {date}\r\n".encode("ascii"), head + b"\r\n", count=1)
+    if n != 1:
+        raise BuildError("a message without a Date header: rebuild with mailprofile messages")
+    return head2[:-2] + sep + body
+
+
+def send_all(out: Path, messages: list[OutboxMessage], target: SmtpTarget, options: SendOptions,
+             progress: Callable[[int], None] | None = None, warn: Callable[[str], None] = lambda _t: None,
+             clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> SendSummary:
+    check_safety(messages, target, options, warn)
+    batch = hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest()[:16]
+    path = journal_path(out, options)
+    journal = Journal(path)
+    summary = SendSummary(batch=batch, journal=path)
+    try:
+        for stale in journal.recover():
+            warn(f"{stale.account}: a previous run stopped while sending {stale.message_id} to {stale.recipient}; it "
+                 "may or may not have arrived (uncertain; re-send with --retry-uncertain)")
+        todo: list[tuple[OutboxMessage, Row]] = []
+        for msg in messages:
+            if options.only_changed and journal.get(batch, msg.message_id) is None \
+                    and journal.sent_elsewhere(batch, msg.message_id):
+                summary.skipped += 1
+                continue
+            journal.add(batch, msg.message_id, msg.account, msg.recipient, msg.content, msg.path)
+            row = journal.get(batch, msg.message_id)
+            assert row is not None
+            if row.state == "sent":
+                summary.already += 1
+            elif row.state == "failed":
+                summary.failed += 1
+                summary.lines.append(f"failed earlier  {msg.account} -> {msg.recipient}: {row.reply}")
+            elif row.state == "uncertain" and not options.retry_uncertain:
+                summary.uncertain += 1
+                summary.lines.append(f"uncertain  {msg.account} -> {msg.recipient} ({msg.message_id})")
+            else:
+                todo.append((msg, row))
+        if options.dry_run:
+            conn = _Connection(target)
+            try:
+                conn.open()  # prove the server, TLS and credentials work
+            except smtplib.SMTPAuthenticationError as exc:
+                raise UnsafeSend(f"SMTP authentication failed: {_reply(exc.smtp_code, exc.smtp_error)}") from None
+            except (smtplib.SMTPException, OSError) as exc:
+                raise BuildError(f"cannot reach {target.host}:{target.port}: {exc}") from None
+            finally:
+                conn.quit()
+            summary.would_send = len(todo)
+            summary.lines += [f"would send  {m.account} -> {m.recipient}  {m.path}" for m, _ in todo]
+            return summary
+        _send_rows(out, todo, target, options, journal, summary, progress, clock, sleep)
+    finally:
+        journal.close()
+    return summary
+
+
+def _send_rows(out: Path, todo: list[tuple[OutboxMessage, Row]], target: SmtpTarget, options: SendOptions,
+               journal: Journal, summary: SendSummary, progress: Callable[[int], None] | None,
+               clock: Callable[[], float], sleep: Callable[[float], None]) -> None:
+    conn = _Connection(target)
+    interval = 1.0 / options.rate if options.rate else 0.0
+    next_start = clock()
+    try:
+        for msg, row in todo:
+            data = (out / msg.path).read_bytes()
+            attempt = 0
+            while True:
+                wait = next_start - clock()
+                if wait > 0:
+                    sleep(wait)
+                next_start = clock() + interval
+                date = row.date or format_datetime_now()
+                journal.start(row.batch, msg.message_id, date)  # committed before MAIL FROM
+                stored = journal.get(row.batch, msg.message_id)
+                assert stored is not None and stored.date is not None
+                try:
+                    reply = _transmit(conn, msg, stamped(data, stored.date))
+                except _Permanent as exc:
+                    journal.finish(row.batch, msg.message_id, "failed", str(exc))
+                    summary.failed += 1
+                    summary.lines.append(f"failed  {msg.account} -> {msg.recipient}: {exc}")
+                    break
+                except _Temporary as exc:
+                    if exc.uncertain:
+                        journal.finish(row.batch, msg.message_id, "uncertain", exc.reply)
+                        summary.uncertain += 1
+                        summary.lines.append(f"uncertain  {msg.account} -> {msg.recipient}: {exc.reply}")
+                        break
+                    journal.finish(row.batch, msg.message_id, "pending", exc.reply)
+                    if attempt >= options.retries:
+                        summary.pending += 1
+                        summary.lines.append(f"deferred  {msg.account} -> {msg.recipient}: {exc.reply} (run again)")
+                        break
+                    sleep(options.backoff * (2 ** attempt))
+                    attempt += 1
+                    continue
+                journal.finish(row.batch, msg.message_id, "sent", reply)
+                summary.sent += 1
+                break
+            if progress is not None:
+                progress(1)
+    finally:
+        conn.quit()
+
+
+def format_datetime_now() -> str:
+    return format_datetime(datetime.now(UTC))

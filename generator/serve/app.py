@@ -1,0 +1,303 @@
+"""The ASGI application: Mozilla autoconfig, Outlook Autodiscover (POX and the v1 JSON), Apple profiles,
+the self-service page and /healthz, all answered from one `Service` (see service.py).
+
+`create_app()` is the factory for any ASGI server:
+    uvicorn --factory generator.serve:create_app        (MAILPROFILE_SPEC=spec.yaml in the environment)
+    gunicorn -k uvicorn_worker.UvicornWorker 'generator.serve:create_app()'   (pip install uvicorn-worker)
+    granian --interface asgi --factory generator.serve:create_app
+`mailprofile serve` (cli.py) runs it under uvicorn itself. Facts behind each contract: SERVICE-AND-DELIVERY
+part A, cited per handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from generator.build import SignRequest
+from generator.errors import MailprofileError, SpecError
+from generator.serve import pox
+from generator.serve.edge import Edge
+from generator.serve.page import render_page
+from generator.serve.service import Answer, BadAddress, Service, UnknownDomain, load_service
+
+log = logging.getLogger("mailprofile.serve")
+
+XML = "text/xml; charset=utf-8"  # Thunderbird needs text/xml or application/xml (FetchHTTP.sys.mjs)
+APPLE = "application/x-apple-aspen-config"  # what iOS/macOS recognise as a profile (Mailu#3684)
+STATIC_CACHE = "public, max-age=3600"  # per-domain answers: no personal data, change only with the spec
+PRIVATE_CACHE = "no-store"  # per-address answers carry a name and user name
+
+
+class Holder:
+    """The current Service. A reload builds a new one off the event loop and swaps the reference: a request
+    reads `current` once and uses that spec throughout."""
+
+    def __init__(self, service: Service, spec_path: str | Path, sign: SignRequest | None) -> None:
+        self.current = service
+        self.spec_path = spec_path
+        self.sign = sign
+
+    def reload(self) -> bool:
+        """Load and validate the spec again; keep the old one (and say why, in one line) if it fails."""
+        try:
+            fresh = load_service(self.spec_path, self.sign)
+        except SpecError as exc:
+            first = exc.problems[0] if exc.problems else "invalid spec"
+            log.error("reload failed, keeping the previous spec: %s (%d problem%s)", first, len(exc.problems),
+                      "s" if len(exc.problems) != 1 else "")
+            return False
+        except MailprofileError as exc:
+            log.error("reload failed, keeping the previous spec: %s", exc)
+            return False
+        self.current = fresh
+        log.info("reloaded %s: %d domain%s", self.spec_path, len(fresh.domains), "s" if len(fresh.domains) != 1
+                 else "")
+        return True
+
+
+def _holder(request: Request) -> Holder:
+    holder: Holder = request.app.state.holder
+    return holder
+
+
+def _answer(request: Request, answer: Answer, media_type: str, cache: str,
+            extra: dict[str, str] | None = None) -> Response:
+    headers = {"ETag": answer.etag, "Cache-Control": cache, **(extra or {})}
+    if request.headers.get("if-none-match") == answer.etag:
+        return Response(status_code=304, headers=headers)
+    return Response(answer.data, media_type=media_type, headers=headers)
+
+
+def _host_domain(request: Request) -> str | None:
+    """The mail domain a Host header names: autoconfig.<d> or <d> itself (the .well-known URL)."""
+    host = request.headers.get("host", "").strip().lower()
+    if host.startswith("["):
+        return None  # an IPv6 literal names no mail domain
+    host = host.rsplit(":", 1)[0].rstrip(".")
+    for prefix in ("autoconfig.", "autodiscover."):
+        host = host.removeprefix(prefix)
+    if "." not in host or host.replace(".", "").isdigit():
+        return None  # localhost or an IPv4 literal
+    return host
+
+
+# --- Mozilla autoconfig --------------------------------------------------------------------------------
+async def autoconfig(request: Request) -> Response:
+    """Same bytes as the build's domains/<d>/config-v1.1.xml. `emailaddress` is optional: Thunderbird for
+    Android never sends it (RealAutoDiscoveryRegistry.kt), so the Host header names the domain then."""
+    service = _holder(request).current
+    if not service.serves("thunderbird"):
+        return PlainTextResponse("this server does not serve Mozilla autoconfig (thunderbird target)\n", 404)
+    candidates: list[str] = []
+    address = request.query_params.get("emailaddress", "")
+    if address:
+        with contextlib.suppress(BadAddress):  # Evolution and KMail send odd values: fall back on the Host
+            candidates.append(service.domain_of(address))
+    host = _host_domain(request)
+    if host is not None:
+        candidates.append(host)
+    if not candidates:
+        return PlainTextResponse("no mail domain: add ?emailaddress=you@example.org or ask autoconfig.<domain>\n",
+                                 400)
+    for domain in candidates:
+        if domain in service.autoconfig:
+            return _answer(request, service.autoconfig[domain], XML, STATIC_CACHE)
+    return PlainTextResponse("this server does not serve that mail domain\n", 404)
+
+
+# --- Outlook Autodiscover (POX) ---------------------------------------------------------------------------
+def _pox_error(status: int, code: int, mobilesync: bool = False) -> Response:
+    return Response(pox.error_body(code, mobilesync), status_code=status, media_type=XML,
+                    headers={"Cache-Control": PRIVATE_CACHE})
+
+
+async def _read_body(request: Request) -> bytes:
+    """At most pox.MAX_BODY bytes, refused from Content-Length before reading, or as soon as a chunked body
+    passes the cap (Samsung's stock client posts chunked: sys4/automx#34)."""
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > pox.MAX_BODY):
+        raise pox.BadRequest(413, 600, "request body too large")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > pox.MAX_BODY:
+            raise pox.BadRequest(413, 600, "request body too large")
+    return bytes(body)
+
+
+async def autodiscover(request: Request) -> Response:
+    """The account's autodiscover.xml: the build's bytes for a listed account, the same answer with the
+    user names filled for any other address of a served domain. The Authorization header Thunderbird sends
+    (with the user's password) is never read."""
+    service = _holder(request).current
+    try:
+        pox.check_content_type(request.headers.get("content-type"))
+        parsed = pox.parse_request(await _read_body(request))
+    except pox.BadRequest as exc:
+        return _pox_error(exc.status, exc.code)
+    if parsed.schema is not None and parsed.schema != pox.OUTLOOK_SCHEMA:
+        return _pox_error(200, 601, mobilesync=parsed.schema == pox.MOBILESYNC_SCHEMA)
+    if not service.serves("outlook"):
+        return _pox_error(404, 601)
+    try:
+        answer = service.autodiscover(parsed.address)
+    except BadAddress:
+        return _pox_error(400, 600)
+    except UnknownDomain:
+        return _pox_error(404, 500)
+    return Response(answer.data, media_type=XML, headers={"Cache-Control": PRIVATE_CACHE})
+
+
+# --- Autodiscover v1 JSON ---------------------------------------------------------------------------------
+def _json_error(status: int, code: str, message: str) -> Response:
+    return JSONResponse({"ErrorCode": code, "ErrorMessage": message}, status_code=status)
+
+
+async def autodiscover_json(request: Request) -> Response:
+    """GET ...autodiscover.json?Email=..&Protocol=AutodiscoverV1 (or .../v1.0/<address>?Protocol=...): the
+    build's domains/<d>/autodiscover.json. Other protocols (Microsoft's cloud asks for ActiveSync) get
+    Exchange's InvalidProtocol error (mailcow autodiscover-json.php); the value is matched without case."""
+    service = _holder(request).current
+    params = {k.lower(): v for k, v in request.query_params.items()}
+    protocol = params.get("protocol", "")
+    if protocol.lower() != "autodiscoverv1":
+        return _json_error(400, "InvalidProtocol", f"The given protocol value '{protocol[:64]}' is invalid. "
+                                                   "Supported values are 'AutodiscoverV1'")
+    address = request.path_params.get("address") or params.get("email", "")
+    if not service.serves("outlook"):
+        return _json_error(404, "InvalidUser", "this server does not serve Outlook")
+    try:
+        domain = service.domain_of(address)
+    except BadAddress:
+        return _json_error(400, "InvalidUser", "give the address as ?Email=you@example.org")
+    answer = service.autodiscover_json.get(domain)
+    if answer is None:
+        return _json_error(404, "InvalidUser", "this server does not serve that mail domain")
+    return _answer(request, answer, "application/json", STATIC_CACHE)
+
+
+# --- Apple profiles ---------------------------------------------------------------------------------------
+def profile_response(request: Request, address: str) -> Response:
+    service = _holder(request).current
+    if not service.serves("apple"):
+        return PlainTextResponse("this server does not serve Apple profiles\n", 404)
+    try:
+        answer = service.profile(address)
+        name = service.profile_name(address)
+    except BadAddress:
+        return PlainTextResponse("not an e-mail address\n", 400)
+    except UnknownDomain:
+        return PlainTextResponse("this server does not serve that mail domain\n", 404)
+    return _answer(request, answer, APPLE, PRIVATE_CACHE, {"Content-Disposition": _attachment(name)})
+
+
+def _attachment(name: str) -> str:
+    ascii_name = name if name.isascii() else "profile.mobileconfig"
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='@')}"
+
+
+async def apple_file(request: Request) -> Response:
+    file = request.path_params["file"]
+    if not file.lower().endswith(".mobileconfig"):
+        return PlainTextResponse("Not Found", 404)
+    return profile_response(request, file[: -len(".mobileconfig")])
+
+
+async def apple_query(request: Request) -> Response:
+    """The form-friendly spelling: /apple?email=you@example.org."""
+    return profile_response(request, request.query_params.get("email", ""))
+
+
+async def healthz(request: Request) -> Response:
+    service = _holder(request).current
+    return PlainTextResponse(f"ok {len(service.domains)} domains\n", headers={"Cache-Control": "no-store"})
+
+
+async def page(request: Request) -> Response:
+    return render_page(request, _holder(request).current)
+
+
+# --- the application ---------------------------------------------------------------------------------------
+def build_app(holder: Holder, base_url: str | None = None) -> ASGIApp:
+    routes = [
+        Route("/", page, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/mail/config-v1.1.xml", autoconfig, methods=["GET"]),
+        Route("/.well-known/autoconfig/mail/config-v1.1.xml", autoconfig, methods=["GET"]),
+        Route("/autodiscover/autodiscover.xml", autodiscover, methods=["POST"]),
+        Route("/autodiscover/autodiscover.json", autodiscover_json, methods=["GET"]),
+        Route("/autodiscover/autodiscover.json/v1.0/{address}", autodiscover_json, methods=["GET"]),
+        Route("/apple", apple_query, methods=["GET"]),
+        Route("/apple/{file}", apple_file, methods=["GET"]),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+
+        def on_hup() -> None:
+            # Load off the loop (a big CSV takes a moment), then swap on it.
+            loop.run_in_executor(None, holder.reload)
+
+        installed = False
+        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread
+            loop.add_signal_handler(signal.SIGHUP, on_hup)
+            installed = True
+        yield
+        if installed:
+            loop.remove_signal_handler(signal.SIGHUP)
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.holder = holder
+    app.state.base_url = base_url.rstrip("/") if base_url else None
+    return Edge(app)
+
+
+def create_app(spec: str | Path | None = None, sign: SignRequest | None = None,
+               base_url: str | None = None) -> ASGIApp:
+    """ASGI factory. Without arguments it reads MAILPROFILE_SPEC, MAILPROFILE_SIGN_CERT / _KEY / _CHAIN and
+    MAILPROFILE_BASE_URL from the environment (uvicorn --factory, gunicorn, granian). An invalid spec stops
+    the process with the problems and exit status 2, as `mailprofile check` reports them."""
+    env = os.environ
+    spec = spec or env.get("MAILPROFILE_SPEC")
+    if not spec:
+        raise SystemExit("error: no spec: set MAILPROFILE_SPEC=path/to/spec.yaml (or run mailprofile serve SPEC)")
+    if sign is None and env.get("MAILPROFILE_SIGN_CERT") and env.get("MAILPROFILE_SIGN_KEY"):
+        chain = env.get("MAILPROFILE_SIGN_CHAIN")
+        sign = SignRequest(Path(env["MAILPROFILE_SIGN_CERT"]), Path(env["MAILPROFILE_SIGN_KEY"]),
+                           Path(chain) if chain else None)
+    service = start_service(spec, sign, _exit)
+    return build_app(Holder(service, spec, sign), base_url or env.get("MAILPROFILE_BASE_URL"))
+
+
+def _exit(lines: list[str], status: int) -> None:
+    for line in lines:
+        print(line, file=sys.stderr)
+    raise SystemExit(status)
+
+
+def start_service(spec: str | Path, sign: SignRequest | None, fail: Callable[[list[str], int], Any]) -> Service:
+    """load_service with the CLI's messages and exit codes (2 invalid spec, 1 templates/signing)."""
+    try:
+        return load_service(spec, sign)
+    except SpecError as exc:
+        n = len(exc.problems)
+        fail([f"{p.severity}: {p}" for p in exc.problems] + [f"{n} error{'s' if n != 1 else ''}: not serving"], 2)
+    except MailprofileError as exc:
+        fail([f"error: {exc}", "not serving"], 1)
+    raise AssertionError("unreachable")

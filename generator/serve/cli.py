@@ -1,0 +1,168 @@
+"""`mailprofile serve`: the service under uvicorn, one process or a small supervisor with N workers.
+
+With one worker the server runs in this process and SIGHUP reloads the spec in it. With more, this process
+binds the socket, forks the workers (they inherit the validated spec: nothing is loaded twice at start) and
+supervises them: SIGHUP validates the new spec here first and only then tells every worker to reload, so an
+invalid spec is reported once and every worker keeps the old one; SIGTERM/SIGINT stop them gracefully.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import NoReturn
+
+import click
+import uvicorn
+
+from generator.build import SignRequest
+from generator.serve.app import Holder, build_app, start_service
+from generator.serve.service import Service
+
+log = logging.getLogger("mailprofile.serve")
+
+
+def _fail(lines: list[str], status: int) -> NoReturn:
+    for line in lines:
+        click.echo(line, err=True)
+    sys.exit(status)
+
+
+def _logging(access_log: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in ("mailprofile.serve", "mailprofile.serve.access"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    if not access_log:
+        logging.getLogger("mailprofile.serve.access").setLevel(logging.WARNING)
+
+
+@click.command(name="serve")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="TCP port.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes (each answers on the same socket).")
+@click.option("--sign-cert", type=click.Path(dir_okay=False, path_type=Path),
+              help="Sign Apple profiles on the fly with this certificate (PEM/DER; may include the chain).")
+@click.option("--sign-key", type=click.Path(dir_okay=False, path_type=Path),
+              help="The signing key; its passphrase from MAILPROFILE_SIGN_PASSPHRASE.")
+@click.option("--sign-chain", type=click.Path(dir_okay=False, path_type=Path),
+              help="Intermediate certificates (PEM) to include in each signature.")
+@click.option("--base-url", metavar="URL",
+              help="Public URL of the service (https://autoconfig.example.org), used in the page's profile "
+                   "link and QR code; default: from the request's Host header.")
+@click.option("--forwarded-allow-ips", default="127.0.0.1", show_default=True,
+              help="Proxies whose X-Forwarded-For/-Proto headers are trusted (comma-separated, or '*').")
+@click.option("--access-log/--no-access-log", default=True, show_default=True,
+              help="One line per request (addresses hashed, never headers or bodies).")
+def serve_command(spec: str, host: str, port: int, workers: int, sign_cert: Path | None, sign_key: Path | None,
+                  sign_chain: Path | None, base_url: str | None, forwarded_allow_ips: str, access_log: bool) -> None:
+    """Answer Thunderbird, Outlook and Apple devices from SPEC over HTTP (put a TLS proxy in front).
+
+    \b
+    GET  /mail/config-v1.1.xml, /.well-known/autoconfig/mail/config-v1.1.xml   Mozilla autoconfig
+    POST /autodiscover/autodiscover.xml                                         Outlook Autodiscover
+    GET  /autodiscover/autodiscover.json?Email=..&Protocol=AutodiscoverV1       Autodiscover v1 JSON
+    GET  /apple/<address>.mobileconfig                                          Apple profile
+    GET  /   self-service page          GET /healthz   load balancers
+    SIGHUP reloads SPEC (an invalid one is reported and the old one kept).
+    """
+    if (sign_cert is None) != (sign_key is None) or (sign_chain is not None and sign_cert is None):
+        raise click.UsageError("--sign-cert and --sign-key go together (--sign-chain needs both)")
+    sign = SignRequest(sign_cert, sign_key, sign_chain) if sign_cert and sign_key else None
+    service = start_service(spec, sign, _fail)
+    for warning in service.plan.warnings:
+        click.echo(f"{warning.severity}: {warning}", err=True)
+    for note in client_notes(service):
+        click.echo(f"note: {note}", err=True)
+    _logging(access_log)
+    holder = Holder(service, spec, sign)
+    config = uvicorn.Config(build_app(holder, base_url), host=host, port=port, access_log=False,
+                            server_header=False, proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips,
+                            lifespan="on", timeout_graceful_shutdown=5, log_level="info")
+    targets = ", ".join(service.targets)
+    click.echo(f"serving {spec}: {len(service.domains)} domain(s), targets {targets}, "
+               f"{'signed' if service.signed else 'unsigned'} profiles, on http://{host}:{port} with {workers} "
+               f"worker{'s' if workers != 1 else ''}", err=True)
+    if workers == 1:
+        uvicorn.Server(config).run()
+        return
+    supervise(config, holder, workers)
+
+
+def client_notes(service: Service) -> list[str]:
+    """What some clients will not take from this spec (thunderbird-android RealAutoconfigParser.kt: POP3 servers
+    are skipped and a file without IMAP is rejected; any socketType plain rejects the whole file)."""
+    spec, notes = service.spec, list[str]()
+    if not service.serves("thunderbird"):
+        return notes
+    incoming = [spec.incoming, *spec.fallbacks.incoming]
+    if not any(s.protocol == "imap" for s in incoming):
+        notes.append("Thunderbird for Android cannot autoconfigure a POP3-only provider; its users need the "
+                     "settings table of the page at /")
+    elif any(s.security == "none" for s in [*incoming, spec.outgoing, *spec.fallbacks.outgoing]):
+        notes.append("Thunderbird for Android rejects an autoconfig file with a plain-text server (the "
+                     "fallbacks); its users need the settings table of the page at /")
+    return notes
+
+
+def supervise(config: uvicorn.Config, holder: Holder, workers: int) -> None:
+    sock = config.bind_socket()
+    children: dict[int, float] = {}  # pid -> when it started
+    pending: list[int] = []
+    stopping = False
+
+    def spawn() -> None:
+        pid = os.fork()
+        if pid == 0:  # the worker: uvicorn installs its own TERM/INT handlers, the app's lifespan the HUP one
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, signal.SIG_DFL)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            status = 0
+            try:
+                uvicorn.Server(config).run(sockets=[sock])
+            except BaseException:  # a worker must never return into the supervisor's loop
+                status = 1
+            os._exit(status)
+        children[pid] = time.monotonic()
+
+    for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda number, _frame: pending.append(number))
+    for _ in range(workers):
+        spawn()
+    deadline = 0.0
+    while children:
+        time.sleep(0.2)
+        while pending:
+            number = pending.pop(0)
+            if number == signal.SIGHUP and not stopping:
+                if holder.reload():  # validated here first: workers only hear about a good spec
+                    for pid in children:
+                        os.kill(pid, signal.SIGHUP)
+            elif number in (signal.SIGTERM, signal.SIGINT) and not stopping:
+                stopping, deadline = True, time.monotonic() + 10
+                for pid in children:
+                    os.kill(pid, signal.SIGTERM)
+        while children:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                break
+            started = children.pop(pid, 0.0)
+            if not stopping:
+                log.error("worker %d exited; starting another", pid)
+                if time.monotonic() - started < 1:
+                    time.sleep(1)  # a worker that dies at once would otherwise be restarted in a tight loop
+                spawn()
+        if stopping and time.monotonic() > deadline:
+            for pid in children:
+                os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 3600
+    sock.close()

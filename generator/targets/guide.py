@@ -1,0 +1,399 @@
+"""End-user setup guides: per account an HTML guide and the same as plain text, in the account's language;
+per domain a guide with placeholders (%EMAILADDRESS%) for an intranet page; a QR code of the profile link
+when the service's base URL is known.
+
+Facts: SERVICE-AND-DELIVERY.md §C (what providers' guides say; Aruba's POP3 guide is the model: which server,
+which port, SSL on, user name = full address, same credentials for sending, keep a copy on the server).
+
+Proof: both forms are parsed back (the HTML with the stdlib HTML parser, the text line by line), every row
+of every settings table is read back into the spec's vocabulary (host, int port, ssl/starttls/none, ...)
+and compared with the spec; the profile link and the QR's presence are checked when a base URL is set.
+
+`manual_settings()` is the reusable piece: the rows (key, label, value) of the settings table for one
+mailbox, already translated, for any page that shows them (the web self-service page uses it).
+"""
+
+from __future__ import annotations
+
+import io
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from typing import Any
+
+import jinja2
+import segno
+
+from generator.accounts import Mailbox
+from generator.errors import Position, VerificationError
+from generator.i18n import LANGUAGES, gettext_for, install
+from generator.model import IncomingServer, OutgoingServer, Server, Spec
+from generator.render import prove, render_template
+from generator.targets.base import OutputFile, Target
+
+
+def N_(message: str) -> str:
+    """Mark a message for extraction (pybabel -k N_); translated where it is shown."""
+    return message
+
+
+# How mail apps label connection security: Thunderbird and Outlook both say "SSL/TLS" and "STARTTLS"
+# (SERVICE-AND-DELIVERY §C.2); "None" is the one word apps translate.
+SECURITY_LABEL = {"ssl": "SSL/TLS", "starttls": "STARTTLS", "none": N_("None")}
+# Thunderbird's names for the authentication methods (its account settings "Authentication method").
+AUTH_LABEL = {"password": N_("Normal password"), "encrypted-password": N_("Encrypted password"),
+              "ntlm": "NTLM", "gssapi": "Kerberos / GSSAPI", "oauth2": "OAuth2",
+              "none": N_("No authentication")}
+SAME_CREDENTIALS = N_("Authentication required, same user name and password")
+PROTOCOL_LABEL = {"pop3": "POP3", "imap": "IMAP"}
+
+
+@dataclass(frozen=True, slots=True)
+class SettingRow:
+    """One line of a settings table: a stable key (for tests and pages), the translated label and value."""
+
+    key: str
+    label: str
+    value: str
+
+
+def _server_rows(prefix: str, server: Server, user: str, mailbox: Mailbox,
+                 _: Callable[[str], str]) -> list[SettingRow]:
+    if isinstance(server, IncomingServer):
+        host_label = _("Incoming server (%(protocol)s)") % {"protocol": PROTOCOL_LABEL[server.protocol]}
+    else:
+        host_label = _("Outgoing server (SMTP)")
+    rows = [SettingRow(f"{prefix}.host", host_label, mailbox.host(server)),
+            SettingRow(f"{prefix}.port", _("Port"), str(server.port)),
+            SettingRow(f"{prefix}.security", _("Connection security"), _(SECURITY_LABEL[server.security]))]
+    if isinstance(server, OutgoingServer) and server.same_credentials and server.authentication != "none":
+        rows.append(SettingRow(f"{prefix}.authentication", _("Authentication"), _(SAME_CREDENTIALS)))
+        return rows
+    rows.append(SettingRow(f"{prefix}.authentication", _("Authentication method"),
+                           _(AUTH_LABEL[server.authentication])))
+    if server.authentication != "none":
+        rows.append(SettingRow(f"{prefix}.username", _("User name"), user))
+    return rows
+
+
+def manual_settings(spec: Spec, mailbox: Mailbox, language: str) -> list[SettingRow]:
+    """The manual settings table of one mailbox, translated: what a user types into any mail app."""
+    _ = gettext_for(language)
+    inc = spec.incoming
+    rows = [SettingRow("account.email", _("E-mail address"), mailbox.email),
+            SettingRow("incoming.protocol", _("Account type"), PROTOCOL_LABEL[inc.protocol])]
+    rows += _server_rows("incoming", inc, mailbox.username, mailbox, _)
+    if inc.protocol == "pop3":
+        if inc.keep_on_server and inc.keep_days is not None:
+            keep = _("Yes, delete after %(days)s days") % {"days": inc.keep_days}
+        else:
+            keep = _("Yes") if inc.keep_on_server else _("No")
+        rows.append(SettingRow("incoming.keep_on_server", _("Leave a copy of messages on the server"), keep))
+    rows += _server_rows("outgoing", spec.outgoing, mailbox.smtp_username, mailbox, _)
+    rows.append(SettingRow("tls_min", _("Minimum TLS version"), f"TLS {spec.tls_min}"))
+    return rows
+
+
+def legacy_settings(spec: Spec, mailbox: Mailbox, language: str) -> list[SettingRow]:
+    """The discouraged plain-text fallback servers, if the spec declares them (shown with a warning)."""
+    _ = gettext_for(language)
+    rows: list[SettingRow] = []
+    for i, server in enumerate(spec.fallbacks.incoming):
+        rows += [r for r in _server_rows(f"fallback.incoming.{i}", server, "", mailbox, _)
+                 if not r.key.endswith((".authentication", ".username"))]
+    for i, out in enumerate(spec.fallbacks.outgoing):
+        rows += [r for r in _server_rows(f"fallback.outgoing.{i}", out, "", mailbox, _)
+                 if not r.key.endswith((".authentication", ".username"))]
+    return rows
+
+
+def expected_values(spec: Spec, mailbox: Mailbox) -> dict[str, Any]:
+    """What the tables must say, in the spec's own vocabulary, straight from the spec (not from the rows)."""
+    inc, out = spec.incoming, spec.outgoing
+    values: dict[str, Any] = {"account.email": mailbox.email, "incoming.protocol": inc.protocol}
+    for prefix, server in (("incoming", inc), ("outgoing", out)):
+        values |= {f"{prefix}.host": mailbox.host(server), f"{prefix}.port": server.port,
+                   f"{prefix}.security": server.security}
+        same = prefix == "outgoing" and out.same_credentials and out.authentication != "none"
+        values[f"{prefix}.authentication"] = "same-credentials" if same else server.authentication
+        if not same and server.authentication != "none":
+            values[f"{prefix}.username"] = mailbox.username if prefix == "incoming" else mailbox.smtp_username
+    if inc.protocol == "pop3":
+        values["incoming.keep_on_server"] = (inc.keep_on_server, inc.keep_days)
+    values["tls_min"] = spec.tls_min
+    return values
+
+
+def expected_legacy(spec: Spec, mailbox: Mailbox) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    servers: list[tuple[str, Server]] = [(f"fallback.incoming.{i}", s) for i, s in enumerate(spec.fallbacks.incoming)]
+    servers += [(f"fallback.outgoing.{i}", s) for i, s in enumerate(spec.fallbacks.outgoing)]
+    for prefix, server in servers:
+        values |= {f"{prefix}.host": mailbox.host(server), f"{prefix}.port": server.port,
+                   f"{prefix}.security": server.security}
+    return values
+
+
+def read_back(cells: dict[str, str], language: str) -> dict[str, Any]:
+    """Table cells as displayed -> the spec's vocabulary (the inverse of manual_settings, written separately)."""
+    _ = gettext_for(language)
+    security = {_(label): key for key, label in SECURITY_LABEL.items()}
+    auth = {_(label): key for key, label in AUTH_LABEL.items()} | {_(SAME_CREDENTIALS): "same-credentials"}
+    protocols = {label: key for key, label in PROTOCOL_LABEL.items()}
+    out: dict[str, Any] = {}
+    for key, text in cells.items():
+        field = key.rsplit(".", 1)[-1]
+        value: Any = text
+        if field == "port":
+            value = int(text) if text.isdigit() else text
+        elif field == "security":
+            value = security.get(text, text)
+        elif field == "authentication":
+            value = auth.get(text, text)
+        elif field == "protocol":
+            value = protocols.get(text, text)
+        elif field == "keep_on_server":
+            value = _keep_back(text, _)
+        elif key == "tls_min":
+            value = text.removeprefix("TLS ")
+        out[key] = value
+    return out
+
+
+def _keep_back(text: str, _: Callable[[str], str]) -> tuple[bool, int | None] | str:
+    if text == _("No"):
+        return (False, None)
+    if text == _("Yes"):
+        return (True, None)
+    template = _("Yes, delete after %(days)s days")
+    head, _sep, tail = template.partition("%(days)s")
+    if text.startswith(head) and text.endswith(tail):
+        days = text[len(head):len(text) - len(tail)]
+        if days.isdigit():
+            return (True, int(days))
+    return text
+
+
+# --- parsing the outputs back ------------------------------------------------------------------------------
+
+@dataclass
+class ParsedGuide:
+    tables: dict[str, dict[str, str]]  # table id -> {row key: cell text}
+    links: dict[str, str]  # element id -> href
+    qr_svgs: int
+    lang: str | None
+
+
+class _GuideParser(HTMLParser):
+    """Collects <table id> / <tr data-key> / <td> text, <a id href>, inline QR <svg>s and <html lang>."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parsed = ParsedGuide({}, {}, 0, None)
+        self._table: str | None = None
+        self._row: str | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "html":
+            self.parsed.lang = a.get("lang")
+        elif tag == "table" and a.get("id"):
+            self._table = a["id"]
+            self.parsed.tables[self._table or ""] = {}
+        elif tag == "tr" and self._table is not None:
+            self._row = a.get("data-key")
+        elif tag == "td" and self._row is not None:
+            self._cell = []
+        elif tag == "a" and a.get("id") and a.get("href"):
+            self.parsed.links[a["id"] or ""] = a["href"] or ""
+        elif tag == "svg" and "qr" in (a.get("class") or "").split():
+            self.parsed.qr_svgs += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td" and self._cell is not None and self._table is not None and self._row is not None:
+            self.parsed.tables[self._table][self._row] = "".join(self._cell).strip()
+            self._cell = None
+        elif tag == "tr":
+            self._row = None
+        elif tag == "table":
+            self._table = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def parse_html_guide(data: bytes) -> ParsedGuide:
+    parser = _GuideParser()
+    parser.feed(data.decode("utf-8"))
+    parser.close()
+    return parser.parsed
+
+
+def parse_text_tables(text: str, keys: dict[str, list[str]]) -> dict[str, dict[str, str]]:
+    """The text guide's tables: a line '[id]' then 'Label: value' lines up to a blank line. `keys` gives each
+    table's row keys in order (the text form has no attributes to carry them)."""
+    tables: dict[str, dict[str, str]] = {}
+    lines = text.splitlines()
+    for table_id, row_keys in keys.items():
+        marker = f"[{table_id}]"
+        if marker not in lines:
+            continue
+        start = lines.index(marker) + 1
+        body = []
+        for line in lines[start:]:
+            if not line.strip():
+                break
+            body.append(line)
+        cells = {}
+        for key, line in zip(row_keys, body, strict=False):
+            _label, _sep, value = line.partition(": ")
+            cells[key] = value.strip()
+        if len(body) != len(row_keys):
+            cells["(rows)"] = f"{len(body)} rows, expected {len(row_keys)}"
+        tables[table_id] = cells
+    return tables
+
+
+# --- the target --------------------------------------------------------------------------------------------
+
+def profile_link(base_url: str, address: str) -> str:
+    """The service's URL of one account's Apple profile (the `serve` endpoint)."""
+    return f"{base_url}/apple/{urllib.parse.quote(address, safe='@!$&()*+,;=')}.mobileconfig"
+
+
+def qr_code(link: str) -> segno.QRCode:
+    # Medium error correction (segno raises it when it fits in the same version): readable off a screen.
+    return segno.make(link, error="m", micro=False)
+
+
+def qr_svg(link: str) -> str:
+    return str(qr_code(link).svg_inline(scale=4, svgclass="qr", lineclass=None, dark="#000", light="#fff"))
+
+
+def qr_png(link: str) -> bytes:
+    buffer = io.BytesIO()
+    qr_code(link).save(buffer, kind="png", scale=6, border=4)
+    return buffer.getvalue()
+
+
+def placeholder_mailbox(spec: Spec, domain: str) -> Mailbox:
+    """A stand-in for the per-domain guide: the address and user names stay placeholders for an intranet."""
+    proto = Mailbox(index=0, name="%REALNAME%", email="%EMAILADDRESS%", local="%EMAILLOCALPART%", domain=domain,
+                    username="", smtp_username="", description=None, position=Position(domain))
+    user = proto.expand(spec.incoming.username)
+    smtp = user if spec.outgoing.same_credentials else proto.expand(spec.outgoing.username)
+    return Mailbox(index=0, name="%REALNAME%", email="%EMAILADDRESS%", local="%EMAILLOCALPART%", domain=domain,
+                   username=user, smtp_username=smtp, description=None, position=Position(domain), language="")
+
+
+def _html_autoescape(name: str | None) -> bool:
+    return bool(name and name.endswith(".html.j2"))
+
+
+class GuideTarget(Target):
+    name = "guide"
+
+    @property
+    def base_url(self) -> str | None:
+        return self.ctx.base_url or self.spec.delivery.base_url
+
+    def environment(self, language: str) -> jinja2.Environment:
+        env = self.ctx.environment(f"guide.{language}", {})
+        if "jinja2.ext.InternationalizationExtension" not in env.extensions:
+            env.autoescape = _html_autoescape
+            install(env, language)
+        return env
+
+    def context(self, mailbox: Mailbox, language: str, personal: bool) -> dict[str, Any]:
+        spec = self.spec
+        link = profile_link(self.base_url, mailbox.email) if self.base_url and personal else None
+        d = spec.delivery
+        return {
+            "lang": language, "spec": spec, "provider": spec.provider, "mailbox": mailbox, "personal": personal,
+            "incoming": spec.incoming, "outgoing": spec.outgoing,
+            "settings": manual_settings(spec, mailbox, language),
+            "legacy": legacy_settings(spec, mailbox, language),
+            "profile_link": link, "qr_svg": qr_svg(link) if link else None,
+            "password_hint": d.password_hint.get(language), "support": d.support,
+        }
+
+    def render_account(self, mailbox: Mailbox) -> list[OutputFile]:
+        wanted = [k for k in ("guide-html", "guide-text", "guide-qr") if self.wants(k)]
+        if self.ctx.mdm is not None or not wanted:
+            return []
+        base = f"{mailbox.slug}/guide/{mailbox.slug}"
+        files = self._render(mailbox, mailbox.language, base, personal=True, account=mailbox.email,
+                             kinds=("guide-html", "guide-text"))
+        if self.base_url and self.wants("guide-qr"):
+            data = qr_png(profile_link(self.base_url, mailbox.email))
+            files.append(OutputFile(f"{base}.qr.png", data, self.name, "guide-qr", mailbox.email))
+        return files
+
+    def render_shared(self) -> list[OutputFile]:
+        if self.ctx.mdm is not None:
+            return []
+        files: list[OutputFile] = []
+        for domain in self.spec.provider.domains:
+            stand_in = placeholder_mailbox(self.spec, domain)
+            for language in LANGUAGES:
+                files += self._render(stand_in, language, f"domains/{domain}/guide/{domain}.{language}",
+                                      personal=False, account=None, kinds=("guide-domain-html", "guide-domain-text"))
+        return files
+
+    def _render(self, mailbox: Mailbox, language: str, base: str, personal: bool, account: str | None,
+                kinds: tuple[str, str]) -> list[OutputFile]:
+        env = self.environment(language)
+        context = self.context(mailbox, language, personal)
+        files = []
+        html_kind, text_kind = kinds
+        if self.wants(html_kind):
+            html = render_template(env, "guide/guide.html.j2", context).encode("utf-8")
+            self.verify_html(f"{base}.html", html, mailbox, language, context["profile_link"])
+            files.append(OutputFile(f"{base}.html", html, self.name, html_kind, account))
+        if self.wants(text_kind):
+            text = render_template(env, "guide/guide.txt.j2", context).encode("utf-8")
+            self.verify_text(f"{base}.txt", text, mailbox, language, context["profile_link"])
+            files.append(OutputFile(f"{base}.txt", text, self.name, text_kind, account))
+        return files
+
+    def _expected(self, mailbox: Mailbox, link: str | None) -> dict[str, Any]:
+        expected: dict[str, Any] = {"settings": expected_values(self.spec, mailbox)}
+        if self.spec.fallbacks.incoming or self.spec.fallbacks.outgoing:
+            expected["legacy"] = expected_legacy(self.spec, mailbox)
+        if link is not None:
+            expected["profile-link"] = link
+        return expected
+
+    def verify_html(self, path: str, data: bytes, mailbox: Mailbox, language: str, link: str | None) -> None:
+        try:
+            parsed = parse_html_guide(data)
+        except (UnicodeDecodeError, AssertionError) as exc:
+            raise VerificationError(path, [f"not readable HTML: {exc}"]) from None
+        actual: dict[str, Any] = {"settings": read_back(parsed.tables.get("settings", {}), language)}
+        if "legacy" in parsed.tables:
+            actual["legacy"] = read_back(parsed.tables["legacy"], language)
+        if "profile-link" in parsed.links:
+            actual["profile-link"] = parsed.links["profile-link"]
+        problems = []
+        if parsed.lang != language:
+            problems.append(f"<html lang>: expected {language!r}, found {parsed.lang!r}")
+        if (link is not None) != (parsed.qr_svgs == 1):
+            problems.append(f"QR codes: expected {1 if link else 0}, found {parsed.qr_svgs}")
+        if problems:
+            raise VerificationError(path, problems)
+        prove(path, self._expected(mailbox, link), actual)
+
+    def verify_text(self, path: str, data: bytes, mailbox: Mailbox, language: str, link: str | None) -> None:
+        text = data.decode("utf-8")
+        keys = {"settings": [r.key for r in manual_settings(self.spec, mailbox, language)]}
+        legacy = legacy_settings(self.spec, mailbox, language)
+        if legacy:
+            keys["legacy"] = [r.key for r in legacy]
+        tables = parse_text_tables(text, keys)
+        actual: dict[str, Any] = {name: read_back(cells, language) for name, cells in tables.items()}
+        if link is not None and link in text.split():
+            actual["profile-link"] = link
+        prove(path, self._expected(mailbox, link), actual)

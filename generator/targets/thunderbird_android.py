@@ -1,0 +1,164 @@
+"""Thunderbird for Android (formerly K-9 Mail): the QR import per account, and the rules of its strict
+autoconfig reader, so the Thunderbird target can say when config-v1.1.xml is refused there.
+
+QR facts: thunderbird-android `feature/migration/qrcode/qr-code-format.md` ("Export for Mobile", format 1,
+spec version 2025-02-06; file at commit 833ae032): UTF-8 JSON of nested arrays
+  [1, [SequenceNumber, SequenceEnd], IncomingServer, OutgoingServerGroups]
+  IncomingServer  = [IncomingProtocol, Hostname, Port, ConnectionSecurity, AuthenticationType, Username,
+                     AccountName?, Password?]
+  OutgoingServerGroups = [[OutgoingServer, Identity, ...], ...]
+  OutgoingServer  = [0 (SMTP), Hostname, Port, ConnectionSecurity, AuthenticationType, Username, Password?]
+  Identity        = [EmailAddress, DisplayName]
+Host names and e-mail addresses must be ASCII; the reader skips an account with any unsupported value. The
+scanner is ZXing with a UTF-8 hint (QrCodeAnalyzer.kt), so the JSON goes into byte mode as UTF-8, without ECI.
+We never put a password into the QR code (a photo of the screen would carry it).
+
+Autoconfig facts: `RealAutoconfigParser.kt` (feature/autodiscovery/autoconfig, last changed in commit
+36abd2e3, read at a59bd679): only `incomingServer type="imap"` and `outgoingServer type="smtp"` are read,
+others are skipped; in a read server, a socketType other than SSL/STARTTLS, no usable authentication
+(OAuth2, password-cleartext, password-encrypted) or a missing hostname/port/username rejects the whole file;
+without an IMAP or without an SMTP server the file is rejected too.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import segno
+from defusedxml import ElementTree as SafeET
+
+from generator.accounts import Mailbox
+from generator.errors import VerificationError
+from generator.model import Authentication, Security, Spec
+from generator.render import prove
+
+# qr-code-format.md: IncomingProtocol, ConnectionSecurity (1 is reserved), AuthenticationType.
+QR_PROTOCOL = {"imap": 0, "pop3": 1}
+QR_SMTP = 0
+QR_SECURITY: dict[Security, int] = {"none": 0, "starttls": 2, "ssl": 3}
+QR_AUTH: dict[Authentication, int] = {"none": 0, "password": 1, "encrypted-password": 2, "gssapi": 3, "ntlm": 4,
+                                      "oauth2": 6}
+FORMAT_VERSION = 1
+# Autoconfig values RealAutoconfigParser.kt accepts in the servers it reads.
+ANDROID_SOCKET = ("SSL", "STARTTLS")
+ANDROID_AUTH = ("OAuth2", "password-cleartext", "password-encrypted")
+ANDROID_CLIENTS = "Thunderbird for Android and K-9 Mail"
+SVG_SCALE, SVG_BORDER = 4, 4  # 4 modules of quiet zone, as the QR standard asks
+
+
+def qr_values(spec: Spec, mailbox: Mailbox) -> dict[str, Any]:
+    """The account the QR code carries, by name (the primary servers: the QR format carries POP3 too)."""
+    inc, out = spec.incoming, spec.outgoing
+
+    def server(s: Any, user: str) -> dict[str, Any]:
+        return {"hostname": mailbox.host(s), "port": s.port, "security": QR_SECURITY[s.security],
+                "authentication": QR_AUTH[s.authentication], "username": user}
+
+    values: dict[str, Any] = {
+        "version": FORMAT_VERSION, "sequence": [1, 1],
+        "incoming": {"protocol": QR_PROTOCOL[inc.protocol], **server(inc, mailbox.username)},
+        "outgoing": {"protocol": QR_SMTP, **server(out, mailbox.smtp_username)},
+        "identity": {"email": mailbox.email, "name": mailbox.name},
+    }
+    if mailbox.description:
+        # AccountName may be left out when it is the address (what the reader then uses).
+        values["incoming"]["account_name"] = mailbox.description
+    return values
+
+
+def qr_payload(values: dict[str, Any]) -> bytes:
+    """Lay the values out as the format's nested arrays: compact UTF-8 JSON (QR space is scarce)."""
+    inc, out, ident = values["incoming"], values["outgoing"], values["identity"]
+    incoming = [inc["protocol"], inc["hostname"], inc["port"], inc["security"], inc["authentication"],
+                inc["username"]]
+    if "account_name" in inc:
+        incoming.append(inc["account_name"])
+    outgoing = [out["protocol"], out["hostname"], out["port"], out["security"], out["authentication"],
+                out["username"]]
+    doc = [values["version"], values["sequence"], incoming, [[outgoing, [ident["email"], ident["name"]]]]]
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def read_qr_payload(data: bytes) -> dict[str, Any]:
+    """Read a payload back into the shape of `qr_values`, checking what the format requires of a reader."""
+    doc = json.loads(data.decode("utf-8"))
+    if not (isinstance(doc, list) and len(doc) == 4 and doc[0] == FORMAT_VERSION):
+        raise ValueError("root must be [1, MiscellaneousData, IncomingServer, OutgoingServerGroups] (one account)")
+    _, misc, inc, groups = doc
+    if not (isinstance(misc, list) and len(misc) == 2 and all(type(v) is int for v in misc)):
+        raise ValueError("MiscellaneousData must be [SequenceNumber, SequenceEnd]")
+    if not (isinstance(groups, list) and len(groups) == 1 and isinstance(groups[0], list) and len(groups[0]) == 2):
+        raise ValueError("expected one OutgoingServerGroup with one identity")
+    out, ident = groups[0]
+
+    def server(arr: Any, what: str, protocols: tuple[int, ...], extra: int) -> dict[str, Any]:
+        if not (isinstance(arr, list) and 6 <= len(arr) <= 6 + extra):
+            raise ValueError(f"{what} must have 6 to {6 + extra} elements")
+        protocol, host, port, security, auth, user = arr[:6]
+        if protocol not in protocols or not isinstance(host, str) or not host.isascii() or not host:
+            raise ValueError(f"{what}: unsupported protocol or a host name that is not ASCII")
+        if type(port) is not int or not 1 <= port <= 65535:
+            raise ValueError(f"{what}: port must be an integer 1-65535")
+        if security not in QR_SECURITY.values() or auth not in QR_AUTH.values() or not isinstance(user, str):
+            raise ValueError(f"{what}: unsupported ConnectionSecurity/AuthenticationType, or no user name")
+        return {"protocol": protocol, "hostname": host, "port": port, "security": security, "authentication": auth,
+                "username": user}
+
+    incoming = server(inc, "IncomingServer", tuple(QR_PROTOCOL.values()), 2)
+    if len(inc) > 6 and inc[6] not in (None, ""):
+        incoming["account_name"] = inc[6]
+    if len(inc) > 7 and inc[7] not in (None, ""):
+        raise ValueError("IncomingServer carries a password")
+    outgoing = server(out, "OutgoingServer", (QR_SMTP,), 1)
+    if len(out) > 6 and out[6] not in (None, ""):
+        raise ValueError("OutgoingServer carries a password")
+    if not (isinstance(ident, list) and len(ident) == 2 and all(isinstance(v, str) for v in ident)
+            and ident[0].isascii() and "@" in ident[0]):
+        raise ValueError("Identity must be [ASCII e-mail address, display name]")
+    return {"version": doc[0], "sequence": misc, "incoming": incoming, "outgoing": outgoing,
+            "identity": {"email": ident[0], "name": ident[1]}}
+
+
+def render_qr_svg(path: str, spec: Spec, mailbox: Mailbox) -> bytes:
+    """The QR code of one account as SVG, proven: the payload parses back to the spec's values, the SVG is
+    XML of the size the QR version implies. (The tests also rasterise the SVG and decode it with zbar.)"""
+    if not mailbox.email.isascii():
+        raise VerificationError(path, [f"{mailbox.email}: the Thunderbird for Android QR format carries only "
+                                       "ASCII addresses; remove targets.thunderbird.android_qr for this spec"])
+    values = qr_values(spec, mailbox)
+    payload = qr_payload(values)
+    try:
+        prove(path, values, read_qr_payload(payload))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise VerificationError(path, [f"QR payload does not read back: {exc}"]) from None
+    qr = segno.make_qr(payload, error="m", mode="byte")  # byte mode: the UTF-8 JSON as it is, no ECI
+    out = io.BytesIO()
+    qr.save(out, kind="svg", scale=SVG_SCALE, border=SVG_BORDER, xmldecl=True,
+            title=f"Thunderbird for Android: {mailbox.email}")
+    svg = out.getvalue()
+    size = (qr.symbol_size(scale=SVG_SCALE, border=SVG_BORDER))[0]
+    try:
+        root = SafeET.fromstring(svg)
+    except SafeET.ParseError as exc:
+        raise VerificationError(path, [f"not XML: {exc}"]) from None
+    prove(path, {"tag": "{http://www.w3.org/2000/svg}svg", "width": str(size), "height": str(size)},
+          {"tag": root.tag, "width": root.get("width"), "height": root.get("height")})
+    return svg + (b"" if svg.endswith(b"\n") else b"\n")
+
+
+def android_autoconfig_problems(doc: dict[str, Any]) -> list[str]:
+    """Why Thunderbird for Android would reject this autoconfig document (`autoconfig_values` shape)."""
+    problems: list[str] = []
+    read = [s for s in doc["incoming"] if s["type"] == "imap"]
+    for kind, servers in (("IMAP", read), ("SMTP", doc["outgoing"])):
+        for s in servers:
+            if s["socketType"] not in ANDROID_SOCKET:
+                problems.append(f"{kind} server {s['hostname']}:{s['port']} has socketType {s['socketType']}")
+            if s["authentication"] not in ANDROID_AUTH:
+                problems.append(f"{kind} server {s['hostname']}:{s['port']} has authentication "
+                                f"{s['authentication']}, which it does not use")
+    if not read:
+        problems.append("it lists no IMAP server (POP3 servers are skipped)")
+    return problems

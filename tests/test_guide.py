@@ -1,0 +1,203 @@
+"""Setup guides: per account (HTML + text, the account's language), per domain with placeholders, QR code of
+the profile link. Values are read back from the files and compared with the spec; tampering is caught."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from generator.accounts import load_accounts
+from generator.build import BuildOptions, build, prepare
+from generator.errors import VerificationError
+from generator.spec import load_spec
+from generator.targets.guide import manual_settings, parse_html_guide, profile_link
+from tests.conftest import EXAMPLES, require_binary
+from tests.test_spec_errors import BASE, check
+
+DELIVERY = EXAMPLES / "delivery.yaml"
+
+
+def _build(tmp_path: Path, spec: Path = DELIVERY, base_url: str | None = None, only: list[str] | None = None,
+           templates: Path | None = None) -> Path:
+    out = tmp_path / "out"
+    build(prepare(load_spec(spec), only or ["apple", "guide"], templates=templates, base_url=base_url),
+          BuildOptions(out=out, jobs=1))
+    return out
+
+
+def _table(path: Path, table: str = "settings") -> dict[str, str]:
+    return parse_html_guide(path.read_bytes()).tables[table]
+
+
+def test_guide_per_account_in_its_language(tmp_path: Path) -> None:
+    out = _build(tmp_path)
+    mario = _table(out / "mario.rossi@esempio.it/guide/mario.rossi@esempio.it.html")
+    assert mario == {
+        "account.email": "mario.rossi@esempio.it", "incoming.protocol": "POP3",
+        "incoming.host": "pop3s.aruba.it", "incoming.port": "995", "incoming.security": "SSL/TLS",
+        "incoming.authentication": "Password normale", "incoming.username": "mario.rossi@esempio.it",
+        "incoming.keep_on_server": "Sì, eliminare dopo 30 giorni",
+        "outgoing.host": "smtps.aruba.it", "outgoing.port": "465", "outgoing.security": "SSL/TLS",
+        "outgoing.authentication": "Autenticazione necessaria, stessi nome utente e password",
+        "tls_min": "TLS 1.2"}
+    jane = _table(out / "jane.doe@esempio.it/guide/jane.doe@esempio.it.html")
+    assert jane["incoming.authentication"] == "Normal password"
+    assert jane["outgoing.authentication"] == "Authentication required, same user name and password"
+    assert parse_html_guide((out / "jane.doe@esempio.it/guide/jane.doe@esempio.it.html").read_bytes()).lang == "en"
+    legacy = _table(out / "mario.rossi@esempio.it/guide/mario.rossi@esempio.it.html", "legacy")
+    assert legacy == {"fallback.incoming.0.host": "pop3.esempio.it", "fallback.incoming.0.port": "110",
+                      "fallback.incoming.0.security": "Nessuna", "fallback.outgoing.0.host": "smtp.esempio.it",
+                      "fallback.outgoing.0.port": "25", "fallback.outgoing.0.security": "Nessuna"}
+    text = (out / "mario.rossi@esempio.it/guide/mario.rossi@esempio.it.txt").read_text(encoding="utf-8")
+    assert "Porta: 995\n" in text and "Sicurezza della connessione: SSL/TLS\n" in text
+    assert "La password ti è stata consegnata dal Servizio IT di persona." in text
+    assert "assistenza@esempio.it" in text and "TLS 1.2" in text
+
+
+def test_manifest_lists_guides_with_media_types(tmp_path: Path) -> None:
+    out = _build(tmp_path)
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    kinds = {(e["account"], e["kind"]): e["media_type"] for e in manifest["files"] if e["target"] == "guide"}
+    assert kinds[("mario.rossi@esempio.it", "guide-html")] == "text/html; charset=utf-8"
+    assert kinds[("mario.rossi@esempio.it", "guide-text")] == "text/plain; charset=utf-8"
+    assert kinds[("mario.rossi@esempio.it", "guide-qr")] == "image/png"
+    assert kinds[(None, "guide-domain-html")] == "text/html; charset=utf-8"
+
+
+def test_domain_guide_keeps_placeholders_in_every_language(tmp_path: Path) -> None:
+    out = _build(tmp_path)
+    for language in ("it", "en"):
+        html = out / f"domains/esempio.it/guide/esempio.it.{language}.html"
+        parsed = parse_html_guide(html.read_bytes())
+        assert parsed.lang == language
+        assert parsed.tables["settings"]["incoming.username"] == "%EMAILADDRESS%"
+        assert parsed.tables["settings"]["incoming.host"] == "pop3s.aruba.it"
+        assert "profile-link" not in parsed.links and parsed.qr_svgs == 0
+
+
+def test_qr_code_decodes_to_the_profile_link(tmp_path: Path) -> None:
+    zbarimg = require_binary("zbarimg", "zbar-tools")
+    out = _build(tmp_path, base_url="http://127.0.0.1:8080/svc")
+    png = out / "mario.rossi@esempio.it/guide/mario.rossi@esempio.it.qr.png"
+    decoded = subprocess.run([zbarimg, "--raw", "-q", str(png)], capture_output=True, text=True, check=True).stdout
+    assert decoded.strip() == "http://127.0.0.1:8080/svc/apple/mario.rossi@esempio.it.mobileconfig"
+    parsed = parse_html_guide((out / "mario.rossi@esempio.it/guide/mario.rossi@esempio.it.html").read_bytes())
+    assert parsed.links["profile-link"] == decoded.strip() and parsed.qr_svgs == 1
+
+
+def test_no_qr_without_base_url(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(DELIVERY.read_text(encoding="utf-8").replace("  base_url: https://mail.esempio.it/profiles\n", ""),
+                    encoding="utf-8")
+    out = _build(tmp_path, spec)
+    assert not list(out.rglob("*.qr.png"))
+    parsed = parse_html_guide((out / "jane.doe@esempio.it/guide/jane.doe@esempio.it.html").read_bytes())
+    assert parsed.qr_svgs == 0 and "profile-link" not in parsed.links
+
+
+def test_profile_link_quotes_what_a_url_path_cannot_carry() -> None:
+    assert profile_link("https://h/x", "a+b@esempio.it") == "https://h/x/apple/a+b@esempio.it.mobileconfig"
+    assert profile_link("https://h", "a#b{c}@esempio.it") == "https://h/apple/a%23b%7Bc%7D@esempio.it.mobileconfig"
+
+
+def test_language_from_csv_column_and_default(tmp_path: Path) -> None:
+    (tmp_path / "users.csv").write_text("name,email,language\nAnna,anna@esempio.it,en\nBruno,bruno@esempio.it,\n",
+                                        encoding="utf-8")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE.replace("targets:", "accounts_csv: users.csv\ndelivery: {language: it}\ntargets:"),
+                    encoding="utf-8")
+    languages = {m.email: m.language for m in load_accounts(load_spec(spec))}
+    assert languages == {"mario.rossi@esempio.it": "it", "anna@esempio.it": "en", "bruno@esempio.it": "it"}
+    out = _build(tmp_path, spec)
+    assert parse_html_guide((out / "anna@esempio.it/guide/anna@esempio.it.html").read_bytes()).lang == "en"
+    assert parse_html_guide((out / "bruno@esempio.it/guide/bruno@esempio.it.html").read_bytes()).lang == "it"
+
+
+def test_unsupported_language_is_a_located_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, lines = check(tmp_path, BASE.replace("email: mario.rossi@esempio.it",
+                                               "email: mario.rossi@esempio.it\n    language: de"))
+    assert code == 2
+    assert lines[0] == ("error: spec.yaml:17:15: accounts[0].language: 'de' is not a supported language; "
+                        "use one of en, it")
+
+
+def test_names_are_escaped_in_html(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE.replace("name: Mario Rossi", 'name: "<b>Mario</b> & Co"'), encoding="utf-8")
+    out = _build(tmp_path, spec)
+    html = (out / "mario.rossi@esempio.it/guide/mario.rossi@esempio.it.html").read_text(encoding="utf-8")
+    assert "<b>Mario</b>" not in html and "&lt;b&gt;Mario&lt;/b&gt; &amp; Co" in html
+
+
+def test_guide_never_carries_the_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MP_TEST_PASSWORD", "s3cret-Passw0rd")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE + "passwords: {include: true, from_env: MP_TEST_PASSWORD}\n", encoding="utf-8")
+    out = _build(tmp_path, spec)
+    for path in (out / "mario.rossi@esempio.it/guide").iterdir():
+        assert b"s3cret-Passw0rd" not in path.read_bytes()
+
+
+def test_a_template_that_changes_a_value_stops_the_build(tmp_path: Path) -> None:
+    override = tmp_path / "tpl" / "guide"
+    override.mkdir(parents=True)
+    packaged = Path(__file__).resolve().parent.parent / "templates" / "guide" / "_table.html.j2"
+    (override / "_table.html.j2").write_text(
+        packaged.read_text(encoding="utf-8").replace("<td>{{ row.value }}</td>",
+                                                     "<td>{{ row.value | replace('995', '110') }}</td>"),
+        encoding="utf-8")
+    with pytest.raises(VerificationError) as info:
+        _build(tmp_path, templates=tmp_path / "tpl")
+    assert info.value.path == "mario.rossi@esempio.it/guide/mario.rossi@esempio.it.html"
+    assert "settings.incoming.port: expected 995, found 110" in info.value.mismatches
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_text_template_that_drops_a_row_stops_the_build(tmp_path: Path) -> None:
+    override = tmp_path / "tpl" / "guide"
+    override.mkdir(parents=True)
+    (override / "_table.txt.j2").write_text(
+        "[{{ table_id }}]\n{% for row in rows if row.key != 'tls_min' %}\n{{ row.label }}: {{ row.value }}\n"
+        "{% endfor %}\n\n", encoding="utf-8")
+    with pytest.raises(VerificationError) as info:
+        _build(tmp_path, templates=tmp_path / "tpl")
+    assert info.value.path.endswith(".txt")
+
+
+def test_manual_settings_api_for_other_pages(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE.replace("security: ssl\noutgoing", "security: ssl\n  keep_on_server: true\noutgoing")
+                    .replace("port: 465\n  security: ssl", "port: 587\n  security: starttls"), encoding="utf-8")
+    loaded = load_spec(spec)
+    [mailbox] = load_accounts(loaded)
+    rows = manual_settings(loaded.spec, mailbox, "en")
+    assert [(r.key, r.label, r.value) for r in rows] == [
+        ("account.email", "E-mail address", "mario.rossi@esempio.it"),
+        ("incoming.protocol", "Account type", "POP3"),
+        ("incoming.host", "Incoming server (POP3)", "pop3s.aruba.it"),
+        ("incoming.port", "Port", "995"),
+        ("incoming.security", "Connection security", "SSL/TLS"),
+        ("incoming.authentication", "Authentication method", "Normal password"),
+        ("incoming.username", "User name", "mario.rossi@esempio.it"),
+        ("incoming.keep_on_server", "Leave a copy of messages on the server", "Yes"),
+        ("outgoing.host", "Outgoing server (SMTP)", "smtps.aruba.it"),
+        ("outgoing.port", "Port", "587"),
+        ("outgoing.security", "Connection security", "STARTTLS"),
+        ("outgoing.authentication", "Authentication", "Authentication required, same user name and password"),
+        ("tls_min", "Minimum TLS version", "TLS 1.2")]
+    it_rows = {r.key: r.value for r in manual_settings(loaded.spec, mailbox, "it")}
+    assert it_rows["incoming.keep_on_server"] == "Sì" and it_rows["incoming.authentication"] == "Password normale"
+
+
+def test_separate_smtp_credentials_show_the_smtp_user(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    smtp = "port: 465\n  security: ssl\n  same_credentials: false\n  username: smtp-%EMAILLOCALPART%"
+    spec.write_text(BASE.replace("port: 465\n  security: ssl", smtp), encoding="utf-8")
+    out = _build(tmp_path, spec)
+    table = _table(out / "mario.rossi@esempio.it/guide/mario.rossi@esempio.it.html")
+    assert table["outgoing.authentication"] == "Normal password"
+    assert table["outgoing.username"] == "smtp-mario.rossi"

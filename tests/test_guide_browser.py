@@ -1,0 +1,71 @@
+"""The HTML guide in a real browser: headless Chromium (Debian's, driven by its chromedriver through
+Selenium) renders the file, and the settings table and the QR code are read from the rendered page."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+from generator.build import BuildOptions, build, prepare
+from generator.spec import load_spec
+from tests.conftest import EXAMPLES, require_binary
+
+LINK = "http://127.0.0.1:8080/apple/mario.rossi@esempio.it.mobileconfig"
+
+
+@pytest.fixture
+def chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[webdriver.Chrome]:
+    binary = require_binary("chromium", "chromium")
+    driver_path = require_binary("chromedriver", "chromium-driver")
+    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must not look for drivers on the network
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1000,3000",
+                 f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
+    try:
+        yield driver
+    finally:
+        driver.quit()  # stops chromedriver (by its PID) and the browser
+
+
+def test_rendered_settings_table_and_qr_code(tmp_path: Path, chromium: webdriver.Chrome) -> None:
+    out = tmp_path / "out"
+    build(prepare(load_spec(EXAMPLES / "delivery.yaml"), ["apple", "guide"], base_url="http://127.0.0.1:8080"),
+          BuildOptions(out=out, jobs=1))
+    page = out / "mario.rossi@esempio.it/guide/mario.rossi@esempio.it.html"
+    chromium.get(page.as_uri())
+    assert chromium.title == "Configura la casella mario.rossi@esempio.it"
+    rows = {row.get_attribute("data-key"): row.find_element(By.TAG_NAME, "td").text
+            for row in chromium.find_elements(By.CSS_SELECTOR, "table#settings tr[data-key]")}
+    assert rows == {
+        "account.email": "mario.rossi@esempio.it", "incoming.protocol": "POP3",
+        "incoming.host": "pop3s.aruba.it", "incoming.port": "995", "incoming.security": "SSL/TLS",
+        "incoming.authentication": "Password normale", "incoming.username": "mario.rossi@esempio.it",
+        "incoming.keep_on_server": "Sì, eliminare dopo 30 giorni",
+        "outgoing.host": "smtps.aruba.it", "outgoing.port": "465", "outgoing.security": "SSL/TLS",
+        "outgoing.authentication": "Autenticazione necessaria, stessi nome utente e password",
+        "tls_min": "TLS 1.2"}
+    labels = [th.text for th in chromium.find_elements(By.CSS_SELECTOR, "table#settings th")]
+    assert labels[2:4] == ["Server di posta in arrivo (POP3)", "Porta"]
+    legacy = chromium.find_element(By.CSS_SELECTOR, "table#legacy")
+    assert legacy.is_displayed() and "Nessuna" in legacy.text
+    assert chromium.find_element(By.ID, "profile-link").get_attribute("href") == LINK
+    # The QR code as the browser drew it, decoded by a real reader.
+    zbarimg = require_binary("zbarimg", "zbar-tools")
+    qr = chromium.find_element(By.CSS_SELECTOR, "svg.qr")
+    assert qr.size["width"] > 100 and qr.size["height"] > 100
+    png = tmp_path / "qr-rendered.png"
+    png.write_bytes(qr.screenshot_as_png)
+    decoded = subprocess.run([zbarimg, "--raw", "-q", str(png)], capture_output=True, text=True, check=True)
+    assert decoded.stdout.strip() == LINK
+    assert os.path.getsize(png) > 0

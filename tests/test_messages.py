@@ -1,0 +1,173 @@
+"""Messages: one RFC 5322 .eml per account, composed from the verified profile and guide of the same build."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from generator.build import BuildOptions, SignRequest, build, prepare
+from generator.cli import main
+from generator.errors import SpecError
+from generator.signing import unsigned_content
+from generator.spec import load_spec
+from generator.targets.guide import parse_html_guide
+from tests.conftest import EXAMPLES
+from tests.test_signing import PKI, pki  # noqa: F401  (session fixture)
+from tests.test_spec_errors import BASE
+
+DELIVERY = EXAMPLES / "delivery.yaml"
+SENDER = 'delivery: {sender: "IT <it@esempio.it>"}\n'
+
+
+def _messages(tmp_path: Path, spec: Path = DELIVERY, sign: SignRequest | None = None, name: str = "out") -> Path:
+    out = tmp_path / name
+    build(prepare(load_spec(spec), ["message"], sign=sign), BuildOptions(out=out, jobs=1))
+    return out
+
+
+def _parse(path: Path) -> EmailMessage:
+    msg = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+def test_one_message_per_account_with_guide_and_profile(tmp_path: Path) -> None:
+    out = _messages(tmp_path)
+    mario = _parse(out / "mario.rossi@esempio.it/message/mario.rossi@esempio.it.eml")
+    assert [p.get_content_type() for p in mario.walk()] == [
+        "multipart/mixed", "multipart/alternative", "text/plain", "text/html", "application/x-apple-aspen-config"]
+    assert mario["From"] == "Servizio IT Esempio <it@esempio.it>"
+    assert mario["To"] == "Mario Rossi <mario.rossi@esempio.it>"
+    assert mario["Reply-To"] == "assistenza@esempio.it"
+    assert mario["Subject"] == "La tua casella di posta: configurazione"
+    assert mario["Content-Language"] == "it"
+    assert mario["Message-ID"].startswith("<mailprofile.") and mario["Message-ID"].endswith("@esempio.it>")
+    [attachment] = list(mario.iter_attachments())
+    assert attachment.get_filename() == "mario.rossi@esempio.it.mobileconfig"
+    assert attachment.get_content_disposition() == "attachment"
+    profile = (out / "mario.rossi@esempio.it/apple/mario.rossi@esempio.it.mobileconfig").read_bytes()
+    assert attachment.get_content() == profile
+    text = mario.get_body(("plain",))
+    assert text is not None
+    assert text.get_content().startswith("Ecco la configurazione della tua nuova casella di posta.")
+    assert "Porta: 995" in text.get_content()
+    body = mario.get_body(("html",))
+    assert body is not None
+    tables = parse_html_guide(body.get_content().encode()).tables
+    assert tables["settings"]["incoming.host"] == "pop3s.aruba.it" and tables["settings"]["incoming.port"] == "995"
+    assert tables["settings"]["outgoing.security"] == "SSL/TLS"
+
+    jane = _parse(out / "jane.doe@esempio.it/message/jane.doe@esempio.it.eml")
+    assert jane["To"] == "Jane Doe <jane@example.org>"  # the notify address
+    assert jane["Subject"] == "Your mailbox: setup" and jane["Content-Language"] == "en"
+    jane_html = jane.get_body(("html",))
+    assert jane_html is not None
+    assert parse_html_guide(jane_html.get_content().encode()).lang == "en"
+
+
+def test_attachment_is_the_manifest_entry(tmp_path: Path) -> None:
+    out = _messages(tmp_path)
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    profiles = {e["account"]: e["sha256"] for e in manifest["files"] if e["kind"] == "mobileconfig"}
+    emls = [e for e in manifest["files"] if e["kind"] == "eml"]
+    assert [e["media_type"] for e in emls] == ["message/rfc822", "message/rfc822"]
+    for entry in emls:
+        [attachment] = list(_parse(out / entry["path"]).iter_attachments())
+        assert hashlib.sha256(attachment.get_content()).hexdigest() == profiles[entry["account"]]
+
+
+def test_only_profiles_are_attached_never_reg_js_prf(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    every = "build: [apple, thunderbird, outlook, guide, message]"
+    spec.write_text(DELIVERY.read_text(encoding="utf-8").replace("build: [apple, guide, message]", every),
+                    encoding="utf-8")
+    out = _messages(tmp_path, spec)
+    assert list(out.rglob("*.reg")) == []  # --only message builds only what a message needs
+    build(prepare(load_spec(spec)), BuildOptions(out=tmp_path / "all", jobs=1))
+    assert list((tmp_path / "all").rglob("*.reg"))  # the full build has them...
+    for eml in (tmp_path / "all").rglob("*.eml"):  # ...and its messages still attach only the profile
+        names = [p.get_filename() for p in _parse(eml).iter_attachments()]
+        assert names == [eml.name.removesuffix(".eml") + ".mobileconfig"]
+
+
+def test_messages_are_byte_identical_across_runs(tmp_path: Path) -> None:
+    first = _messages(tmp_path, name="a")
+    second = _messages(tmp_path, name="b")
+    for eml in first.rglob("*.eml"):
+        assert eml.read_bytes() == (second / eml.relative_to(first)).read_bytes()
+    assert b"Date: Tue, 01 Jan 1980 00:00:00 +0000\r\n" in next(first.rglob("*.eml")).read_bytes()
+
+
+def test_source_date_epoch_sets_the_date(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1790000000")
+    out = _messages(tmp_path)
+    assert _parse(next(out.rglob("*.eml")))["Date"] == "Mon, 21 Sep 2026 14:13:20 +0000"
+
+
+def test_signed_build_attaches_the_signed_profile(tmp_path: Path, pki: PKI) -> None:  # noqa: F811
+    out = _messages(tmp_path, sign=SignRequest(pki.leaf, pki.leaf_key, pki.chain))
+    msg = _parse(out / "mario.rossi@esempio.it/message/mario.rossi@esempio.it.eml")
+    [attachment] = list(msg.iter_attachments())
+    assert attachment.get_filename() == "mario.rossi@esempio.it.signed.mobileconfig"
+    signed = (out / "mario.rossi@esempio.it/apple/mario.rossi@esempio.it.signed.mobileconfig").read_bytes()
+    assert attachment.get_content() == signed
+    assert unsigned_content(attachment.get_content()) == (
+        out / "mario.rossi@esempio.it/apple/mario.rossi@esempio.it.mobileconfig").read_bytes()
+    # The signature changes per run (signing time), the Message-ID does not: it names the content.
+    again = _messages(tmp_path, sign=SignRequest(pki.leaf, pki.leaf_key, pki.chain), name="again")
+    assert _parse(again / "mario.rossi@esempio.it/message/mario.rossi@esempio.it.eml")["Message-ID"] == \
+        msg["Message-ID"]
+
+
+def test_a_profile_with_a_password_makes_a_secret_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MP_TEST_PASSWORD", "s3cret-Passw0rd")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE + SENDER + "passwords: {include: true, from_env: MP_TEST_PASSWORD}\n", encoding="utf-8")
+    out = _messages(tmp_path, spec)
+    eml = out / "mario.rossi@esempio.it/message/mario.rossi@esempio.it.eml"
+    assert _parse(eml)["X-Mailprofile-Secret"] == "password"
+    assert os.stat(eml).st_mode & 0o777 == 0o600
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert [e.get("secret") for e in manifest["files"] if e["kind"] == "eml"] == [True]
+
+
+def test_messages_need_a_sender(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE, encoding="utf-8")
+    with pytest.raises(SpecError) as info:
+        prepare(load_spec(spec), ["message"])
+    assert [p.message for p in info.value.problems] == ["messages need a sender: delivery.sender is not set"]
+
+
+def test_bad_sender_is_a_located_error(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE + 'delivery:\n  sender: "IT at esempio"\n', encoding="utf-8")
+    with pytest.raises(SpecError) as info:
+        prepare(load_spec(spec), ["message"])
+    [problem] = info.value.problems
+    assert str(problem).startswith(f"{spec}:20:11: delivery.sender: 'IT at esempio' is not an address")
+
+
+def test_messages_command(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["messages", str(DELIVERY), "--out", str(tmp_path / "out"), "-j", "1",
+                                       "--base-url", "http://127.0.0.1:9/x"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "created  mario.rossi@esempio.it/message/mario.rossi@esempio.it.eml" in result.output
+    msg = _parse(tmp_path / "out/mario.rossi@esempio.it/message/mario.rossi@esempio.it.eml")
+    html = msg.get_body(("html",))
+    assert html is not None
+    assert parse_html_guide(html.get_content().encode()).links["profile-link"] == \
+        "http://127.0.0.1:9/x/apple/mario.rossi@esempio.it.mobileconfig"
+
+
+def test_bad_base_url_is_a_usage_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["messages", str(DELIVERY), "--out", str(tmp_path / "o"), "--base-url", "ftp:x"])
+    assert result.exit_code == 2 and "is not an http(s) URL" in result.output

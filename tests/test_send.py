@@ -1,0 +1,283 @@
+"""`mailprofile send` against a real SMTP server (aiosmtpd): implicit TLS, STARTTLS, AUTH, scripted replies,
+the outbox journal, and a sender killed with SIGKILL mid-run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from generator.build import BuildOptions, build, prepare
+from generator.cli import main
+from generator.spec import load_spec
+from generator.targets.guide import parse_html_guide
+from tests.conftest import EXAMPLES, ROOT
+from tests.smtpd import PASSWORD, USER, Handler, Received, smtp_server
+from tests.test_spec_errors import BASE
+
+DELIVERY = EXAMPLES / "delivery.yaml"
+
+
+def _spec(tmp_path: Path, accounts: int) -> Path:
+    rows = "".join(f"  - {{name: User {i}, email: user{i}@esempio.it, language: {'it' if i % 2 else 'en'}}}\n"
+                   for i in range(accounts))
+    text = BASE.replace("accounts:\n  - name: Mario Rossi\n    email: mario.rossi@esempio.it\n", "accounts:\n" + rows)
+    path = tmp_path / "spec.yaml"
+    path.write_text(text + 'delivery: {sender: "IT <it@esempio.it>", language: it}\n', encoding="utf-8")
+    return path
+
+
+def _out(tmp_path: Path, spec: Path = DELIVERY) -> Path:
+    out = tmp_path / "out"
+    build(prepare(load_spec(spec), ["message"]), BuildOptions(out=out, jobs=1))
+    return out
+
+
+def _send(out: Path, port: int, *args: str, cafile: Path | None = None, security: str = "ssl",
+          user: str | None = USER, password: str | None = PASSWORD) -> Result:
+    argv = ["send", str(out), "--smtp", f"127.0.0.1:{port}", "--security", security, "--backoff", "0", *args]
+    if cafile is not None:
+        argv += ["--cafile", str(cafile)]
+    if user:
+        argv += ["--user", user]
+    env = {"MAILPROFILE_SMTP_PASSWORD": password} if password else {}
+    return CliRunner().invoke(main, argv, env=env, catch_exceptions=False)
+
+
+def _parse(data: bytes) -> EmailMessage:
+    msg = BytesParser(policy=policy.default).parsebytes(data)
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+def _states(out: Path) -> dict[str, str]:
+    with sqlite3.connect(out.with_name(out.name + ".outbox.sqlite")) as db:
+        return dict(db.execute("SELECT account, state FROM outbox").fetchall())
+
+
+def _check_delivery(out: Path, received: list[Received]) -> None:
+    """Each message received is what the build wrote (but for the send-time Date), with the right profile."""
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    profiles = {e["account"]: e["sha256"] for e in manifest["files"] if e["kind"] == "mobileconfig"}
+    for message in received:
+        msg = _parse(message.data)
+        account = str(msg["X-Mailprofile-Account"])
+        [attachment] = list(msg.iter_attachments())
+        assert hashlib.sha256(attachment.get_content()).hexdigest() == profiles[account]
+        built = _parse((out / f"{account}/message/{account}.eml").read_bytes())
+        assert msg["Message-ID"] == built["Message-ID"] and msg["Subject"] == built["Subject"]
+        assert msg["Date"] != built["Date"]  # stamped at send time
+        html = msg.get_body(("html",))
+        assert html is not None
+        guide = parse_html_guide(html.get_content().encode())
+        assert guide.lang == msg["Content-Language"]
+        assert guide.tables["settings"]["incoming.host"] == "pop3s.aruba.it"
+        assert guide.tables["settings"]["incoming.port"] == "995"
+
+
+def test_implicit_tls_with_auth(tmp_path: Path) -> None:
+    out = _out(tmp_path)
+    with smtp_server(tmp_path, "ssl") as (handler, port, ca):
+        result = _send(out, port, cafile=ca)
+    assert result.exit_code == 0, result.output
+    assert sorted(m.recipients[0] for m in handler.messages) == ["jane@example.org", "mario.rossi@esempio.it"]
+    assert all(m.sender == "it@esempio.it" for m in handler.messages)
+    _check_delivery(out, handler.messages)
+    languages = {_parse(m.data)["X-Mailprofile-Account"]: _parse(m.data)["Content-Language"] for m in handler.messages}
+    assert languages == {"mario.rossi@esempio.it": "it", "jane.doe@esempio.it": "en"}
+    assert result.output.splitlines()[-1].startswith("send: 2 sent, 0 failed, 0 uncertain, 0 still pending")
+    assert PASSWORD not in result.output
+    assert _states(out) == {"mario.rossi@esempio.it": "sent", "jane.doe@esempio.it": "sent"}
+    journal = out.with_name("out.outbox.sqlite").read_bytes()
+    assert PASSWORD.encode() not in journal
+
+
+def test_starttls_with_auth_and_rerun_sends_nothing(tmp_path: Path) -> None:
+    out = _out(tmp_path)
+    with smtp_server(tmp_path, "starttls") as (handler, port, ca):
+        first = _send(out, port, cafile=ca, security="starttls")
+        second = _send(out, port, cafile=ca, security="starttls")
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    assert len(handler.messages) == 2
+    assert second.output.splitlines()[-1].startswith("send: 0 sent, 0 failed, 0 uncertain, 0 still pending, "
+                                                      "2 sent before")
+
+
+def test_wrong_password_is_refused_before_sending(tmp_path: Path) -> None:
+    out = _out(tmp_path)
+    with smtp_server(tmp_path, "ssl") as (handler, port, ca):
+        result = _send(out, port, cafile=ca, password="wrong")
+    assert result.exit_code == 2 and "SMTP authentication failed: 535" in result.output
+    assert handler.messages == [] and "wrong" not in result.output
+
+
+def test_untrusted_certificate_is_not_accepted(tmp_path: Path) -> None:
+    out = _out(tmp_path)
+    with smtp_server(tmp_path, "ssl") as (handler, port, _ca):
+        result = _send(out, port, "--retries", "0")  # the system CAs do not know our test certificate
+    assert result.exit_code == 3 and "CERTIFICATE_VERIFY_FAILED" in result.output
+    assert handler.messages == []
+
+
+def test_451_then_250_delivers_once(tmp_path: Path) -> None:
+    out = _out(tmp_path)
+    handler = Handler(script=lambda rcpt, attempt: "451 4.3.0 try again later" if attempt == 0 else None)
+    with smtp_server(tmp_path, "ssl", handler) as (_, port, ca):
+        result = _send(out, port, cafile=ca)
+    assert result.exit_code == 0, result.output
+    assert handler.attempts == {"mario.rossi@esempio.it": 2, "jane@example.org": 2}
+    assert sorted(m.recipients[0] for m in handler.messages) == ["jane@example.org", "mario.rossi@esempio.it"]
+    # The retry sends the same bytes as the first attempt would have (Date fixed in the journal).
+    _check_delivery(out, handler.messages)
+
+
+def test_550_is_recorded_and_the_run_goes_on(tmp_path: Path) -> None:
+    out = _out(tmp_path)
+    handler = Handler(script=lambda rcpt, attempt: "550 5.1.1 no such user" if rcpt == "jane@example.org" else None)
+    with smtp_server(tmp_path, "ssl", handler) as (_, port, ca):
+        result = _send(out, port, cafile=ca)
+        again = _send(out, port, cafile=ca)
+    assert result.exit_code == 3
+    assert "failed  jane.doe@esempio.it -> jane@example.org: 550 5.1.1 no such user" in result.output
+    assert [m.recipients[0] for m in handler.messages] == ["mario.rossi@esempio.it"]
+    assert handler.attempts["jane@example.org"] == 1  # a permanent failure is not retried...
+    assert again.exit_code == 3 and "failed earlier" in again.output  # ...nor re-sent by a re-run
+    assert _states(out) == {"mario.rossi@esempio.it": "sent", "jane.doe@esempio.it": "failed"}
+    with sqlite3.connect(out.with_name("out.outbox.sqlite")) as db:
+        assert db.execute("SELECT reply FROM outbox WHERE state = 'failed'").fetchone() == ("550 5.1.1 no such user",)
+
+
+def test_temporary_failures_stay_pending_after_the_retries(tmp_path: Path) -> None:
+    out = _out(tmp_path)
+    handler = Handler(script=lambda rcpt, attempt: "421 4.7.0 slow down")
+    with smtp_server(tmp_path, "ssl", handler) as (_, port, ca):
+        result = _send(out, port, "--retries", "2", cafile=ca)
+    assert result.exit_code == 3 and "2 still pending" in result.output
+    assert handler.attempts == {"mario.rossi@esempio.it": 3, "jane@example.org": 3}
+    assert set(_states(out).values()) == {"pending"}
+
+
+def test_dry_run_authenticates_and_sends_nothing(tmp_path: Path) -> None:
+    out = _out(tmp_path)
+    with smtp_server(tmp_path, "ssl") as (handler, port, ca):
+        result = _send(out, port, "--dry-run", cafile=ca)
+    assert result.exit_code == 0, result.output
+    assert "would send  mario.rossi@esempio.it -> mario.rossi@esempio.it" in result.output
+    assert "2 would be sent (dry run)" in result.output and handler.messages == [] and handler.data_seen == 0
+
+
+def test_rate_limit_spaces_the_messages(tmp_path: Path) -> None:
+    out = _out(tmp_path, _spec(tmp_path, 3))
+    with smtp_server(tmp_path, "ssl") as (handler, port, ca):
+        started = time.monotonic()
+        result = _send(out, port, "--rate", "5", cafile=ca)
+        elapsed = time.monotonic() - started
+    assert result.exit_code == 0 and len(handler.messages) == 3
+    assert elapsed >= 0.4  # three messages at 5/s: at least two 0.2 s gaps (a bound, not a benchmark)
+
+
+def test_only_changed_after_a_rebuild(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, 3)
+    out = _out(tmp_path, spec)
+    with smtp_server(tmp_path, "ssl") as (handler, port, ca):
+        assert _send(out, port, cafile=ca).exit_code == 0
+        spec.write_text(spec.read_text(encoding="utf-8").replace("User 1,", "User One,"), encoding="utf-8")
+        out = _out(tmp_path, spec)  # a new build: a new batch
+        result = _send(out, port, "--only-changed", cafile=ca)
+    assert result.exit_code == 0, result.output
+    assert [m.recipients[0] for m in handler.messages] == [
+        "user0@esempio.it", "user1@esempio.it", "user2@esempio.it", "user1@esempio.it"]
+    assert "1 sent" in result.output and "2 unchanged skipped" in result.output
+
+
+def test_profile_with_password_needs_allow_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MP_TEST_PASSWORD", "s3cret-Passw0rd")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE + 'delivery: {sender: "IT <it@esempio.it>"}\n'
+                    "passwords: {include: true, from_env: MP_TEST_PASSWORD}\n", encoding="utf-8")
+    out = _out(tmp_path, spec)
+    with smtp_server(tmp_path, "ssl") as (handler, port, ca):
+        refused = _send(out, port, cafile=ca)
+        assert refused.exit_code == 2 and "carry a profile with a password" in refused.output
+        assert handler.messages == []
+        allowed = _send(out, port, "--allow-secrets", cafile=ca)
+    assert allowed.exit_code == 0 and "warning: 1 message(s) carry a password" in allowed.output
+    assert len(handler.messages) == 1
+    assert b"s3cret-Passw0rd" not in out.with_name("out.outbox.sqlite").read_bytes()
+
+
+def test_security_none_only_for_a_local_relay_without_password(tmp_path: Path) -> None:
+    out = _out(tmp_path)
+    with smtp_server(tmp_path, "none", auth=False) as (handler, port, _ca):
+        with_password = _send(out, port, security="none")
+        assert with_password.exit_code == 2 and "--security none would send the SMTP password in clear" in \
+            with_password.output
+        relay = _send(out, port, security="none", user=None, password=None)
+    assert relay.exit_code == 0 and len(handler.messages) == 2
+    remote = CliRunner().invoke(main, ["send", str(out), "--smtp", "smtp.example.com:25", "--security", "none"])
+    assert remote.exit_code == 2 and "only for a relay on this machine" in remote.output
+
+
+def test_edited_message_is_refused(tmp_path: Path) -> None:
+    out = _out(tmp_path)
+    eml = out / "mario.rossi@esempio.it/message/mario.rossi@esempio.it.eml"
+    eml.write_bytes(eml.read_bytes().replace(b"Subject:", b"Subject: [edited]", 1))
+    result = CliRunner().invoke(main, ["send", str(out), "--smtp", "127.0.0.1:9", "--security", "none"])
+    assert result.exit_code == 1 and "differs from its manifest entry" in result.output
+
+
+def test_password_never_on_the_command_line() -> None:
+    result = CliRunner().invoke(main, ["send", "--help"])
+    assert "--password" not in result.output and "MAILPROFILE_SMTP_PASSWORD" in result.output
+
+
+# --- crash safety --------------------------------------------------------------------------------------------
+
+def test_sigkill_mid_run_then_rerun(tmp_path: Path) -> None:
+    """Kill -9 while the server holds message 3 before answering: that one is uncertain; a re-run sends the
+    rest and not it; --retry-uncertain re-sends it with the same Message-ID."""
+    out = _out(tmp_path, _spec(tmp_path, 6))
+    handler = Handler(delay=0.0)
+    with smtp_server(tmp_path, "ssl", handler) as (_, port, ca):
+        handler.delay = 0.4
+        env = {**os.environ, "MAILPROFILE_SMTP_PASSWORD": PASSWORD}
+        argv = [sys.executable, "-m", "generator", "send", str(out), "--smtp", f"127.0.0.1:{port}", "--security",
+                "ssl", "--cafile", str(ca), "--user", USER, "-q"]
+        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 60
+            while handler.data_seen < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert handler.data_seen == 3
+            os.kill(process.pid, signal.SIGKILL)
+        finally:
+            _out_text, errors = process.communicate(timeout=30)
+        assert process.returncode == -signal.SIGKILL, errors
+        time.sleep(0.5)  # let the server finish the DATA it was holding
+        delivered_before = [m.recipients[0] for m in handler.messages]
+        assert delivered_before == ["user0@esempio.it", "user1@esempio.it", "user2@esempio.it"]
+        handler.delay = 0.0
+        rerun = _send(out, port, cafile=ca)
+        assert rerun.exit_code == 3  # an uncertain message is not a clean run
+        assert "user2@esempio.it" in rerun.output and "uncertain" in rerun.output
+        assert _states(out)["user2@esempio.it"] == "uncertain"
+        recipients = [m.recipients[0] for m in handler.messages]
+        assert sorted(recipients) == [f"user{i}@esempio.it" for i in range(6)]  # each exactly once
+        retry = _send(out, port, "--retry-uncertain", cafile=ca)
+    assert retry.exit_code == 0, retry.output
+    [first, second] = [m for m in handler.messages if m.recipients[0] == "user2@esempio.it"]
+    assert first.data == second.data  # same Message-ID, same Date, same bytes: a receiver can de-duplicate
+    assert set(_states(out).values()) == {"sent"}
+    _check_delivery(out, handler.messages)

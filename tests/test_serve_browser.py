@@ -1,0 +1,100 @@
+"""The self-service page in a real browser: Debian's chromium driven by its chromedriver through selenium,
+JavaScript switched off (the page must not need it), against the real `mailprofile serve` process.
+Submit an address, read the table, switch the language, download the profile and compare its bytes."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service as DriverService
+from selenium.webdriver.common.by import By
+
+from generator.build import build, prepare
+from generator.spec import load_spec
+from tests.conftest import EXAMPLES, require_binary
+from tests.test_serve_process import Server
+
+SPEC = EXAMPLES / "school.yaml"
+
+
+@pytest.fixture
+def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[webdriver.Chrome, Path]]:
+    chromium = require_binary("chromium", "chromium")
+    driver_path = require_binary("chromedriver", "chromium-driver")
+    monkeypatch.setenv("SE_OFFLINE", "true")  # never let Selenium Manager look for drivers online
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+                f"--user-data-dir={tmp_path / 'profile'}"):
+        options.add_argument(arg)
+    options.add_experimental_option("prefs", {
+        "download.default_directory": str(downloads), "download.prompt_for_download": False,
+        "safebrowsing.enabled": False, "profile.managed_default_content_settings.javascript": 2})
+    driver = webdriver.Chrome(service=DriverService(executable_path=driver_path), options=options)
+    try:
+        driver.set_page_load_timeout(30)
+        yield driver, downloads
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    srv = Server(SPEC, tmp_path / "server.log")
+    try:
+        srv.wait_ready()
+        yield srv
+    finally:
+        srv.stop()
+
+
+def table(driver: webdriver.Chrome) -> dict[str, tuple[str, str]]:
+    rows = driver.find_elements(By.CSS_SELECTOR, "table#settings tr[data-key]")
+    return {r.get_attribute("data-key") or "": (r.find_element(By.TAG_NAME, "th").text,
+                                                r.find_element(By.TAG_NAME, "td").text) for r in rows}
+
+
+def test_page_in_chromium(browser: tuple[webdriver.Chrome, Path], server: Server, tmp_path: Path) -> None:
+    driver, downloads = browser
+    base = f"http://127.0.0.1:{server.port}"
+    driver.get(base + "/?lang=en")
+    assert driver.find_element(By.TAG_NAME, "h1").text == "Set up your Scuola Esempio mailbox"
+    field = driver.find_element(By.ID, "email")
+    field.send_keys("jose@staff.school.example")
+    driver.find_element(By.ID, "show").click()
+
+    cells = table(driver)
+    assert cells["incoming.host"] == ("Incoming server (POP3)", "mail.school.example")
+    assert cells["incoming.port"][1] == "995" and cells["incoming.security"][1] == "SSL/TLS"
+    assert cells["incoming.username"][1] == "jose@staff.school.example"
+    assert cells["outgoing.host"][1] == "mail.school.example" and cells["outgoing.port"][1] == "587"
+    assert cells["outgoing.security"][1] == "STARTTLS"
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#qr svg")) == 1
+
+    driver.find_element(By.ID, "lang-it").click()
+    assert driver.find_element(By.TAG_NAME, "h1").text == "Configura la tua casella Scuola Esempio"
+    assert table(driver)["incoming.port"] == ("Porta", "995")
+    assert driver.find_element(By.ID, "email").get_attribute("value") == "jose@staff.school.example"
+
+    link = driver.find_element(By.ID, "profile-link")
+    assert link.get_attribute("href") == f"{base}/apple/jose@staff.school.example.mobileconfig"
+    link.click()
+    target = downloads / "jose@staff.school.example.mobileconfig"
+    deadline = time.monotonic() + 20
+    while not target.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert target.exists(), sorted(p.name for p in downloads.iterdir())
+
+    out = tmp_path / "out"
+    build(prepare(load_spec(SPEC)), out)
+    assert target.read_bytes() == (out / "jose@staff.school.example" / "apple" /
+                                   "jose@staff.school.example.mobileconfig").read_bytes()
+    shutil.rmtree(out)

@@ -1,0 +1,218 @@
+"""Thunderbird for Android: its strict autoconfig reader accepts our config-v1.1.xml (or the lint says why not),
+and its QR import, decoded from the SVG by a real QR decoder, carries exactly the spec's account.
+
+The QR code is checked end to end: the SVG is rasterised by librsvg (rsvg-convert), decoded by zbar (zbarimg),
+and the JSON compared with values derived here from the spec through the format's own tables
+(thunderbird-android `feature/migration/qrcode/qr-code-format.md`, format 1), independent of generator/.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from generator.accounts import Mailbox, load_accounts
+from generator.spec import load_spec
+from generator.targets.base import RenderContext
+from generator.targets.thunderbird import ThunderbirdTarget
+from tests.android_autoconfig_reader import AndroidParserError, AndroidServer, parse
+from tests.conftest import EXAMPLES, require_binary
+
+# qr-code-format.md (format 1): IncomingProtocol, ConnectionSecurity, AuthenticationType.
+PROTOCOL = {"imap": 0, "pop3": 1}
+SECURITY = {"none": 0, "starttls": 2, "ssl": 3}
+AUTH = {"none": 0, "password": 1, "encrypted-password": 2, "gssapi": 3, "ntlm": 4, "oauth2": 6}
+
+
+def _target(spec: Path) -> ThunderbirdTarget:
+    return ThunderbirdTarget(RenderContext(load_spec(spec)))
+
+
+def _variant(tmp_path: Path, change: dict[str, Any], base: Path = EXAMPLES / "provider-pop3.yaml") -> Path:
+    data = yaml.safe_load(base.read_text(encoding="utf-8"))
+    for dotted, value in change.items():
+        *parents, last = dotted.split(".")
+        node = data
+        for key in parents:
+            node = node.setdefault(key, {})
+        if value is None:
+            node.pop(last, None)
+        else:
+            node[last] = value
+    path = tmp_path / base.name
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def _xml(target: ThunderbirdTarget) -> bytes:
+    return target.render_shared()[0].data
+
+
+# --- the strict autoconfig reader ------------------------------------------------------------------------------
+
+def test_pop3_example_with_its_imap_alternative_is_read_by_android() -> None:
+    target = _target(EXAMPLES / "provider-pop3.yaml")
+    got = parse(_xml(target), "mario.rossi@esempio.it")
+    assert got == {"incoming": [AndroidServer("imaps.aruba.it", 993, "TLS", ["password-cleartext"],
+                                              "mario.rossi@esempio.it")],
+                   "outgoing": [AndroidServer("smtps.aruba.it", 465, "TLS", ["password-cleartext"],
+                                              "mario.rossi@esempio.it")]}
+    assert not [p for p in target.lint() if "Thunderbird for Android" in p.message]
+
+
+def test_imap_example_is_read_by_android() -> None:
+    got = parse(_xml(_target(EXAMPLES / "provider-imap.yaml")), "giulia.bianchi@esempio.it")
+    assert [(s.hostname, s.port, s.security) for s in got["incoming"]] == [("imaps.aruba.it", 993, "TLS")]
+
+
+def test_pop3_only_spec_is_refused_and_the_lint_says_so(tmp_path: Path) -> None:
+    target = _target(_variant(tmp_path, {"imap_alternative": None}))
+    with pytest.raises(AndroidParserError, match=r"^No supported 'incomingServer' element found$"):
+        parse(_xml(target), "mario.rossi@esempio.it")
+    [warning] = [p for p in target.lint() if "Thunderbird for Android" in p.message]
+    assert warning.severity == "warning" and "no IMAP server" in warning.message
+    assert "imap_alternative" in warning.hint and "android_qr" in warning.hint
+
+
+def test_school_example_is_pop3_only_and_warned() -> None:
+    target = _target(EXAMPLES / "school.yaml")
+    with pytest.raises(AndroidParserError, match="No supported 'incomingServer'"):
+        parse(_xml(target), "anna.verdi@school.example")
+    assert [p for p in target.lint() if "Thunderbird for Android" in p.message]
+
+
+def test_plain_fallbacks_are_left_out_unless_asked_and_then_android_refuses(tmp_path: Path) -> None:
+    default = parse(_xml(_target(EXAMPLES / "provider-pop3.yaml")), "mario.rossi@esempio.it")
+    assert all(s.port not in (110, 25) for s in default["incoming"] + default["outgoing"])
+
+    target = _target(_variant(tmp_path, {"targets.thunderbird.autoconfig_plain_fallbacks": True}))
+    xml = _xml(target)
+    assert b"<port>110</port>" in xml and b"<port>25</port>" in xml
+    # The POP3 fallback is skipped unread; the plain SMTP fallback is what rejects the whole file.
+    with pytest.raises(AndroidParserError, match=r"^Unknown 'socketType' value: 'plain'$"):
+        parse(xml, "mario.rossi@esempio.it")
+    [warning] = [p for p in target.lint() if "lists the plain-text fallbacks" in p.message]
+    assert "Thunderbird for Android and K-9 Mail reject the whole file" in warning.message
+    assert warning.severity == "warning" and warning.position is not None and warning.position.line > 0
+    assert any("socketType plain" in p.message for p in target.lint() if "will reject" in p.message)
+
+
+def test_smtp_without_authentication_is_refused_by_android(tmp_path: Path) -> None:
+    target = _target(_variant(tmp_path, {"outgoing.authentication": "none"}))
+    with pytest.raises(AndroidParserError, match="No usable 'authentication' element found"):
+        parse(_xml(target), "mario.rossi@esempio.it")
+    assert any("authentication none" in p.message for p in target.lint())
+
+
+@pytest.mark.parametrize(("xml", "error"), [
+    (b"<clientConfig/>", "Missing 'emailProvider' element"),
+    (b'<clientConfig><emailProvider id="a b"/></clientConfig>', "Invalid 'emailProvider.id' attribute"),
+    (b'<clientConfig><emailProvider id="x.example"><domain>-bad-</domain></emailProvider></clientConfig>',
+     "Valid 'domain' element required"),
+    (b'<clientConfig><emailProvider id="x.example"><domain>x.example</domain><incomingServer type="imap">'
+     b"<hostname>h.example</hostname><port>993</port><socketType>SSL</socketType><username>u</username>"
+     b"<authentication>plain</authentication></incomingServer></emailProvider></clientConfig>",
+     "No usable 'authentication' element found"),
+    (b'<clientConfig><emailProvider id="x.example"><domain>x.example</domain><incomingServer type="imap">'
+     b"<hostname>h.example</hostname><port>99999</port></incomingServer></emailProvider></clientConfig>",
+     "Invalid 'port' value: '99999'"),
+])
+def test_the_reader_applies_the_android_rules(xml: bytes, error: str) -> None:
+    with pytest.raises(AndroidParserError, match=error):
+        parse(xml, "u@x.example")
+
+
+# --- the QR import ---------------------------------------------------------------------------------------------
+
+def expected_qr(target: ThunderbirdTarget, mailbox: Mailbox) -> list[Any]:
+    s = target.spec
+    inc, out = s.incoming, s.outgoing
+    incoming = [PROTOCOL[inc.protocol], mailbox.host(inc), inc.port, SECURITY[inc.security],
+                AUTH[inc.authentication], mailbox.username]
+    if mailbox.description:
+        incoming.append(mailbox.description)
+    smtp = [0, mailbox.host(out), out.port, SECURITY[out.security], AUTH[out.authentication],
+            mailbox.smtp_username]
+    return [1, [1, 1], incoming, [[smtp, [mailbox.email, mailbox.name]]]]
+
+
+def decode_svg(svg: bytes, tmp_path: Path) -> bytes:
+    """Rasterise with librsvg on white (the SVG has no background) and decode with zbar, raw bytes."""
+    rsvg = require_binary("rsvg-convert", "librsvg2-bin")
+    zbarimg = require_binary("zbarimg", "zbar-tools")
+    (tmp_path / "qr.svg").write_bytes(svg)
+    subprocess.run([rsvg, "-b", "white", "-f", "png", "-o", str(tmp_path / "qr.png"), str(tmp_path / "qr.svg")],
+                   check=True, capture_output=True)
+    result = subprocess.run([zbarimg, "-q", "--raw", "-Sbinary", str(tmp_path / "qr.png")], capture_output=True,
+                            check=False)
+    assert result.returncode == 0, f"zbar found no QR code: {result.stderr!r}"
+    return result.stdout.rstrip(b"\n")
+
+
+def _qr_files(spec: Path) -> tuple[ThunderbirdTarget, list[tuple[Mailbox, bytes]]]:
+    target = _target(spec)
+    found = []
+    for mailbox in load_accounts(target.ctx.loaded):
+        files = [f for f in target.render_account(mailbox) if f.kind == "android-qr"]
+        assert [f.path for f in files] == [f"{mailbox.email}/thunderbird/thunderbird-android-qr.svg"]
+        found.append((mailbox, files[0].data))
+    return target, found
+
+
+def test_qr_decodes_to_the_spec_account(tmp_path: Path) -> None:
+    target, files = _qr_files(EXAMPLES / "provider-pop3.yaml")
+    [(mailbox, svg)] = files
+    payload = decode_svg(svg, tmp_path)
+    assert json.loads(payload) == expected_qr(target, mailbox)
+    assert json.loads(payload)[2][:3] == [1, "pop3s.aruba.it", 995]  # POP3: what autoconfig cannot give TfA
+    assert b"password" not in payload.lower() and len(json.loads(payload)[2]) == 6  # no password element
+
+
+def test_qr_carries_utf8_names_and_the_account_description(tmp_path: Path) -> None:
+    spec = _variant(tmp_path, {"accounts": [{"name": "Zoë Ñandú 山田", "email": "zoe@esempio.it",
+                                             "description": "Posta di Zoë"}]})
+    target, [(mailbox, svg)] = _qr_files(spec)
+    payload = decode_svg(svg, tmp_path)
+    assert json.loads(payload.decode("utf-8")) == expected_qr(target, mailbox)
+    assert json.loads(payload)[2][6] == "Posta di Zoë" and json.loads(payload)[3][0][1][1] == "Zoë Ñandú 山田"
+
+
+def test_qr_is_opt_in_and_deterministic(tmp_path: Path) -> None:
+    target = _target(EXAMPLES / "provider-imap.yaml")
+    mailbox = load_accounts(target.ctx.loaded)[0]
+    assert not [f for f in target.render_account(mailbox) if f.kind == "android-qr"]
+    _, first = _qr_files(EXAMPLES / "provider-pop3.yaml")
+    _, second = _qr_files(EXAMPLES / "provider-pop3.yaml")
+    assert first == second
+
+
+def test_build_lists_the_qr_with_its_media_type(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from generator.cli import main
+
+    result = CliRunner().invoke(main, ["build", str(EXAMPLES / "provider-pop3.yaml"), "--out", str(tmp_path / "o"),
+                                       "--kinds", "android-qr"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text(encoding="utf-8"))
+    assert [(f["kind"], f["media_type"]) for f in manifest["files"]] == [("android-qr", "image/svg+xml")]
+
+
+@pytest.mark.thunderbird
+def test_desktop_thunderbird_keeps_pop3_first_and_offers_the_imap_alternative(tmp_path: Path) -> None:
+    from tests.test_thunderbird_real import HARNESS, make_install, run_thunderbird
+
+    install = make_install(tmp_path, "// harness only\n" + HARNESS.read_text(),
+                           isp={"esempio.it": _xml(_target(EXAMPLES / "provider-pop3.yaml"))})
+    home, profile = tmp_path / "home", tmp_path / "profile"
+    home.mkdir()
+    profile.mkdir()
+    got = run_thunderbird(install, profile, home, domains=["esempio.it"])["autoconfig"]["esempio.it"]
+    assert [(s["type"], s["hostname"], s["port"]) for s in got["incoming"]] == [
+        ("pop3", "pop3s.aruba.it", 995), ("imap", "imaps.aruba.it", 993)]
+    assert [(s["hostname"], s["port"]) for s in got["outgoing"]] == [("smtps.aruba.it", 465)]

@@ -1,0 +1,139 @@
+// Test harness appended to a .cfg (Thunderbird evaluates .cfg files with chrome privileges), for the mail round
+// trip (tests/test_thunderbird_roundtrip.py). After final-ui-startup it
+//  1. puts the password (HARNESS_PASSWORD) into Thunderbird's login manager for every configured server, as a
+//     user does when Thunderbird asks and "remember password" is ticked;
+//  2. gets new mail for the default account through Thunderbird's own POP3/IMAP code and lists the subjects
+//     now in its Inbox;
+//  3. sends HARNESS_SEND_FILE (an RFC 5322 message) to HARNESS_SEND_TO through the identity's SMTP server;
+// then writes JSON to HARNESS_OUT and quits. Every step records its error instead of stopping the others.
+function harnessWrite(path, text) {
+  const file = Cc["@mozilla.org/file/local;1"].createInstance(Ci.nsIFile);
+  file.initWithPath(path);
+  const stream = Cc["@mozilla.org/network/file-output-stream;1"].createInstance(Ci.nsIFileOutputStream);
+  stream.init(file, 0x02 | 0x08 | 0x20, 0o644, 0);
+  const conv = Cc["@mozilla.org/intl/converter-output-stream;1"].createInstance(Ci.nsIConverterOutputStream);
+  conv.init(stream, "UTF-8");
+  conv.writeString(text);
+  conv.close();
+}
+
+function harnessUrlListener() {
+  let done;
+  const promise = new Promise(resolve => { done = resolve; });
+  return {
+    promise,
+    listener: {
+      QueryInterface: ChromeUtils.generateQI(["nsIUrlListener"]),
+      OnStartRunningUrl() {},
+      OnStopRunningUrl(url, exitCode) { done(exitCode); },
+    },
+  };
+}
+
+async function harnessAddLogins(MailServices, password) {
+  const added = [];
+  const add = async (origin, username) => {
+    const login = Cc["@mozilla.org/login-manager/loginInfo;1"].createInstance(Ci.nsILoginInfo);
+    login.init(origin, null, origin, username, password, "", "");
+    await Services.logins.addLoginAsync(login);
+    added.push({origin, username});
+  };
+  for (const a of MailServices.accounts.accounts) {
+    const s = a.incomingServer;
+    if (s.type == "pop3" || s.type == "imap") {
+      // The origin Thunderbird searches: <localStoreType>://<host> (MsgIncomingServer.sys.mjs _getServerURI).
+      await add(`${s.localStoreType}://${encodeURIComponent(s.hostName ?? s.hostname)}`, s.username);
+    }
+  }
+  for (const o of MailServices.outgoingServer.servers) {
+    const smtp = o.QueryInterface(Ci.nsISmtpServer);
+    await add(`smtp://${smtp.hostname}`, o.username);  // SmtpServer.sys.mjs _getServerURISpec
+  }
+  return added;
+}
+
+function harnessSubjects(folder) {
+  const subjects = [];
+  for (const hdr of folder.messages) {
+    subjects.push(hdr.mime2DecodedSubject);
+  }
+  return subjects;
+}
+
+async function harnessFetch(MailServices) {
+  const account = MailServices.accounts.defaultAccount;
+  const server = account.incomingServer;
+  let inbox = server.rootFolder.getFolderWithFlags(Ci.nsMsgFolderFlags.Inbox);
+  if (!inbox && server.type == "imap") {
+    // A new IMAP account knows no folders until it has listed them on the server.
+    const { promise, listener } = harnessUrlListener();
+    MailServices.imap.discoverAllFolders(server.rootFolder, listener, null);
+    await promise;
+    inbox = server.rootFolder.getFolderWithFlags(Ci.nsMsgFolderFlags.Inbox);
+  }
+  const { promise, listener } = harnessUrlListener();
+  if (server.type == "pop3") {
+    MailServices.pop3.GetNewMail(null, listener, inbox, server);
+  } else {
+    inbox.QueryInterface(Ci.nsIMsgImapMailFolder).updateFolderWithListener(null, listener);
+  }
+  const exitCode = await promise;
+  // IMAP reports the update done before the new headers are all in the folder's database: wait (a little)
+  // for the expected subject, as a user watches the Inbox fill.
+  const { setTimeout } = ChromeUtils.importESModule("resource://gre/modules/Timer.sys.mjs");
+  const expected = Services.env.get("HARNESS_EXPECT_SUBJECT");
+  for (let i = 0; i < 50 && expected && !harnessSubjects(inbox).includes(expected); i++) {
+    await new Promise(resolve => setTimeout(resolve, 100));
+  }
+  return {account: account.key, type: server.type, exitCode, subjects: harnessSubjects(inbox)};
+}
+
+async function harnessSend(MailServices) {
+  const identity = MailServices.accounts.defaultAccount.defaultIdentity;
+  const smtp = MailServices.outgoingServer.getServerByIdentity(identity);
+  const file = Cc["@mozilla.org/file/local;1"].createInstance(Ci.nsIFile);
+  file.initWithPath(Services.env.get("HARNESS_SEND_FILE"));
+  const recipients = MailServices.headerParser.parseEncodedHeaderW(Services.env.get("HARNESS_SEND_TO"));
+  let done;
+  const stopped = new Promise(resolve => { done = resolve; });
+  smtp.sendMailMessage(file, recipients, [], identity, identity.email, null, null, false,
+                       Services.env.get("HARNESS_SEND_ID"), {
+    QueryInterface: ChromeUtils.generateQI(["nsIMsgOutgoingListener"]),
+    onSendStart() {},
+    onSendStop(serverURI, exitCode, secInfo, errorMessage) { done({exitCode, errorMessage: errorMessage || null}); },
+  });
+  return {server: smtp.key, ...(await stopped)};
+}
+
+async function harnessRoundTrip() {
+  const { MailServices } = ChromeUtils.importESModule("resource:///modules/MailServices.sys.mjs");
+  const { setTimeout } = ChromeUtils.importESModule("resource://gre/modules/Timer.sys.mjs");
+  const limit = parseInt(Services.env.get("HARNESS_STEP_SECONDS") || "20", 10) * 1000;
+  const res = {};
+  const step = async (name, fn) => {
+    // A step that never finishes (a server that does not answer) is reported, not waited for forever.
+    const timeout = new Promise(resolve => setTimeout(() => resolve({error: `timed out after ${limit} ms`}), limit));
+    try {
+      res[name] = await Promise.race([fn(), timeout]);
+    } catch (e) {
+      res[name] = {error: String(e), stack: String(e.stack)};
+    }
+    harnessWrite(Services.env.get("HARNESS_OUT"), JSON.stringify(res));
+  };
+  await step("logins", () => harnessAddLogins(MailServices, Services.env.get("HARNESS_PASSWORD")));
+  await step("fetch", () => harnessFetch(MailServices));
+  if (Services.env.get("HARNESS_SEND_FILE")) {
+    await step("send", () => harnessSend(MailServices));
+  }
+  return res;
+}
+
+Services.obs.addObserver({
+  observe() {
+    harnessRoundTrip().then(res => res, e => ({error: String(e), stack: String(e.stack)})).then(res => {
+      harnessWrite(Services.env.get("HARNESS_OUT"), JSON.stringify(res));
+      Services.prefs.savePrefFile(null);
+      Services.startup.quit(Ci.nsIAppStartup.eForceQuit);
+    });
+  },
+}, "final-ui-startup");
