@@ -12,6 +12,7 @@ sends one message through the account's SMTP server; then the tests look at the 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import secrets
@@ -74,7 +75,7 @@ def _trust_ca(profile: Path, ca: Path) -> None:
 
 def run_roundtrip(server: MailServer, mailbox: Mailbox, user_js: bytes, tmp_path: Path, expect_subject: str,
                   send: bytes | None, cfg: str = "", isp: dict[str, bytes] | None = None,
-                  policies: bytes | None = None) -> dict[str, Any]:
+                  policies: bytes | None = None, step_seconds: int = 20, send_to: str | None = None) -> dict[str, Any]:
     """One Thunderbird start on a fresh profile: our files (user.js, or mozilla.cfg, policies.json, or an
     autoconfig file in isp/), the test environment, then the harness: fetch, send, quit."""
     install = make_install(tmp_path, (cfg or "// round trip harness only") + "\n" + HARNESS.read_text(), isp=isp,
@@ -88,13 +89,14 @@ def run_roundtrip(server: MailServer, mailbox: Mailbox, user_js: bytes, tmp_path
     out = home / "roundtrip.json"
     env = {"HOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HARNESS_OUT": str(out),
            "HARNESS_PASSWORD": PASSWORD, "MOZ_HEADLESS": "1", "LANG": "C.UTF-8", "XDG_RUNTIME_DIR": str(home),
-           "MOZ_CRASHREPORTER_DISABLE": "1", "HARNESS_EXPECT_SUBJECT": expect_subject}
+           "MOZ_CRASHREPORTER_DISABLE": "1", "HARNESS_EXPECT_SUBJECT": expect_subject,
+           "HARNESS_STEP_SECONDS": str(step_seconds)}
     if isp:
         [domain] = isp
         env.update(HARNESS_AUTOCONFIG_DOMAIN=domain, HARNESS_EMAIL=mailbox.email, HARNESS_NAME=mailbox.name)
     if send is not None:
         (home / "send.eml").write_bytes(send)
-        env.update(HARNESS_SEND_FILE=str(home / "send.eml"), HARNESS_SEND_TO=mailbox.email,
+        env.update(HARNESS_SEND_FILE=str(home / "send.eml"), HARNESS_SEND_TO=send_to or mailbox.email,
                    HARNESS_SEND_ID=f"<{secrets.token_hex(8)}@mailprofile.test>")
     result = subprocess.run([str(install / "thunderbird-bin"), "--headless", "--profile", str(profile),
                              "--no-remote"], env=env, capture_output=True, timeout=TIMEOUT, check=False)
@@ -164,3 +166,32 @@ CASES = [("user.js", "provider-pop3"), ("user.js", "school"), ("autoconfig-xml",
 def test_thunderbird_account_fetches_sends_and_keeps_as_the_spec_says(server: MailServer, via: str, example: str,
                                                                       tmp_path: Path) -> None:
     _roundtrip(server, EXAMPLES / f"{example}.yaml", tmp_path, via)
+
+
+def test_plain_text_fallbacks_as_primaries_do_not_work(server: MailServer, tmp_path: Path) -> None:
+    """Negative control: Thunderbird set up with the POP3 example's plain-text fallbacks (110/25, security:
+    none) as its servers. Dovecot refuses the login without TLS, so nothing is fetched and the message stays on
+    the server; Postfix offers no AUTH without TLS, so Thunderbird sends unauthenticated (it does not send the
+    password) and a message to another domain is refused as relaying."""
+    loaded = load_spec(EXAMPLES / "provider-pop3.yaml")
+    s = loaded.spec
+    plain = dataclasses.replace(loaded, spec=s.model_copy(update={"incoming": s.fallbacks.incoming[0],
+                                                                 "outgoing": s.fallbacks.outgoing[0]}))
+    mailbox = load_accounts(loaded)[0]
+    user_js = next(f.data for f in ThunderbirdTarget(RenderContext(plain)).render_account(mailbox)
+                   if f.kind == "user.js")
+    assert b'"mail.server.server1.port", 110' in user_js and b'"mail.server.server1.socketType", 0' in user_js
+    placed = f"placed {secrets.token_hex(4)}"
+    server.deliver(mailbox.email, _message("someone@example.org", mailbox.email, placed))
+    dump = run_roundtrip(server, mailbox, user_js, tmp_path, placed,
+                         _message(mailbox.email, "someone@example.org", f"relayed {secrets.token_hex(4)}"),
+                         step_seconds=12, send_to="someone@example.org")
+    context = f"{json.dumps(dump, indent=1)}\n{server.logs()}"
+    assert dump["fetch"].get("exitCode", 0) != 0 and placed not in dump["fetch"].get("subjects", []), context
+    assert any(placed.encode() in m for m in server.messages(mailbox.email)), context
+    assert dump["send"].get("exitCode", 0) != 0, context
+    server.wait_for_log(lambda logs: "Relay access denied" in logs)
+    # Dovecot saw the user name on a plain connection and refused (its lines for TLS sessions end in "TLS").
+    refused = [line for line in server.logs().splitlines() if "pop3-login" in line and "auth failed" in line
+               and f"user=<{mailbox.email}>" in line]
+    assert refused and not any(", TLS" in line for line in refused), context
