@@ -32,6 +32,7 @@ import contextlib
 import datetime
 import errno
 import fcntl
+import grp
 import hashlib
 import ipaddress
 import os
@@ -255,8 +256,6 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 
 
 def _group_of(user: str) -> str:
-    import grp
-
     return grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name
 
 

@@ -147,7 +147,8 @@ def _roundtrip(server: MailServer, spec: Path, tmp_path: Path, via: str) -> None
     assert (fetch.get("type"), fetch.get("exitCode")) == (inc.protocol, 0), context
     assert placed in fetch["subjects"], context
     assert dump["send"] == {"server": dump["send"].get("server"), "exitCode": 0, "errorMessage": None}, context
-    server.wait_for_message(mailbox.email, sent.encode())
+    arrived = server.wait_for_message(mailbox.email, sent.encode())
+    assert b"with ESMTPSA" in arrived, arrived  # Postfix: received over TLS (S), authenticated (A)
     on_server = any(placed.encode() in m for m in server.messages(mailbox.email))
     if inc.protocol == "pop3":
         # keep_on_server: false -> Thunderbird deleted it after download; true -> it is still there.
