@@ -264,7 +264,8 @@ def _group_of(user: str) -> str:
 class MailServer:
     """Dovecot + Postfix for the given host names, mail domains and users (address -> password)."""
 
-    def __init__(self, hosts: list[str], domains: list[str], users: dict[str, str]) -> None:
+    def __init__(self, hosts: list[str], domains: list[str], users: dict[str, str],
+                 addresses: list[str] | None = None) -> None:
         if not available():
             raise MailServerError(f"Dovecot/Postfix not installed (Debian packages {DEBIAN_PACKAGES})")
         if os.geteuid() != 0:
@@ -272,6 +273,7 @@ class MailServer:
         self.hosts = sorted(set(hosts))
         self.domains = sorted(set(domains))
         self.users = {k.lower(): v for k, v in users.items()}
+        self.addresses = addresses or ADDRESSES
         self.address = ""
         self.root = Path()
         self.ca = Path()
@@ -294,7 +296,7 @@ class MailServer:
 
     def _claim_address(self) -> None:
         busy: list[str] = []
-        for address in ADDRESSES:
+        for address in self.addresses:
             fd = os.open(f"{tempfile.gettempdir()}/mailprofile-mailserver-{address}.lock", os.O_CREAT | os.O_RDWR,
                          0o600)
             try:
@@ -374,6 +376,11 @@ class MailServer:
             if time.monotonic() > deadline:
                 raise MailServerError(f"not listening on {sorted(pending)} after {START_TIMEOUT:.0f}s:\n{self.logs()}")
             time.sleep(0.05)
+
+    @property
+    def process_groups(self) -> list[int]:
+        """The process group ids of Dovecot and Postfix (each runs in its own session)."""
+        return [p.pid for p in self._procs]
 
     def _stop(self) -> None:
         for proc in reversed(self._procs):
