@@ -216,3 +216,18 @@ def test_desktop_thunderbird_keeps_pop3_first_and_offers_the_imap_alternative(tm
     assert [(s["type"], s["hostname"], s["port"]) for s in got["incoming"]] == [
         ("pop3", "pop3s.aruba.it", 995), ("imap", "imaps.aruba.it", 993)]
     assert [(s["hostname"], s["port"]) for s in got["outgoing"]] == [("smtps.aruba.it", 465)]
+
+
+def test_imap_alternative_must_be_imap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from generator.cli import main
+
+    spec = _variant(tmp_path, {"imap_alternative.protocol": "pop3"})
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["check", spec.name])
+    assert result.exit_code == 2
+    line = next(n for n, text in enumerate(spec.read_text().splitlines(), 1) if text.startswith("imap_alternative:"))
+    # Located at the server's mapping (the line after the key), with what to change.
+    assert f"error: {spec.name}:{line + 1}:3: imap_alternative: imap_alternative must be an imap server " \
+           "(protocol: imap)" in result.output
