@@ -342,18 +342,20 @@ class MailServer:
 
     def _start_postfix(self, cert: Path, key: Path) -> None:
         p = self.root / "postfix"
-        for sub in ("queue", "data"):
+        # The configuration in its own folder: `postfix check` wants everything under it owned by root.
+        etc = p / "etc"
+        for sub in ("etc", "queue", "data"):
             (p / sub).mkdir(parents=True)
         shutil.chown(p / "data", "postfix", "postfix")
-        (p / "main.cf").write_text(_postfix_main_cf(self.root, self.address, self.hosts, self.domains, cert, key))
-        (p / "master.cf").write_text(_postfix_master_cf(self.address))
+        (etc / "main.cf").write_text(_postfix_main_cf(self.root, self.address, self.hosts, self.domains, cert, key))
+        (etc / "master.cf").write_text(_postfix_master_cf(self.address))
         # `postfix check` creates the queue folders with the owners and modes Postfix wants.
-        check = subprocess.run([POSTFIX, "-c", str(p), "check"], capture_output=True, text=True, check=False)
+        check = subprocess.run([POSTFIX, "-c", str(etc), "check"], capture_output=True, text=True, check=False)
         if check.returncode != 0:
             # Postfix prints its reason only to a terminal (or syslog, absent here).
-            raise MailServerError(f"`postfix -c {p} check` failed ({check.returncode}); run it in a terminal "
+            raise MailServerError(f"`postfix -c {etc} check` failed ({check.returncode}); run it in a terminal "
                                   "to see why")
-        self._spawn([POSTFIX_MASTER, "-c", str(p), "-d"], p / "stdout", env={"MAIL_CONFIG": str(p)})
+        self._spawn([POSTFIX_MASTER, "-c", str(etc), "-d"], p / "stdout", env={"MAIL_CONFIG": str(etc)})
 
     def _spawn(self, argv: list[str], out: Path, env: dict[str, str] | None = None) -> None:
         with out.open("wb") as log:
@@ -491,18 +493,25 @@ def _bindable(address: str, port: int) -> bool:
     return True
 
 
-def server_for(spec: Path, password: str) -> MailServer:
-    """A (not yet started) server for every host name and mailbox of a spec, all with one password."""
+def server_for(specs: list[Path], password: str) -> MailServer:
+    """A (not yet started) server for every host name (primaries, IMAP alternative, fallbacks), mail domain and
+    mailbox of the specs, all mailboxes with one password."""
     from generator.accounts import load_accounts
     from generator.spec import load_spec
 
-    loaded = load_spec(spec)
-    s = loaded.spec
-    mailboxes = load_accounts(loaded)
-    servers = [s.incoming, s.outgoing, *s.fallbacks.incoming, *s.fallbacks.outgoing]
-    hosts = [m.host(srv) for m in mailboxes for srv in servers]
-    users = {user: password for m in mailboxes for user in (m.username, m.smtp_username)}
-    return MailServer(hosts=hosts, domains=[*s.provider.domains, *(m.domain for m in mailboxes)], users=users)
+    hosts: list[str] = []
+    domains: list[str] = []
+    users: dict[str, str] = {}
+    for spec in specs:
+        loaded = load_spec(spec)
+        s = loaded.spec
+        servers = [s.incoming, s.outgoing, *s.fallbacks.incoming, *s.fallbacks.outgoing,
+                   *([s.imap_alternative] if s.imap_alternative else [])]
+        for m in load_accounts(loaded):
+            hosts += [m.host(srv) for srv in servers]
+            domains.append(m.domain)
+            users[m.username] = users[m.smtp_username] = password
+    return MailServer(hosts=hosts, domains=domains, users=users)
 
 
 def require_server() -> None:

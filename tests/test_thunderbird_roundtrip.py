@@ -29,7 +29,7 @@ from generator.spec import LoadedSpec, load_spec
 from generator.targets.base import RenderContext
 from generator.targets.thunderbird import ThunderbirdTarget
 from tests.conftest import EXAMPLES, require_binary
-from tests.mailserver import MailServer, require_server
+from tests.mailserver import MailServer, require_server, server_for
 from tests.test_thunderbird_real import TIMEOUT, make_install
 
 pytestmark = [pytest.mark.thunderbird, pytest.mark.mailserver]
@@ -42,17 +42,7 @@ PASSWORD = secrets.token_urlsafe(16)
 @pytest.fixture(scope="module")
 def server() -> Iterator[MailServer]:
     require_server()
-    hosts: list[str] = []
-    domains: list[str] = []
-    users: dict[str, str] = {}
-    for spec in SPECS:
-        loaded = load_spec(spec)
-        s = loaded.spec
-        for m in load_accounts(loaded):
-            hosts += [m.host(srv) for srv in (s.incoming, s.outgoing)]
-            domains.append(m.domain)
-            users[m.username] = users[m.smtp_username] = PASSWORD
-    with MailServer(hosts=hosts, domains=domains, users=users) as srv:
+    with server_for(SPECS, PASSWORD) as srv:
         yield srv
 
 
