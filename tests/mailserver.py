@@ -10,6 +10,8 @@ Usage (a context manager; everything it starts is stopped by PID and its folder 
             poplib.POP3_SSL("pop3s.aruba.it", 995, context=server.client_context())
         server.messages("mario.rossi@esempio.it")                   # what the mailbox holds now
 
+    server_for([EXAMPLES / "provider-pop3.yaml"], password)          # every host, domain and mailbox of specs
+
 Why it is set up like this:
 - It listens on 127.0.0.N (N >= 2), never 127.0.0.1: Dovecot treats a connection whose client address equals
   its own as secure and then allows plain-text login; a client connecting to 127.0.0.2 leaves from 127.0.0.1
