@@ -191,6 +191,15 @@ def test_qr_is_opt_in_and_deterministic(tmp_path: Path) -> None:
     assert first == second
 
 
+def test_kinds_android_qr_asks_for_it_without_the_switch(tmp_path: Path) -> None:
+    loaded = load_spec(EXAMPLES / "provider-imap.yaml")
+    assert not loaded.spec.targets.thunderbird.android_qr
+    target = ThunderbirdTarget(RenderContext(loaded, kinds=frozenset({"android-qr"})))
+    mailbox = load_accounts(loaded)[0]
+    [qr] = target.render_account(mailbox)
+    assert qr.kind == "android-qr" and json.loads(decode_svg(qr.data, tmp_path))[2][0] == PROTOCOL["imap"]
+
+
 def test_build_lists_the_qr_with_its_media_type(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
