@@ -65,7 +65,8 @@ def _trust_ca(profile: Path, ca: Path) -> None:
 
 def run_roundtrip(server: MailServer, mailbox: Mailbox, user_js: bytes, tmp_path: Path, expect_subject: str,
                   send: bytes | None, cfg: str = "", isp: dict[str, bytes] | None = None,
-                  policies: bytes | None = None, step_seconds: int = 20, send_to: str | None = None) -> dict[str, Any]:
+                  policies: bytes | None = None, step_seconds: int = 20, send_to: str | None = None,
+                  fetch_attempts: int = 2) -> dict[str, Any]:
     """One Thunderbird start on a fresh profile: our files (user.js, or mozilla.cfg, policies.json, or an
     autoconfig file in isp/), the test environment, then the harness: fetch, send, quit."""
     install = make_install(tmp_path, (cfg or "// round trip harness only") + "\n" + HARNESS.read_text(), isp=isp,
@@ -80,7 +81,7 @@ def run_roundtrip(server: MailServer, mailbox: Mailbox, user_js: bytes, tmp_path
     env = {"HOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HARNESS_OUT": str(out),
            "HARNESS_PASSWORD": PASSWORD, "MOZ_HEADLESS": "1", "LANG": "C.UTF-8", "XDG_RUNTIME_DIR": str(home),
            "MOZ_CRASHREPORTER_DISABLE": "1", "HARNESS_EXPECT_SUBJECT": expect_subject,
-           "HARNESS_STEP_SECONDS": str(step_seconds)}
+           "HARNESS_STEP_SECONDS": str(step_seconds), "HARNESS_FETCH_ATTEMPTS": str(fetch_attempts)}
     if isp:
         [domain] = isp
         env.update(HARNESS_AUTOCONFIG_DOMAIN=domain, HARNESS_EMAIL=mailbox.email, HARNESS_NAME=mailbox.name)
@@ -134,8 +135,9 @@ def _roundtrip(server: MailServer, spec: Path, tmp_path: Path, via: str) -> None
         (f"{'mailbox' if inc.protocol == 'pop3' else 'imap'}://{mailbox.host(inc)}", mailbox.username),
         (f"smtp://{mailbox.host(out)}", mailbox.smtp_username)}, context
     fetch = dump["fetch"]
-    assert (fetch.get("type"), fetch.get("exitCode")) == (inc.protocol, 0), context
-    assert placed in fetch["subjects"], context
+    # The placed message in Thunderbird's Inbox is the proof (exitCode is that of the harness's last try;
+    # Thunderbird's own check at startup may have been the one that fetched it).
+    assert fetch.get("type") == inc.protocol and placed in fetch["subjects"], context
     assert dump["send"] == {"server": dump["send"].get("server"), "exitCode": 0, "errorMessage": None}, context
     arrived = server.wait_for_message(mailbox.email, sent.encode())
     assert b"with ESMTPSA" in arrived, arrived  # Postfix: received over TLS (S), authenticated (A)
@@ -176,7 +178,7 @@ def test_plain_text_fallbacks_as_primaries_do_not_work(server: MailServer, tmp_p
     server.deliver(mailbox.email, _message("someone@example.org", mailbox.email, placed))
     dump = run_roundtrip(server, mailbox, user_js, tmp_path, placed,
                          _message(mailbox.email, "someone@example.org", f"relayed {secrets.token_hex(4)}"),
-                         step_seconds=12, send_to="someone@example.org")
+                         step_seconds=12, send_to="someone@example.org", fetch_attempts=1)
     context = f"{json.dumps(dump, indent=1)}\n{server.logs()}"
     assert dump["fetch"].get("exitCode", 0) != 0 and placed not in dump["fetch"].get("subjects", []), context
     assert any(placed.encode() in m for m in server.messages(mailbox.email)), context

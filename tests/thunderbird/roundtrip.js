@@ -101,19 +101,29 @@ async function harnessFetch(MailServices) {
     await promise;
     inbox = server.rootFolder.getFolderWithFlags(Ci.nsMsgFolderFlags.Inbox);
   }
-  const { promise, listener } = harnessUrlListener();
-  if (server.type == "pop3") {
-    MailServices.pop3.GetNewMail(null, listener, inbox, server);
-  } else {
-    inbox.QueryInterface(Ci.nsIMsgImapMailFolder).updateFolderWithListener(null, listener);
-  }
-  const exitCode = await promise;
-  // IMAP reports the update done before the new headers are all in the folder's database: wait (a little)
-  // for the expected subject, as a user watches the Inbox fill.
   const { setTimeout } = ChromeUtils.importESModule("resource://gre/modules/Timer.sys.mjs");
   const expected = Services.env.get("HARNESS_EXPECT_SUBJECT");
-  for (let i = 0; i < 50 && expected && !harnessSubjects(inbox).includes(expected); i++) {
-    await new Promise(resolve => setTimeout(resolve, 100));
+  const attempts = parseInt(Services.env.get("HARNESS_FETCH_ATTEMPTS") || "2", 10);
+  let exitCode;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    // Thunderbird's own check at startup (login_at_startup) may hold the server; then a second try, as a
+    // user clicks "Get Messages" again.
+    const { promise, listener } = harnessUrlListener();
+    if (server.type == "pop3") {
+      MailServices.pop3.GetNewMail(null, listener, inbox, server);
+    } else {
+      inbox.QueryInterface(Ci.nsIMsgImapMailFolder).updateFolderWithListener(null, listener);
+    }
+    exitCode = await promise;
+    // IMAP reports the update done before the new headers are all in the folder's database: wait (a little)
+    // for the expected subject, as a user watches the Inbox fill.
+    for (let i = 0; i < 50 && expected && !harnessSubjects(inbox).includes(expected); i++) {
+      await new Promise(resolve => setTimeout(resolve, 100));
+    }
+    if (exitCode == 0 || harnessSubjects(inbox).includes(expected)) {
+      break;
+    }
+    await new Promise(resolve => setTimeout(resolve, 1000));
   }
   return {account: account.key, type: server.type, exitCode, subjects: harnessSubjects(inbox)};
 }
