@@ -10,6 +10,8 @@ Usage (a context manager; everything it starts is stopped by PID and its folder 
             poplib.POP3_SSL("pop3s.aruba.it", 995, context=server.client_context())
         server.messages("mario.rossi@esempio.it")                   # what the mailbox holds now
 
+    server_for([EXAMPLES / "provider-pop3.yaml"], password)          # every host, domain and mailbox of specs
+
 Why it is set up like this:
 - It listens on 127.0.0.N (N >= 2), never 127.0.0.1: Dovecot treats a connection whose client address equals
   its own as secure and then allows plain-text login; a client connecting to 127.0.0.2 leaves from 127.0.0.1
@@ -32,6 +34,7 @@ import contextlib
 import datetime
 import errno
 import fcntl
+import grp
 import hashlib
 import ipaddress
 import os
@@ -255,8 +258,6 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 
 
 def _group_of(user: str) -> str:
-    import grp
-
     return grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name
 
 
@@ -265,7 +266,8 @@ def _group_of(user: str) -> str:
 class MailServer:
     """Dovecot + Postfix for the given host names, mail domains and users (address -> password)."""
 
-    def __init__(self, hosts: list[str], domains: list[str], users: dict[str, str]) -> None:
+    def __init__(self, hosts: list[str], domains: list[str], users: dict[str, str],
+                 addresses: list[str] | None = None) -> None:
         if not available():
             raise MailServerError(f"Dovecot/Postfix not installed (Debian packages {DEBIAN_PACKAGES})")
         if os.geteuid() != 0:
@@ -273,6 +275,7 @@ class MailServer:
         self.hosts = sorted(set(hosts))
         self.domains = sorted(set(domains))
         self.users = {k.lower(): v for k, v in users.items()}
+        self.addresses = addresses or ADDRESSES
         self.address = ""
         self.root = Path()
         self.ca = Path()
@@ -295,7 +298,7 @@ class MailServer:
 
     def _claim_address(self) -> None:
         busy: list[str] = []
-        for address in ADDRESSES:
+        for address in self.addresses:
             fd = os.open(f"{tempfile.gettempdir()}/mailprofile-mailserver-{address}.lock", os.O_CREAT | os.O_RDWR,
                          0o600)
             try:
@@ -341,18 +344,20 @@ class MailServer:
 
     def _start_postfix(self, cert: Path, key: Path) -> None:
         p = self.root / "postfix"
-        for sub in ("queue", "data"):
+        # The configuration in its own folder: `postfix check` wants everything under it owned by root.
+        etc = p / "etc"
+        for sub in ("etc", "queue", "data"):
             (p / sub).mkdir(parents=True)
         shutil.chown(p / "data", "postfix", "postfix")
-        (p / "main.cf").write_text(_postfix_main_cf(self.root, self.address, self.hosts, self.domains, cert, key))
-        (p / "master.cf").write_text(_postfix_master_cf(self.address))
+        (etc / "main.cf").write_text(_postfix_main_cf(self.root, self.address, self.hosts, self.domains, cert, key))
+        (etc / "master.cf").write_text(_postfix_master_cf(self.address))
         # `postfix check` creates the queue folders with the owners and modes Postfix wants.
-        check = subprocess.run([POSTFIX, "-c", str(p), "check"], capture_output=True, text=True, check=False)
+        check = subprocess.run([POSTFIX, "-c", str(etc), "check"], capture_output=True, text=True, check=False)
         if check.returncode != 0:
             # Postfix prints its reason only to a terminal (or syslog, absent here).
-            raise MailServerError(f"`postfix -c {p} check` failed ({check.returncode}); run it in a terminal "
+            raise MailServerError(f"`postfix -c {etc} check` failed ({check.returncode}); run it in a terminal "
                                   "to see why")
-        self._spawn([POSTFIX_MASTER, "-c", str(p), "-d"], p / "stdout", env={"MAIL_CONFIG": str(p)})
+        self._spawn([POSTFIX_MASTER, "-c", str(etc), "-d"], p / "stdout", env={"MAIL_CONFIG": str(etc)})
 
     def _spawn(self, argv: list[str], out: Path, env: dict[str, str] | None = None) -> None:
         with out.open("wb") as log:
@@ -375,6 +380,11 @@ class MailServer:
             if time.monotonic() > deadline:
                 raise MailServerError(f"not listening on {sorted(pending)} after {START_TIMEOUT:.0f}s:\n{self.logs()}")
             time.sleep(0.05)
+
+    @property
+    def process_groups(self) -> list[int]:
+        """The process group ids of Dovecot and Postfix (each runs in its own session)."""
+        return [p.pid for p in self._procs]
 
     def _stop(self) -> None:
         for proc in reversed(self._procs):
@@ -485,18 +495,25 @@ def _bindable(address: str, port: int) -> bool:
     return True
 
 
-def server_for(spec: Path, password: str) -> MailServer:
-    """A (not yet started) server for every host name and mailbox of a spec, all with one password."""
+def server_for(specs: list[Path], password: str) -> MailServer:
+    """A (not yet started) server for every host name (primaries, IMAP alternative, fallbacks), mail domain and
+    mailbox of the specs, all mailboxes with one password."""
     from generator.accounts import load_accounts
     from generator.spec import load_spec
 
-    loaded = load_spec(spec)
-    s = loaded.spec
-    mailboxes = load_accounts(loaded)
-    servers = [s.incoming, s.outgoing, *s.fallbacks.incoming, *s.fallbacks.outgoing]
-    hosts = [m.host(srv) for m in mailboxes for srv in servers]
-    users = {user: password for m in mailboxes for user in (m.username, m.smtp_username)}
-    return MailServer(hosts=hosts, domains=[*s.provider.domains, *(m.domain for m in mailboxes)], users=users)
+    hosts: list[str] = []
+    domains: list[str] = []
+    users: dict[str, str] = {}
+    for spec in specs:
+        loaded = load_spec(spec)
+        s = loaded.spec
+        servers = [s.incoming, s.outgoing, *s.fallbacks.incoming, *s.fallbacks.outgoing,
+                   *([s.imap_alternative] if s.imap_alternative else [])]
+        for m in load_accounts(loaded):
+            hosts += [m.host(srv) for srv in servers]
+            domains.append(m.domain)
+            users[m.username] = users[m.smtp_username] = password
+    return MailServer(hosts=hosts, domains=domains, users=users)
 
 
 def require_server() -> None:

@@ -191,6 +191,15 @@ def test_qr_is_opt_in_and_deterministic(tmp_path: Path) -> None:
     assert first == second
 
 
+def test_kinds_android_qr_asks_for_it_without_the_switch(tmp_path: Path) -> None:
+    loaded = load_spec(EXAMPLES / "provider-imap.yaml")
+    assert not loaded.spec.targets.thunderbird.android_qr
+    target = ThunderbirdTarget(RenderContext(loaded, kinds=frozenset({"android-qr"})))
+    mailbox = load_accounts(loaded)[0]
+    [qr] = target.render_account(mailbox)
+    assert qr.kind == "android-qr" and json.loads(decode_svg(qr.data, tmp_path))[2][0] == PROTOCOL["imap"]
+
+
 def test_build_lists_the_qr_with_its_media_type(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
@@ -216,3 +225,18 @@ def test_desktop_thunderbird_keeps_pop3_first_and_offers_the_imap_alternative(tm
     assert [(s["type"], s["hostname"], s["port"]) for s in got["incoming"]] == [
         ("pop3", "pop3s.aruba.it", 995), ("imap", "imaps.aruba.it", 993)]
     assert [(s["hostname"], s["port"]) for s in got["outgoing"]] == [("smtps.aruba.it", 465)]
+
+
+def test_imap_alternative_must_be_imap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from generator.cli import main
+
+    spec = _variant(tmp_path, {"imap_alternative.protocol": "pop3"})
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["check", spec.name])
+    assert result.exit_code == 2
+    line = next(n for n, text in enumerate(spec.read_text().splitlines(), 1) if text.startswith("imap_alternative:"))
+    # Located at the server's mapping (the line after the key), with what to change.
+    assert f"error: {spec.name}:{line + 1}:3: imap_alternative: imap_alternative must be an imap server " \
+           "(protocol: imap)" in result.output

@@ -172,7 +172,9 @@ class ThunderbirdTarget(Target):
             prove(f"{base}/policies.json", policies, parsed)
             files.append(self._file(f"{base}/policies.json", policies_json, "policies.json", mailbox.email))
 
-        if self.spec.targets.thunderbird.android_qr and self.wants("android-qr"):
+        # Opt-in (a QR code costs more than the other files together): the spec's switch, or --kinds android-qr.
+        asked = self.ctx.kinds is not None and "android-qr" in self.ctx.kinds
+        if self.wants("android-qr") and (self.spec.targets.thunderbird.android_qr or asked):
             path = f"{base}/thunderbird-android-qr.svg"
             files.append(OutputFile(path, render_qr_svg(path, self.spec, mailbox), self.name, "android-qr",
                                     mailbox.email))
