@@ -204,3 +204,8 @@ def schema_command() -> None:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "mailprofile spec"
     click.echo(json.dumps(schema, indent=2, sort_keys=True))
+
+
+from generator.importers.cli import import_command  # noqa: E402  (registered last: one line per feature)
+
+main.add_command(import_command)
