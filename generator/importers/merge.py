@@ -1,4 +1,4 @@
-"""Combine drafts: group them by provider (a shared provider id or mail domain), then merge each group key
+"""Combine drafts: group them by provider (a shared provider id, mail domain or incoming server), then merge key
 by key. A value one source states beats a value another source guessed (Apple's SSL/STARTTLS, a provider id
 taken from a domain) and the note says so; two stated values that differ are a conflict: the first source
 given on the command line wins, and the conflict becomes a comment at that key and a warning.
@@ -31,6 +31,9 @@ def group(drafts: list[Draft]) -> list[list[Draft]]:
     groups: list[tuple[set[str], list[Draft]]] = []
     for d in drafts:
         keys = {f"domain:{x.lower()}" for x in d.get(("provider", "domains"), [])}
+        host = d.get(("incoming", "host"))
+        if host and "%" not in str(host):
+            keys.add(f"host:{str(host).lower()}")  # one incoming server, one provider (serving several domains)
         if ("provider", "id") not in d.guessed and d.get(("provider", "id")):
             keys.add(f"id:{d.get(('provider', 'id'))}")
         joined = [g for g in groups if g[0] & keys]
@@ -116,8 +119,8 @@ def _conflict(into: dict[Any, Any], key: Any, value: Any, here: SpecPath, d: Dra
         notes.append(Note(here, f"{name}: {_show(value)} as {new_at} says (the guess {_show(kept)} from {kept_at} "
                           "dropped)", d.origins.get(here), warn=False))
         return
-    if here in d.guessed and here not in guessed:
-        return  # a stated value beats a guess; the guess's own note is already there
+    if here in d.guessed:
+        return  # a stated value beats a guess, and the first of two guesses stays (its note says so)
     notes.append(Note(here, f"conflict: {name} is {_show(kept)} in {kept_at} but {_show(value)} in {new_at}; "
                       "kept the first (sources count in the order given)", d.origins.get(here),
                       hint="check which is right and edit the spec"))

@@ -1,0 +1,104 @@
+"""Round trip: build every example, import each produced format, build again.
+
+The files of the imported format must come out byte-identical, and the re-imported spec may differ from
+the original only in the fields that format does not carry: LOSSES lists them, example by example.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from generator.accounts import load_accounts
+from generator.build import build, prepare
+from generator.importers import import_sources
+from generator.spec import load_spec
+from tests.conftest import EXAMPLES
+
+# kind of file -> how to find it in a build
+FORMATS = {
+    "autoconfig-xml": "domains/*/config-v1.1.xml",
+    "mobileconfig": "*@*/apple/*.mobileconfig",
+    "user.js": "*@*/thunderbird/user.js",
+    "mozilla.cfg": "*@*/thunderbird/mozilla.cfg",
+}
+
+# What each format cannot carry, per example: the spec fields (dotted) that come back different. Anything
+# not listed must come back exactly, and everything listed must really differ (the list stays honest).
+# "accounts"/"accounts_csv" for school: the CSV comes back as inline accounts (the addresses are compared).
+INLINE = {"accounts", "accounts_csv"}
+LOSSES: dict[tuple[str, str], set[str]] = {
+    # autoconfig XML: no mailboxes (an example account is written), no organisation, no TLS minimum, no Apple
+    # profile settings.
+    ("provider-imap", "autoconfig-xml"): {"accounts", "provider.organization"},
+    ("provider-pop3", "autoconfig-xml"): {"accounts", "provider.organization", "targets.apple.description",
+                                          "targets.apple.identifier_prefix"},
+    ("school", "autoconfig-xml"): INLINE | {"provider.organization", "targets.apple.consent_text", "tls_min"},
+    # Apple profiles: one server each way (no fallbacks), no short name, no documentation link, no "keep on
+    # server", no TLS minimum. The provider id comes back from the PayloadUUID.
+    ("provider-imap", "mobileconfig"): {"provider.short_name"},
+    ("provider-pop3", "mobileconfig"): {"provider.short_name", "provider.documentation_url", "fallbacks.incoming",
+                                        "fallbacks.outgoing"},
+    ("school", "mobileconfig"): INLINE | {"incoming.keep_on_server", "incoming.keep_days", "tls_min"},
+    # Thunderbird prefs: no provider id (guessed from the domain), short name, documentation link, fallbacks or
+    # Apple settings.
+    ("provider-imap", "user.js"): {"provider.id", "provider.short_name"},
+    ("provider-pop3", "user.js"): {"provider.id", "provider.short_name", "provider.documentation_url",
+                                   "fallbacks.incoming", "fallbacks.outgoing", "targets.apple.description",
+                                   "targets.apple.identifier_prefix"},
+    ("school", "user.js"): INLINE | {"targets.apple.consent_text"},
+}
+for _example in ("provider-imap", "provider-pop3", "school"):  # mozilla.cfg carries what user.js carries
+    LOSSES[(_example, "mozilla.cfg")] = LOSSES[(_example, "user.js")]
+CASES = [(spec, kind) for spec in sorted(EXAMPLES.glob("*.yaml")) for kind in FORMATS]
+
+
+def _build(spec: Path, out: Path) -> dict[str, bytes]:
+    build(prepare(load_spec(spec)), out)
+    return {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flat(v, f"{prefix}.{k}" if prefix else k))
+        return out
+    return {prefix: value}
+
+
+def _changed(before: dict[str, Any], after: dict[str, Any]) -> set[str]:
+    a, b = _flat(before), _flat(after)
+    return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
+
+
+def _covered(field: str, losses: set[str]) -> bool:
+    return any(field == loss or field.startswith(loss + ".") for loss in losses)
+
+
+@pytest.mark.parametrize(("spec", "kind"), CASES, ids=[f"{s.stem}-{k}" for s, k in CASES])
+def test_build_import_build_gives_the_same_files(tmp_path: Path, spec: Path, kind: str) -> None:
+    first = _build(spec, tmp_path / "a")
+    sources = sorted((tmp_path / "a").glob(FORMATS[kind]))
+    assert sources, f"{spec.stem} builds no {kind}"
+    result = import_sources(sources)
+    imported = tmp_path / "b" / "spec.yaml"
+    imported.parent.mkdir()
+    imported.write_text(result.text, encoding="utf-8")
+    second = _build(imported, tmp_path / "b" / "out")
+    for path in sources:
+        name = str(path.relative_to(tmp_path / "a"))
+        assert second.get(name) == first[name], f"{name} differs after build -> import -> build"
+
+    original = load_spec(spec).spec.model_dump(mode="json")
+    again = load_spec(imported).spec.model_dump(mode="json")
+    if kind != "autoconfig-xml":  # formats with mailboxes carry the accounts, CSV or inline
+        assert sorted(a["email"] for a in again["accounts"]) == sorted(m.email for m in load_accounts(load_spec(spec)))
+    changed = _changed(original, again)
+    expected = LOSSES[(spec.stem, kind)]
+    unexpected = {f for f in changed if not _covered(f, expected)}
+    assert not unexpected, f"{kind} should carry {sorted(unexpected)}"
+    # The list of losses is honest too: each one listed really is lost for this example.
+    assert {loss for loss in expected if any(_covered(f, {loss}) for f in changed)} == expected
