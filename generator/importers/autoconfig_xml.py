@@ -75,7 +75,7 @@ def _provider(p: Element, file: str) -> Draft:
         d.set(("provider", "display_name"), display, name.position if name is not None else p.position)
     if short is not None and short.text.strip() and short.text.strip() != display:
         d.set(("provider", "short_name"), short.text.strip(), short.position)
-    for comment in p.comments:
+    for comment in p.comments + [c for e in p.findall("domain") for c in e.comments]:
         d.note(("provider",), f"source comment: {comment}", p.position, warn=False)
 
     incoming = p.findall("incomingServer")
@@ -155,7 +155,7 @@ def _server(d: Draft, path: SpecPath, el: Element, incoming: bool, first_user: s
     if socket not in SOCKET:
         raise fail(at, f"<socketType> '{socket}' is not SSL, STARTTLS or plain", "use one of SSL, STARTTLS, plain")
     d.set((*path, "security"), SOCKET[socket], at)
-    for comment in el.comments + [c for child in el.children for c in child.comments]:
+    for comment in (c for e in el.walk() for c in e.comments):
         d.note(path, f"source comment: {comment}", el.position, warn=False)
 
     methods = [(e.text.strip(), e.position) for e in el.findall("authentication") if e.text.strip()]

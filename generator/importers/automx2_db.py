@@ -76,7 +76,7 @@ def _drafts(con: sqlite3.Connection, file: str) -> list[Draft]:
         if table not in tables:
             raise fail(Position(file), f"the database has no table '{table}' (tables: "
                        f"{', '.join(sorted(tables)) or 'none'})", "give automx2's database (automx2 2019 or later)")
-        have = {r[1] for r in _rows(con, f"PRAGMA table_info('{table}')")}
+        have = {r[1] for r in con.execute(f"PRAGMA table_info('{table}')").fetchall()}
         if not columns <= have:
             raise fail(Position(file), f"table '{table}' lacks the columns {', '.join(sorted(columns - have))}",
                        "give automx2's database")

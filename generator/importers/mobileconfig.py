@@ -141,12 +141,14 @@ def _mail(plist: Plist, top: dict[str, Any], p: dict[str, Any], path: PlistPath,
     if isinstance(shown, str) and shown.endswith(f" ({address})"):
         display = shown[: -len(f" ({address})")]
         d.set(("provider", "display_name"), display, at("PayloadDisplayName"))
-    elif isinstance(description, str) and description:
+    elif isinstance(description, str) and description and "@" not in description:
         display = description
         d.set(("provider", "display_name"), display, at("EmailAccountDescription"), guessed=True)
-    else:
+    else:  # automx2 describes the account by its address: not a provider name
         display = organization if isinstance(organization, str) and organization else domain
         d.set(("provider", "display_name"), display, plist.where(()), guessed=True)
+        d.note(("provider", "display_name"), f"the profile does not name the provider: display_name set to "
+               f"'{display}'", plist.where(()), hint="write the name your users know")
     if isinstance(organization, str) and organization != display:
         d.set(("provider", "organization"), organization, plist.where(("PayloadOrganization",)))
 

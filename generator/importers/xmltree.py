@@ -28,7 +28,10 @@ class Element:
     position: Position
     children: list[Element] = field(default_factory=list)
     text: str = ""
-    comments: list[str] = field(default_factory=list)
+    comments: list[str] = field(default_factory=list)  # the comments just before it (or last inside it)
+
+    def walk(self) -> list[Element]:
+        return [self, *(e for child in self.children for e in child.walk())]
 
     def find(self, tag: str) -> Element | None:
         return next((c for c in self.children if c.tag == tag), None)
@@ -66,6 +69,7 @@ class _Builder(xml.sax.handler.ContentHandler):
         self.stack: list[Element] = []
         self.root: Element | None = None
         self.count = 0
+        self.pending: list[str] = []
         self.locator: Any = None
 
     def setDocumentLocator(self, locator: Any) -> None:
@@ -82,7 +86,8 @@ class _Builder(xml.sax.handler.ContentHandler):
             raise _Limit(f"more than {MAX_XML_ELEMENTS:,} elements")
         if len(self.stack) >= MAX_XML_DEPTH:
             raise _Limit(f"elements nested more than {MAX_XML_DEPTH} deep")
-        element = Element(name, {k: attrs[k] for k in attrs.getNames()}, self.here())
+        element = Element(name, {k: attrs[k] for k in attrs.getNames()}, self.here(), comments=self.pending)
+        self.pending = []
         if self.stack:
             self.stack[-1].children.append(element)
         else:
@@ -90,7 +95,8 @@ class _Builder(xml.sax.handler.ContentHandler):
         self.stack.append(element)
 
     def endElement(self, name: str) -> None:
-        self.stack.pop()
+        self.stack.pop().comments.extend(self.pending)  # a comment after the last child: about the element
+        self.pending = []
 
     def characters(self, content: str) -> None:
         if self.stack:
@@ -101,8 +107,9 @@ class _Builder(xml.sax.handler.ContentHandler):
 
     # LexicalHandler
     def comment(self, content: str) -> None:
+        # A comment is about what follows it (ISPDB writes them above the server they explain).
         if self.stack:
-            self.stack[-1].comments.append(" ".join(content.split()))
+            self.pending.append(" ".join(content.split()))
 
     def startDTD(self, name: str, public_id: str | None, system_id: str | None) -> None:
         # Apple plists start with <!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://...">: the
