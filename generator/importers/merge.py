@@ -98,6 +98,9 @@ def _merge(into: dict[Any, Any], other: dict[Any, Any], path: SpecPath, d: Draft
             _merge(into[key], value, here, d, origins, guessed, notes)
         elif into[key] != value:
             _conflict(into, key, value, here, d, origins, guessed, notes)
+        elif here in guessed and here not in d.guessed:  # a source confirms the guess: no longer a guess
+            origins[here] = d.origins.get(here, Position(d.source))
+            guessed.discard(here)
 
 
 def _adopt(path: SpecPath, value: Any, d: Draft, origins: dict[SpecPath, Position], guessed: set[SpecPath]) -> None:
