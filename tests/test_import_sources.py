@@ -90,8 +90,9 @@ def test_ispdb_data_error_is_imported_and_check_warns(tmp_path: Path) -> None:
     path.write_text(result.text, encoding="utf-8")
     outcome = CliRunner().invoke(main, ["check", str(path)])
     assert outcome.exit_code == 0
-    assert "fallbacks.incoming[0]: port 993 is a IMAP port, but this is a POP3 server" in outcome.output or \
-           "fallbacks.incoming.0: port 993 is a IMAP port, but this is a POP3 server" in outcome.output
+    line = result.text.splitlines().index("      port: 993") + 1  # the fallback POP3 server's port
+    assert f"warning: {path}:{line}:13: fallbacks.incoming.0: port 993 is a IMAP port, but this is a POP3 server " \
+           "— check the port" in outcome.output.splitlines()
 
 
 def test_automx2_profile_names_its_guesses_and_skips_caldav(tmp_path: Path) -> None:

@@ -25,8 +25,17 @@ _PLAIN = re.compile(r"[\w][\w .@%/+()'&,-]*", re.UNICODE)
 _INDENT = "  "
 
 
+# YAML 1.1's booleans (incl. y/n, which PyYAML does not resolve but other YAML 1.1 readers do) and nulls; YAML
+# 1.2's numbers (1e3 is a float there, a string for PyYAML).
+_RESERVED = re.compile(r"y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF|"
+                       r"~|null|Null|NULL")
+_NUMBER = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)")
+
+
 def needs_quotes(text: str) -> bool:
     if not text or text != text.strip() or not _PLAIN.fullmatch(text):
+        return True
+    if _RESERVED.fullmatch(text) or _NUMBER.fullmatch(text):
         return True
     try:
         return bool(yaml.safe_load(text) != text)  # YAML 1.1's reading (PyYAML) differs from the text
