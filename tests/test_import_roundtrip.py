@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 from generator.accounts import load_accounts
-from generator.build import build, prepare
+from generator.build import SignRequest, build, prepare
 from generator.importers import import_sources
 from generator.spec import load_spec
 from tests.conftest import EXAMPLES
+from tests.test_signing import PKI, pki  # noqa: F401  (the test PKI fixture)
 
 # kind of file -> how to find it in a build
 FORMATS = {
@@ -102,3 +103,17 @@ def test_build_import_build_gives_the_same_files(tmp_path: Path, spec: Path, kin
     assert not unexpected, f"{kind} should carry {sorted(unexpected)}"
     # The list of losses is honest too: each one listed really is lost for this example.
     assert {loss for loss in expected if any(_covered(f, {loss}) for f in changed)} == expected
+
+
+def test_signed_profile_round_trip(tmp_path: Path, pki: PKI) -> None:  # noqa: F811
+    """build --sign-* -> import the signed profile (verified) -> build gives the same profile."""
+    spec = EXAMPLES / "provider-pop3.yaml"
+    build(prepare(load_spec(spec), sign=SignRequest(pki.leaf, pki.leaf_key, pki.chain)), tmp_path / "a")
+    profile = tmp_path / "a" / "mario.rossi@esempio.it" / "apple" / "mario.rossi@esempio.it.mobileconfig"
+    signed = profile.with_name("mario.rossi@esempio.it.signed.mobileconfig")
+    result = import_sources([signed], verify=True)
+    assert "verified: the profile is intact and signed with the key of CN=Profile Signer" in result.info[0]
+    imported = tmp_path / "spec.yaml"
+    imported.write_text(result.text, encoding="utf-8")
+    again = _build(imported, tmp_path / "b")
+    assert again["mario.rossi@esempio.it/apple/mario.rossi@esempio.it.mobileconfig"] == profile.read_bytes()
