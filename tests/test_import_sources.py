@@ -267,3 +267,20 @@ def test_cli_import_writes_a_spec_that_check_accepts(tmp_path: Path) -> None:
     assert result.output.splitlines()[-1] == f"imported provider web.de with 1 account to {out}; 5 warnings"
     assert CliRunner().invoke(main, ["check", str(out)]).exit_code == 0
     assert yaml.safe_load(out.read_text(encoding="utf-8"))["provider"]["id"] == "web.de"
+
+
+def test_oauth2_only_servers_leave_apple_out_of_the_targets(tmp_path: Path) -> None:
+    source = tmp_path / "oauth.xml"
+    source.write_text("""<clientConfig version="1.1"><emailProvider id="o.example"><domain>o.example</domain>
+<displayName>O Mail</displayName>
+<incomingServer type="imap"><hostname>imap.o.example</hostname><port>993</port><socketType>SSL</socketType>
+<username>%EMAILADDRESS%</username><authentication>OAuth2</authentication></incomingServer>
+<outgoingServer type="smtp"><hostname>smtp.o.example</hostname><port>465</port><socketType>SSL</socketType>
+<username>%EMAILADDRESS%</username><authentication>OAuth2</authentication></outgoingServer>
+</emailProvider></clientConfig>""", encoding="utf-8")
+    result = import_sources([source])
+    spec = _spec(result, tmp_path)
+    assert spec["incoming"]["authentication"] == spec["outgoing"]["authentication"] == "oauth2"
+    assert spec["targets"] == {"build": ["thunderbird", "outlook"]}
+    assert "  # Apple profiles cannot carry oauth2 authentication: apple is left out of targets.build\n" \
+           "  build: [thunderbird, outlook]\n" in result.text
