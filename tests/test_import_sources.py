@@ -284,3 +284,20 @@ def test_oauth2_only_servers_leave_apple_out_of_the_targets(tmp_path: Path) -> N
     assert spec["targets"] == {"build": ["thunderbird", "outlook"]}
     assert "  # Apple profiles cannot carry oauth2 authentication: apple is left out of targets.build\n" \
            "  build: [thunderbird, outlook]\n" in result.text
+
+
+def test_accounts_with_another_user_name_pattern_keep_their_own(tmp_path: Path) -> None:
+    school = GOLDEN / "school"
+    anna = school / "anna.verdi@school.example" / "apple" / "anna.verdi@school.example.mobileconfig"
+    luca = tmp_path / "luca.mobileconfig"
+    original = school / "luca.damico@school.example" / "apple" / "luca.damico@school.example.mobileconfig"
+    luca.write_bytes(original.read_bytes().replace(b"<string>luca.damico@school.example</string>\n\t\t\t<key>Outgo",
+                                                   b"<string>luca.damico</string>\n\t\t\t<key>Outgo"))
+    assert b"<string>luca.damico</string>" in luca.read_bytes()
+    result = import_sources([anna, luca])
+    spec = _spec(result, tmp_path)
+    assert spec.get("incoming", {}).get("username", "%EMAILADDRESS%") == "%EMAILADDRESS%"
+    assert {a["email"]: a.get("username") for a in spec["accounts"]} == {
+        "anna.verdi@school.example": None, "luca.damico@school.example": "luca.damico"}
+    assert "conflict" not in result.text
+    assert "  - name: D'Amico, Luca\n    email: luca.damico@school.example\n    username: luca.damico\n" in result.text

@@ -8,6 +8,7 @@ Notes become `#` comments just above the key they are about (or its nearest pare
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import textwrap
@@ -32,13 +33,17 @@ _RESERVED = re.compile(r"y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False
 _NUMBER = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)")
 
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: the same resolver, 10x faster
+
+
+@functools.lru_cache(maxsize=4096)
 def needs_quotes(text: str) -> bool:
     if not text or text != text.strip() or not _PLAIN.fullmatch(text):
         return True
     if _RESERVED.fullmatch(text) or _NUMBER.fullmatch(text):
         return True
     try:
-        return bool(yaml.safe_load(text) != text)  # YAML 1.1's reading (PyYAML) differs from the text
+        return bool(yaml.load(text, Loader=_LOADER) != text)
     except yaml.YAMLError:
         return True
 

@@ -96,6 +96,8 @@ def _merge(into: dict[Any, Any], other: dict[Any, Any], path: SpecPath, d: Draft
             _accounts(into[key], value, d, notes)
         elif isinstance(value, dict) and isinstance(into[key], dict) and here not in WHOLE:
             _merge(into[key], value, here, d, origins, guessed, notes)
+        elif into[key] != value and here == ("incoming", "username") and d.get(("accounts",)):
+            _per_account_users(str(value), d, notes)
         elif into[key] != value:
             _conflict(into, key, value, here, d, origins, guessed, notes)
         elif here in guessed and here not in d.guessed:  # a source confirms the guess: no longer a guess
@@ -127,6 +129,20 @@ def _conflict(into: dict[Any, Any], key: Any, value: Any, here: SpecPath, d: Dra
     notes.append(Note(here, f"conflict: {name} is {_show(kept)} in {kept_at} but {_show(value)} in {new_at}; "
                       "kept the first (sources count in the order given)", d.origins.get(here),
                       hint="check which is right and edit the spec"))
+
+
+def _per_account_users(pattern: str, d: Draft, notes: list[Note]) -> None:
+    """This draft's mailboxes follow another user-name pattern than the spec's: keep their real user names
+    per account instead of reporting a conflict (each account is still exactly what its source says)."""
+    for account in d.data["accounts"]:
+        if "username" not in account:
+            email = account["email"]
+            local, domain = email.rsplit("@", 1)
+            account["username"] = (pattern.replace("%EMAILADDRESS%", email).replace("%EMAILLOCALPART%", local)
+                                   .replace("%EMAILDOMAIN%", domain).replace("%REALNAME%", account["name"]))
+            notes.append(Note(("accounts",), f"{email}: user name {account['username']} does not follow the "
+                              "spec's incoming.username pattern, so it is written on the account",
+                              d.origins.get(("incoming", "username")), warn=False))
 
 
 def _show(value: Any) -> str:

@@ -167,7 +167,7 @@ def _mail(plist: Plist, top: dict[str, Any], p: dict[str, Any], path: PlistPath,
                "address is assumed", at())
     elif template is None:
         account["username"] = incoming_user
-    elif template != "%EMAILADDRESS%":
+    else:  # stated even when it is the default: merging profiles compares the patterns (merge.py)
         d.set(("incoming", "username"), template, at("IncomingMailServerUsername"))
     if outgoing_user is not None and outgoing_user != incoming_user:
         d.set(("outgoing", "same_credentials"), False, at("OutgoingMailServerUsername"))

@@ -147,7 +147,7 @@ def _account(prefs: _Prefs, key: str, file: str) -> Draft | None:
     template = _template(user, address, local, domain)
     if template is None:
         account["username"] = user
-    elif template != "%EMAILADDRESS%":
+    else:  # stated even when it is the default: merging accounts compares the patterns (merge.py)
         d.set(("incoming", "username"), template, prefs.at(base + "userName"))
     name = prefs.text(base + "name")
     if name and name != address:
