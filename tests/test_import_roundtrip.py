@@ -6,16 +6,21 @@ the original only in the fields that format does not carry: LOSSES lists them, e
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from generator.accounts import load_accounts
 from generator.build import SignRequest, build, prepare
+from generator.errors import SpecError
 from generator.importers import import_sources
 from generator.spec import load_spec
 from tests.conftest import EXAMPLES
+from tests.test_spec_errors import BASE
 from tests.test_signing import PKI, pki  # noqa: F401  (the test PKI fixture)
 
 # kind of file -> how to find it in a build
@@ -117,3 +122,38 @@ def test_signed_profile_round_trip(tmp_path: Path, pki: PKI) -> None:  # noqa: F
     imported.write_text(result.text, encoding="utf-8")
     again = _build(imported, tmp_path / "b")
     assert again["mario.rossi@esempio.it/apple/mario.rossi@esempio.it.mobileconfig"] == profile.read_bytes()
+
+
+# Strings an admin may really have, and strings YAML 1.1 would misread if they were written plain.
+_TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\u2028\u2029\x85\ufffe\uffff"),
+                min_size=1, max_size=30).filter(lambda s: s.strip() == s)
+_TRAPS = ["yes", "no", "on", "Off", "y", "N", "~", "null", "0110", "1:30", "1e3", "2026-01-01", "- x", "a: b",
+          "x #y", "#z", "&a", "*b", "!c", "@d", "`e", "'f'", '"g"', "[h]", "{i}", "j,k", "? l", "| m", "> n",
+          'Bob "The Builder" O\'Neil', "Zoë Ünal", "田中 太郎 📧", "محمد", "\\back\\slash", "100%"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(name=st.one_of(st.sampled_from(_TRAPS), _TEXT), org=st.one_of(st.sampled_from(_TRAPS), _TEXT),
+       provider=st.one_of(st.sampled_from(_TRAPS), _TEXT), user=st.one_of(st.sampled_from(_TRAPS), _TEXT))
+def test_any_text_survives_build_import_build(tmp_path_factory: pytest.TempPathFactory, name: str, org: str,
+                                              provider: str, user: str) -> None:
+    tmp = tmp_path_factory.mktemp("h")
+
+    def q(value: str) -> str:  # JSON is valid YAML flow syntax: an exact way to put any string in a spec
+        return json.dumps(value, ensure_ascii=False)
+
+    text = BASE.replace("  display_name: Aruba Mail\n", f"  display_name: {q(provider)}\n  organization: {q(org)}\n")
+    text = text.replace("name: Mario Rossi\n", f"name: {q(name)}\n    username: {q(user)}\n")
+    (tmp / "spec.yaml").write_text(text, encoding="utf-8")
+    try:
+        first = _build(tmp / "spec.yaml", tmp / "a")
+    except SpecError:
+        return  # refused by the model with a message (tested elsewhere): nothing to import
+    profile = "mario.rossi@esempio.it/apple/mario.rossi@esempio.it.mobileconfig"
+    result = import_sources([tmp / "a" / profile])
+    (tmp / "imported.yaml").write_text(result.text, encoding="utf-8")
+    spec = load_spec(tmp / "imported.yaml").spec  # the text loads with the strict loader (no YAML 1.1 traps)
+    assert spec.accounts[0].name == name
+    assert spec.provider.organization == (None if org == provider else org)  # the default is not written
+    assert spec.provider.display_name == provider
+    assert _build(tmp / "imported.yaml", tmp / "b")[profile] == first[profile]
