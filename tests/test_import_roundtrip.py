@@ -20,8 +20,8 @@ from generator.errors import SpecError
 from generator.importers import import_sources
 from generator.spec import load_spec
 from tests.conftest import EXAMPLES
-from tests.test_spec_errors import BASE
 from tests.test_signing import PKI, pki  # noqa: F401  (the test PKI fixture)
+from tests.test_spec_errors import BASE
 
 # kind of file -> how to find it in a build
 FORMATS = {
