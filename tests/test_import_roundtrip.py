@@ -29,6 +29,7 @@ FORMATS = {
     "mobileconfig": "*@*/apple/*.mobileconfig",
     "user.js": "*@*/thunderbird/user.js",
     "mozilla.cfg": "*@*/thunderbird/mozilla.cfg",
+    "policies.json": "*@*/thunderbird/policies.json",
 }
 
 # What each format cannot carry, per example: the spec fields (dotted) that come back different. Anything
@@ -56,8 +57,8 @@ LOSSES: dict[tuple[str, str], set[str]] = {
                                    "targets.apple.identifier_prefix"},
     ("school", "user.js"): INLINE | {"targets.apple.consent_text"},
 }
-for _example in ("provider-imap", "provider-pop3", "school"):  # mozilla.cfg carries what user.js carries
-    LOSSES[(_example, "mozilla.cfg")] = LOSSES[(_example, "user.js")]
+for _example in ("provider-imap", "provider-pop3", "school"):  # the same prefs as user.js
+    LOSSES[(_example, "mozilla.cfg")] = LOSSES[(_example, "policies.json")] = LOSSES[(_example, "user.js")]
 CASES = [(spec, kind) for spec in sorted(EXAMPLES.glob("*.yaml")) for kind in FORMATS]
 
 

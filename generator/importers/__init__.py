@@ -50,6 +50,8 @@ def sniff(path: Path) -> str:
         return "autoconfig"
     if b"<" in head[:200] and head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
         return "autoconfig"  # some other XML: the autoconfig reader says what it expected
+    if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{") and b'"policies"' in head:
+        return "prefs"  # Thunderbird's policies.json: its Preferences policy holds the same prefs
     if any(word in head for word in (b"user_pref(", b"pref(", b"defaultPref(", b"lockPref(")):
         return "prefs"
     raise SpecError([Problem(Position(str(path)), "not a source mailprofile can import",

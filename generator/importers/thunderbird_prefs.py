@@ -9,6 +9,7 @@ readers the Thunderbird target proves its own output with (generator/prefs.py).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from generator.errors import Position
@@ -75,15 +76,17 @@ def parse(data: bytes, file: str) -> list[Draft]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise fail(Position(file), f"the prefs file is not UTF-8 (byte {exc.start})", "save it as UTF-8") from None
-    cfg = "defaultPref(" in text or "lockPref(" in text
+    policies = text.lstrip().startswith("{")
+    cfg = policies or "defaultPref(" in text or "lockPref(" in text
     try:
-        calls = read_cfg(text) if cfg else read_prefs(text)
+        calls = _policy_calls(text, file) if policies else read_cfg(text) if cfg else read_prefs(text)
     except PrefsSyntaxError as exc:
         message = str(exc).split(": ", 1)[-1]
         raise fail(Position(file, exc.line, exc.column), f"Thunderbird would reject this pref: {message}",
                    "fix the line (Thunderbird drops such prefs silently)") from None
     prefs = _Prefs(calls, file)
     locked = {c.name for c in calls if c.function == "lockPref"}
+
     listed = prefs.text("mail.accountmanager.accounts")
     if listed is None:
         raise fail(Position(file), "no mail.accountmanager.accounts: the file configures no account",
@@ -104,11 +107,44 @@ def parse(data: bytes, file: str) -> list[Draft]:
         else:
             drafts[0].note(("tls_min",), f"security.tls.version.min {tls} is not TLS 1.2 or 1.3: not carried",
                            prefs.at("security.tls.version.min"))
+    if policies:
+        for d in drafts:  # mailprofile's policies.json leaves out prefs valued 0 or 1 (docs/thunderbird.md)
+            d.note(("incoming",), "policies.json holds no pref valued 0 or 1: a missing socketType/try_ssl is read as "
+                   "plain text and a missing authMethod as password", Position(file), warn=False)
     if cfg:
         groups = sorted({group for name in locked for prefix, group in ENFORCE_GROUP if name.startswith(prefix)})
         for d in drafts:
             d.set(("targets", "thunderbird", "enforce"), groups, Position(file))
     return drafts
+
+
+# policies.json (FORMATS §2): the Preferences policy takes {"Value", "Status"} per pref; "locked" is lockPref.
+# SSLVersionMin carries the TLS minimum and always locks it.
+_SSL_VERSION = {"tls1.2": 3, "tls1.3": 4}
+
+
+def _policy_calls(text: str, file: str) -> list[PrefCall]:
+    try:
+        doc = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        line, col = (exc.lineno, exc.colno) if isinstance(exc, json.JSONDecodeError) else (0, 0)
+        raise fail(Position(file, line, col), f"not JSON: {exc}", "fix the JSON") from None
+    policies = doc.get("policies") if isinstance(doc, dict) else None
+    if not isinstance(policies, dict) or not isinstance(policies.get("Preferences", {}), dict):
+        raise fail(Position(file), "not a Thunderbird policies.json (no \"policies\" object with \"Preferences\")",
+                   "give the policies.json from <install>/distribution/")
+    calls = []
+    for name, entry in policies.get("Preferences", {}).items():
+        value = entry.get("Value") if isinstance(entry, dict) else entry
+        if not isinstance(value, str | int) or (isinstance(value, float)):
+            raise fail(Position(file), f"Preferences.{name}: the value must be a string, integer or boolean",
+                       "fix the policy")
+        locked = isinstance(entry, dict) and entry.get("Status") == "locked"
+        calls.append(PrefCall("lockPref" if locked else "defaultPref", str(name), value, 0))
+    version = policies.get("SSLVersionMin")
+    if version in _SSL_VERSION:
+        calls.append(PrefCall("lockPref", "security.tls.version.min", _SSL_VERSION[version], 0))
+    return calls
 
 
 def _account(prefs: _Prefs, key: str, file: str) -> Draft | None:
