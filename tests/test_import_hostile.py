@@ -172,7 +172,8 @@ def test_huge_integer_literal_is_refused(tmp_path: Path) -> None:
      b"</dict></plist>", ":3:48: the payloads are encrypted to one device (EncryptedPayloadContent) — export the "
      "profile unencrypted from the MDM or Apple Configurator"),
     ("random.bin", b"\x00\x01garbage", ": not a source mailprofile can import — give a Mozilla autoconfig XML, an "
-     "Apple .mobileconfig, an automx2 SQLite database, or a Thunderbird prefs.js/user.js"),
+     "Apple .mobileconfig, an automx2 SQLite database, Thunderbird prefs (prefs.js, user.js, mozilla.cfg, "
+     "policies.json) or an Outlook .prf"),
     ("fake.sqlite", b"SQLite format 3\x00" + b"\xff" * 4000, ": the database cannot be read: file is not a "
      "database — check that the file is complete and is automx2's database"),
 ])

@@ -30,6 +30,7 @@ FORMATS = {
     "user.js": "*@*/thunderbird/user.js",
     "mozilla.cfg": "*@*/thunderbird/mozilla.cfg",
     "policies.json": "*@*/thunderbird/policies.json",
+    "prf": "*@*/outlook/*.prf",
 }
 
 # What each format cannot carry, per example: the spec fields (dotted) that come back different. Anything
@@ -56,6 +57,15 @@ LOSSES: dict[tuple[str, str], set[str]] = {
                                    "fallbacks.incoming", "fallbacks.outgoing", "targets.apple.description",
                                    "targets.apple.identifier_prefix"},
     ("school", "user.js"): INLINE | {"targets.apple.consent_text"},
+    # Outlook PRF: no provider at all (id and name become the domain), no fallbacks, no TLS minimum, no Apple
+    # settings; STARTTLS on the incoming side would be a guess (no example has it).
+    ("provider-imap", "prf"): {"provider.id", "provider.display_name", "provider.short_name",
+                               "provider.organization"},
+    ("provider-pop3", "prf"): {"provider.id", "provider.display_name", "provider.short_name",
+                               "provider.organization", "provider.documentation_url", "fallbacks.incoming",
+                               "fallbacks.outgoing", "targets.apple.description", "targets.apple.identifier_prefix"},
+    ("school", "prf"): INLINE | {"provider.display_name", "provider.organization", "targets.apple.consent_text",
+                                 "tls_min"},
 }
 for _example in ("provider-imap", "provider-pop3", "school"):  # the same prefs as user.js
     LOSSES[(_example, "mozilla.cfg")] = LOSSES[(_example, "policies.json")] = LOSSES[(_example, "user.js")]

@@ -301,3 +301,19 @@ def test_accounts_with_another_user_name_pattern_keep_their_own(tmp_path: Path) 
         "anna.verdi@school.example": None, "luca.damico@school.example": "luca.damico"}
     assert "conflict" not in result.text
     assert "  - name: D'Amico, Luca\n    email: luca.damico@school.example\n    username: luca.damico\n" in result.text
+
+
+def test_outlook_prf_from_the_office_customization_tool(tmp_path: Path) -> None:
+    source = FIXTURES / "outlook" / "oct-imap.prf"
+    assert not source.read_bytes().startswith(b"\xff\xfe")  # ANSI, as the OCT writes it
+    result = import_sources([source])
+    spec = _spec(result, tmp_path)
+    assert spec["incoming"] == {"host": "imap.firma.example", "port": 143, "security": "starttls",
+                                "username": "%EMAILLOCALPART%", "protocol": "imap"}
+    assert spec["outgoing"] == {"host": "smtp.firma.example", "port": 587, "security": "starttls"}
+    assert spec["accounts"] == [{"name": "Lukas Weber", "email": "lukas.weber@firma.example",
+                                 "description": "Firma Mail"}]
+    assert spec["targets"] == {"outlook": {"profile_name": "Firma"}}
+    assert f"{source} [Account1]: IMAPUseSSL=0 means plain text or STARTTLS (a PRF cannot say which; Outlook " \
+           "itself then logs in without encryption): guessed starttls — check the mode with your provider; use " \
+           "security: none only for a plain-text server" in _warnings(result)

@@ -1,10 +1,10 @@
 """`mailprofile import`: turn what an admin already has into a commented spec.
 
 Sources (one module each): Mozilla autoconfig / ISPDB XML, Apple .mobileconfig (plain or signed), automx2's
-SQLite database, Thunderbird prefs.js / user.js / mozilla.cfg. Every source is untrusted: size limits before
-parsing, defusedxml, no network, located errors (SpecError) for anything wrong. Drafts of one provider are
-merged (merge.py), written as YAML (emit.py), and the text is proven the way `check` would: loaded,
-validated into the model and linted for its targets, before anything is printed.
+SQLite database, Thunderbird prefs.js / user.js / mozilla.cfg / policies.json, Outlook PRF. Every source is
+untrusted: size limits before parsing, defusedxml, no network, located errors (SpecError) for anything wrong.
+Drafts of one provider are merged (merge.py), written as YAML (emit.py), and the text is proven the way
+`check` would: loaded, validated into the model and linted for its targets, before anything is printed.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from generator.errors import Position, Problem, SpecError
-from generator.importers import autoconfig_xml, automx2_db, cms, mobileconfig, thunderbird_prefs
+from generator.importers import autoconfig_xml, automx2_db, cms, mobileconfig, outlook_prf, thunderbird_prefs
 from generator.importers.draft import Draft, Note
 from generator.importers.emit import emit
 from generator.importers.merge import Merged, group, merge
@@ -44,6 +44,8 @@ def sniff(path: Path) -> str:
                                  "check the path")]) from None
     if automx2_db.is_sqlite(head):
         return "automx2"
+    if outlook_prf.is_prf(head):
+        return "prf"
     if head.startswith(b"bplist00") or cms.is_cms(head) or b"<plist" in head:
         return "mobileconfig"
     if b"<clientConfig" in head:
@@ -56,7 +58,7 @@ def sniff(path: Path) -> str:
         return "prefs"
     raise SpecError([Problem(Position(str(path)), "not a source mailprofile can import",
                              "give a Mozilla autoconfig XML, an Apple .mobileconfig, an automx2 SQLite database, "
-                             "or a Thunderbird prefs.js/user.js")])
+                             "Thunderbird prefs (prefs.js, user.js, mozilla.cfg, policies.json) or an Outlook .prf")])
 
 
 def read_source(path: Path, verify: bool = False) -> tuple[list[Draft], str]:
@@ -68,6 +70,8 @@ def read_source(path: Path, verify: bool = False) -> tuple[list[Draft], str]:
         return drafts, f"{path}: {mobileconfig.KIND}" + (f", {signature}" if signature else ", unsigned")
     if kind == "autoconfig":
         return autoconfig_xml.read(path), f"{path}: {autoconfig_xml.KIND}"
+    if kind == "prf":
+        return outlook_prf.read(path), f"{path}: {outlook_prf.KIND}"
     return thunderbird_prefs.read(path), f"{path}: {thunderbird_prefs.KIND}"
 
 
