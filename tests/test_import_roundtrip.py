@@ -168,3 +168,19 @@ def test_any_text_survives_build_import_build(tmp_path_factory: pytest.TempPathF
     assert spec.provider.organization == (None if org == provider else org)  # the default is not written
     assert spec.provider.display_name == provider
     assert _build(tmp / "imported.yaml", tmp / "b")[profile] == first[profile]
+
+
+@pytest.mark.parametrize("console", ["intune", "jamf", "workspace-one"])
+@pytest.mark.parametrize("spec", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.stem)
+def test_mdm_profiles_round_trip(tmp_path: Path, spec: Path, console: str) -> None:
+    """build --mdm -> import the generic profiles (console variables back to placeholders) -> build --mdm."""
+    build(prepare(load_spec(spec), mdm=console), tmp_path / "a")
+    sources = sorted((tmp_path / "a").glob(f"domains/*/apple/*.{console}.mobileconfig"))
+    assert sources
+    result = import_sources(sources)
+    imported = tmp_path / "spec.yaml"
+    imported.write_text(result.text, encoding="utf-8")
+    build(prepare(load_spec(imported), mdm=console), tmp_path / "b")
+    for path in sources:
+        name = path.relative_to(tmp_path / "a")
+        assert (tmp_path / "b" / name).read_bytes() == path.read_bytes(), f"{name} differs"

@@ -9,6 +9,7 @@ in a profile are never copied. Other payloads (Wi-Fi, CalDAV, certificates) are 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from generator.importers import cms
 from generator.importers.draft import MAX_PAYLOADS, MAX_PROFILE_BYTES, Draft, SpecPath, fail, read_limited
 from generator.importers.plist import Plist, PlistPath, parse_plist
 from generator.targets.base import stable_uuid
+from generator.targets.mdm import CONSOLES, Console
 
 KIND = "Apple profile"
 ACCOUNT_TYPE = {"EmailTypePOP": "pop3", "EmailTypeIMAP": "imap"}
@@ -127,11 +129,20 @@ def _mail(plist: Plist, top: dict[str, Any], p: dict[str, Any], path: PlistPath,
     if email is None:
         raise fail(at(), f"{plist.label(path)} has no EmailAddress (the device asks for it), so its mail domain "
                    "is unknown", "import it together with the provider's autoconfig XML, or add EmailAddress")
-    try:
-        local, domain = split_address(email)
-    except ValueError as exc:
-        raise fail(at("EmailAddress"), str(exc), "fix the address") from None
-    address = f"{local}@{domain}"
+    console = next((c for c in CONSOLES.values() if c.email == email), None)
+    if console is not None:  # a generic profile for an MDM console (mailprofile build --mdm)
+        ident = _mdm_identity(plist, top, console)
+        local, domain, address = console.local or "", ident.domain, email
+        d.note((), f"generic {console.title} profile for {domain}: its variables became placeholders; it names "
+               "no mailbox", at("EmailAddress"), warn=False)
+    else:
+        try:
+            local, domain = split_address(email)
+        except ValueError as exc:
+            raise fail(at("EmailAddress"), str(exc), "fix the address") from None
+        address = f"{local}@{domain}"
+        ident = _Identity(address.lower(), address.lower(), domain, f"{address}",
+                          f"Configures the mail account {address}.")
     d.set(("provider", "domains"), [domain], at("EmailAddress"))
 
     # Provider name: our own profiles write "<provider> (<address>)" as the payload's display name.
@@ -161,7 +172,7 @@ def _mail(plist: Plist, top: dict[str, Any], p: dict[str, Any], path: PlistPath,
         d.set(("incoming", "imap_path_prefix"), prefix, at("IncomingMailServerIMAPPathPrefix"))
     same = _optional(plist, p, path, "OutgoingPasswordSameAsIncomingPassword", bool)
     account: dict[str, Any] = {"name": None, "email": address}
-    template = _template(incoming_user, address, local, domain)
+    template = _template(incoming_user, address, local, domain, console)
     if incoming_user is None:
         d.note(("incoming", "username"), f"{address}: no IncomingMailServerUsername (the device asks): the "
                "address is assumed", at())
@@ -171,7 +182,7 @@ def _mail(plist: Plist, top: dict[str, Any], p: dict[str, Any], path: PlistPath,
         d.set(("incoming", "username"), template, at("IncomingMailServerUsername"))
     if outgoing_user is not None and outgoing_user != incoming_user:
         d.set(("outgoing", "same_credentials"), False, at("OutgoingMailServerUsername"))
-        out_template = _template(outgoing_user, address, local, domain)
+        out_template = _template(outgoing_user, address, local, domain, console)
         d.set(("outgoing", "username"), out_template or outgoing_user, at("OutgoingMailServerUsername"))
         if out_template is None:
             d.note(("outgoing", "username"), f"{address}: the SMTP user name is per account; kept as a literal "
@@ -193,7 +204,8 @@ def _mail(plist: Plist, top: dict[str, Any], p: dict[str, Any], path: PlistPath,
         d.note(("accounts",), f"{address}: no EmailAccountName (the device asks): name set to '{local}'", at())
     if isinstance(description, str) and description and description != display:
         account["description"] = description
-    d.set(("accounts",), [account], at())
+    if console is None:
+        d.set(("accounts",), [account], at())
 
     for key, field in APPLE_FLAGS.items():
         value = _optional(plist, p, path, key, bool)
@@ -201,12 +213,40 @@ def _mail(plist: Plist, top: dict[str, Any], p: dict[str, Any], path: PlistPath,
             d.set(("targets", "apple", field), value, at(key))
     for key in sorted(set(p) - HANDLED):
         d.note(("targets", "apple"), f"{key} is not carried by the spec", at(key))
-    _top_level(plist, top, d, address, display)
+    _top_level(plist, top, d, ident, display)
     return d
 
 
-def _template(user: str | None, address: str, local: str, domain: str) -> str | None:
+@dataclass(frozen=True)
+class _Identity:
+    """What a mailprofile profile's identifiers are made from: the address, or for a generic MDM profile the
+    console and the domain (targets/apple.py `expected_profile` / `expected_mdm_profile`)."""
+
+    uuid_name: str  # the identity in stable_uuid("apple", provider id, identity, ...)
+    id_suffix: str  # PayloadIdentifier = <prefix>.<id_suffix>
+    domain: str
+    shown: str  # default PayloadDisplayName: "<provider> – <shown>"
+    description: str  # default PayloadDescription
+
+
+def _mdm_identity(plist: Plist, top: dict[str, Any], console: Console) -> _Identity:
+    identifier = top.get("PayloadIdentifier")
+    marker = f".mdm.{console.name}."
+    if not isinstance(identifier, str) or marker not in identifier:
+        raise fail(plist.where(("PayloadIdentifier",)), f"a generic {console.title} profile whose "
+                   "PayloadIdentifier does not name its mail domain", "import it together with the provider's "
+                   "autoconfig XML or a profile of one mailbox")
+    domain = identifier.split(marker, 1)[1]
+    return _Identity(f"mdm/{console.name}/{domain}", f"mdm.{console.name}.{domain}", domain, domain,
+                     f"Configures your {domain} mail account.")
+
+
+def _template(user: str | None, address: str, local: str, domain: str,
+              console: Console | None = None) -> str | None:
     """The placeholder that gives `user` for this address, or None for a literal user name."""
+    if console is not None and user is not None:  # the console's variables back to our placeholders
+        out = user.replace(console.email, "%EMAILADDRESS%").replace(console.display_name, "%REALNAME%")
+        return out.replace(console.local, "%EMAILLOCALPART%") if console.local else out
     if user is None or user.lower() == address.lower():
         return "%EMAILADDRESS%"
     if user == local:
@@ -260,22 +300,22 @@ def _server(plist: Plist, p: dict[str, Any], path: PlistPath, d: Draft, side: st
     return str(user) if user is not None else None
 
 
-def _top_level(plist: Plist, top: dict[str, Any], d: Draft, address: str, display: str) -> None:
+def _top_level(plist: Plist, top: dict[str, Any], d: Draft, ident: _Identity, display: str) -> None:
     """Profile-level settings, and the identity that lets a re-issued profile replace the installed one."""
     identifier = top.get("PayloadIdentifier")
     prefix = None
-    if isinstance(identifier, str) and identifier.lower().endswith("." + address.lower()):
-        prefix = identifier[: -len(address) - 1]
+    if isinstance(identifier, str) and identifier.lower().endswith("." + ident.id_suffix):
+        prefix = identifier[: -len(ident.id_suffix) - 1]
     elif isinstance(identifier, str):
         d.note(("targets", "apple"), f"PayloadIdentifier '{identifier}' does not end with the address: a profile "
                "built from this spec gets a new identifier and installs beside the old one",
                plist.where(("PayloadIdentifier",)), hint="remove the old profile from devices after the switch")
     uuid = top.get("PayloadUUID")
-    provider_id = _recover_id(uuid, address, prefix, d)
+    provider_id = _recover_id(uuid, ident, prefix, d)
     if provider_id is not None:
         d.set(("provider", "id"), provider_id, plist.where(("PayloadUUID",)))
     else:
-        domain = address.split("@")[1]
+        domain = ident.domain
         d.set(("provider", "id"), domain, plist.where(("PayloadUUID",)), guessed=True)
         d.note(("provider", "id"), f"provider id guessed as '{domain}': the profile's PayloadUUID was not made "
                "from a provider id mailprofile can recover, so rebuilt profiles get new UUIDs (the same "
@@ -294,10 +334,10 @@ def _top_level(plist: Plist, top: dict[str, Any], d: Draft, address: str, displa
         d.set(("targets", "apple", "consent_text"), {str(k): str(v) for k, v in consent.items()},
               plist.where(("ConsentText",)))
     shown = top.get("PayloadDisplayName")
-    if isinstance(shown, str) and shown != f"{display} – {address}":
+    if isinstance(shown, str) and shown != f"{display} – {ident.shown}":
         d.set(("targets", "apple", "display_name"), shown, plist.where(("PayloadDisplayName",)))
     described = top.get("PayloadDescription")
-    if isinstance(described, str) and described != f"Configures the mail account {address}.":
+    if isinstance(described, str) and described != ident.description:
         d.set(("targets", "apple", "description"), described, plist.where(("PayloadDescription",)))
     device = top.get("TargetDeviceType")
     if isinstance(device, int) and not isinstance(device, bool):
@@ -317,7 +357,7 @@ def _top_level(plist: Plist, top: dict[str, Any], d: Draft, address: str, displa
         d.note(("targets", "apple"), f"profile key {key} is not carried by the spec", plist.where((key,)))
 
 
-def _recover_id(uuid: object, address: str, prefix: str | None, d: Draft) -> str | None:
+def _recover_id(uuid: object, ident: _Identity, prefix: str | None, d: Draft) -> str | None:
     """mailprofile derives PayloadUUID from the provider id and the address (UUIDv5): try the ids this profile
     suggests (its identifier prefix reversed, its mail domain and the host names' parent domains) and keep
     the one that reproduces the UUID, so rebuilt profiles keep their identity."""
@@ -329,12 +369,12 @@ def _recover_id(uuid: object, address: str, prefix: str | None, d: Draft) -> str
         if parts[-1] == "mail":
             parts = parts[:-1]
         candidates.append(".".join(reversed(parts)))
-    candidates.append(address.split("@")[1])
+    candidates.append(ident.domain)
     for side in ("incoming", "outgoing"):
         host = str(d.get((side, "host"), ""))
         labels = host.split(".")
         candidates += [".".join(labels[i:]) for i in range(len(labels) - 1)]
     for candidate in candidates:
-        if candidate and stable_uuid("apple", candidate, address.lower(), "profile") == uuid.upper():
+        if candidate and stable_uuid("apple", candidate, ident.uuid_name, "profile") == uuid.upper():
             return candidate
     return None
