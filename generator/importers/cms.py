@@ -55,14 +55,15 @@ def unwrap(data: bytes, file: str, verify: bool) -> Unwrapped:
         content: bytes = encap["content"].native
         certs = [c.chosen for c in (signed["certificates"] or []) if c.name == "certificate"]
         signer_infos = list(signed["signer_infos"])
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
-        raise fail(where, f"not a complete CMS SignedData ({exc})", _FIX) from None
-    if not signer_infos:
-        raise fail(where, "the CMS SignedData has no signer", "give a signed or an unsigned profile")
-    signer_info = signer_infos[0]
-    cert = _signer_cert(signer_info, certs)
-    subject = cert.subject.human_friendly if cert is not None else "a certificate not included in the file"
-    verified = _verify(signer_info, cert, content, where) if verify else None
+        if not signer_infos:
+            raise fail(where, "the CMS SignedData has no signer", "give a signed or an unsigned profile")
+        signer_info = signer_infos[0]
+        # asn1crypto parses lazily: a damaged certificate or signer info fails here, not at load().
+        cert = _signer_cert(signer_info, certs)
+        subject = cert.subject.human_friendly if cert is not None else "a certificate not included in the file"
+        verified = _verify(signer_info, cert, content, where) if verify else None
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError) as exc:
+        raise fail(where, f"not a complete CMS SignedData ({type(exc).__name__}: {exc})", _FIX) from None
     return Unwrapped(content, subject, verified)
 
 

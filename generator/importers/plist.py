@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from generator.errors import Position
-from generator.importers.draft import fail
+from generator.importers.draft import MAX_XML_DEPTH, fail
 from generator.importers.xmltree import Element, parse_xml
 
 PlistPath = tuple[str | int, ...]
@@ -51,6 +51,7 @@ def parse_plist(data: bytes, file: str) -> Plist:
                 RecursionError, MemoryError) as exc:
             raise fail(Position(file), f"not a valid binary plist ({type(exc).__name__}: {exc})",
                        "export the profile again, or convert it with `plutil -convert xml1`") from None
+        _check_binary(value, file, 0)
         return Plist(value, file, {})
     root = parse_xml(data, file, allowed_doctype="plist")
     if root.tag != "plist":
@@ -62,6 +63,22 @@ def parse_plist(data: bytes, file: str) -> Plist:
                    "check that the file is complete")
     positions: dict[PlistPath, Position] = {}
     return Plist(_value(items[0], (), positions), file, positions)
+
+
+def _check_binary(value: Any, file: str, depth: int) -> None:
+    """What the XML reader guarantees by construction: string keys and bounded nesting."""
+    if depth > MAX_XML_DEPTH:
+        raise fail(Position(file), f"the binary plist nests values more than {MAX_XML_DEPTH} deep",
+                   "check that this is the right file")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise fail(Position(file), f"the binary plist has a dictionary key that is not a string ({key!r})",
+                           "export the profile again")
+            _check_binary(item, file, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_binary(item, file, depth + 1)
 
 
 def _value(el: Element, path: PlistPath, positions: dict[PlistPath, Position]) -> Any:

@@ -157,6 +157,9 @@ def parse_xml(data: bytes, file: str, allowed_doctype: str | None = None) -> Ele
     except _Limit as exc:
         raise fail(builder.here(), f"the XML has {exc}; real files have a few hundred",
                    "check that this is the right file") from None
+    except LookupError as exc:  # <?xml encoding="..."?> names an encoding Python does not know
+        raise fail(Position(file, 1, 1), f"the XML declares an unknown encoding ({exc})",
+                   "use encoding=\"UTF-8\"") from None
     except xml.sax.SAXParseException as exc:
         where = Position(file, exc.getLineNumber() or 0, (exc.getColumnNumber() or 0) + 1)
         raise fail(where, f"not well-formed XML: {exc.getMessage()}",
