@@ -282,8 +282,9 @@ def test_oauth2_only_servers_leave_apple_out_of_the_targets(tmp_path: Path) -> N
     spec = _spec(result, tmp_path)
     assert spec["incoming"]["authentication"] == spec["outgoing"]["authentication"] == "oauth2"
     assert spec["targets"] == {"build": ["thunderbird", "outlook"]}
-    assert "  # Apple profiles cannot carry oauth2 authentication: apple is left out of targets.build\n" \
-           "  build: [thunderbird, outlook]\n" in result.text
+    assert "  # apple is left out of targets.build: Apple profiles cannot carry incoming authentication 'oauth2'; " \
+           "Apple profiles\n  # cannot carry outgoing authentication 'oauth2'\n  build: [thunderbird, outlook]\n" \
+           in result.text
 
 
 def test_accounts_with_another_user_name_pattern_keep_their_own(tmp_path: Path) -> None:
@@ -317,3 +318,18 @@ def test_outlook_prf_from_the_office_customization_tool(tmp_path: Path) -> None:
     assert f"{source} [Account1]: IMAPUseSSL=0 means plain text or STARTTLS (a PRF cannot say which; Outlook " \
            "itself then logs in without encryption): guessed starttls — check the mode with your provider; use " \
            "security: none only for a plain-text server" in _warnings(result)
+
+
+def test_a_target_that_refuses_the_values_is_left_out_with_the_reason(tmp_path: Path) -> None:
+    source = tmp_path / "none.xml"
+    source.write_text("""<clientConfig version="1.1"><emailProvider id="n.example"><domain>n.example</domain>
+<displayName>N</displayName>
+<incomingServer type="imap"><hostname>imap.n.example</hostname><port>993</port><socketType>SSL</socketType>
+<username>%EMAILADDRESS%</username><authentication>none</authentication></incomingServer>
+<outgoingServer type="smtp"><hostname>smtp.n.example</hostname><port>465</port><socketType>SSL</socketType>
+<username>%EMAILADDRESS%</username><authentication>password-cleartext</authentication></outgoingServer>
+</emailProvider></clientConfig>""", encoding="utf-8")
+    result = import_sources([source])
+    assert _spec(result, tmp_path)["targets"] == {"build": ["apple", "outlook"]}
+    assert "thunderbird is left out of targets.build: Thunderbird's autoconfig rejects the whole config-v1.1.xml " \
+           "when an incoming server has authentication: none" in _warnings(result)

@@ -21,6 +21,8 @@ from generator.importers.draft import Draft, Note
 from generator.importers.emit import emit
 from generator.importers.merge import Merged, group, merge
 from generator.model import Spec
+from generator.spec import LoadedSpec, validate
+from generator.yamlload import load_yaml
 
 DEFAULT_SCHEMA = "mailprofile.schema.json"
 
@@ -100,8 +102,18 @@ def import_sources(paths: list[Path], verify: bool = False, provider: str | None
               "Comments below say what the sources hold that this spec cannot, and which values were guessed.",
               "Check them, then run: mailprofile check <this file>"]
     text = emit(merged.data, merged.notes, header, schema)
+    try:
+        _prove(text)
+    except SpecError as exc:
+        # A target that cannot express what the sources say (Apple and OAuth2, Thunderbird's autoconfig and an
+        # incoming server without authentication) is left out of targets.build, with the reason; anything
+        # else is a real problem of the imported values.
+        if not _drop_targets(merged, text, spec):
+            raise SpecError([Problem(p.position, f"the imported spec would not pass check: {p.message}", p.hint)
+                             for p in exc.problems]) from None
+        text = emit(merged.data, merged.notes, header, schema)
+        _prove(text)
     warnings = [Problem(n.origin, n.text, n.hint, "warning") for n in merged.notes if n.warn]
-    _prove(text, warnings)
     return ImportResult(text, warnings, info, spec.provider.id, len(spec.accounts))
 
 
@@ -136,12 +148,26 @@ def _complete(m: Merged) -> None:
         data["accounts"] = [{"name": "Example User", "email": f"user@{domain}"}]
         m.notes.append(Note(("accounts",), "the sources list no mailboxes: this example account only lets "
                             "`check` pass", None, hint="replace it with your accounts, or with accounts_csv: FILE"))
-    methods = {data.get(side, {}).get("authentication") for side in ("incoming", "outgoing")}
-    apple_cannot = methods & {"gssapi", "oauth2"}
-    if apple_cannot:
-        data.setdefault("targets", {})["build"] = ["thunderbird", "outlook"]
-        m.notes.append(Note(("targets", "build"), f"Apple profiles cannot carry {', '.join(sorted(apple_cannot))} "
-                            "authentication: apple is left out of targets.build", None))
+
+
+def _drop_targets(m: Merged, text: str, spec: Spec) -> bool:
+    """Leave out the targets whose lint refuses the imported values; False when every target fails (the
+    problem is then not one of a target)."""
+    from generator.build import prepare
+
+    failing: dict[str, list[str]] = {}
+    for name in spec.targets.build:
+        try:
+            prepare(_loaded(text), only=[name])
+        except SpecError as exc:
+            failing[name] = [p.message for p in exc.problems]
+    if not failing or len(failing) == len(spec.targets.build):
+        return False
+    m.data.setdefault("targets", {})["build"] = [t for t in spec.targets.build if t not in failing]
+    for target, messages in failing.items():
+        m.notes.append(Note(("targets", "build"), f"{target} is left out of targets.build: {'; '.join(messages)}",
+                            None))
+    return True
 
 
 def _validate(m: Merged) -> Spec:
@@ -169,13 +195,15 @@ def _origin(m: Merged, loc: tuple[Any, ...]) -> Position | None:
     return None
 
 
-def _prove(text: str, warnings: list[Problem]) -> None:
-    """Load the text exactly as `check` does: YAML with positions, the model, and every target's lint."""
-    from generator.build import prepare
-    from generator.spec import LoadedSpec, validate
-    from generator.yamlload import load_yaml
-
+def _loaded(text: str) -> LoadedSpec:
+    """The text loaded exactly as `check` loads a file: YAML with positions, then the model."""
     name = "<imported spec>"
     doc = load_yaml(text, name)
-    spec = validate(Spec, doc.data, doc.where)
-    prepare(LoadedSpec(spec=spec, path=Path(name), document=doc))
+    return LoadedSpec(spec=validate(Spec, doc.data, doc.where), path=Path(name), document=doc)
+
+
+def _prove(text: str) -> None:
+    """What `check` would say: the model and every target's lint (prepare raises SpecError on an error)."""
+    from generator.build import prepare  # build imports the targets: only needed here
+
+    prepare(_loaded(text))
