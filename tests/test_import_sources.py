@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -333,3 +334,31 @@ def test_a_target_that_refuses_the_values_is_left_out_with_the_reason(tmp_path: 
     assert _spec(result, tmp_path)["targets"] == {"build": ["apple", "outlook"]}
     assert "thunderbird is left out of targets.build: Thunderbird's autoconfig rejects the whole config-v1.1.xml " \
            "when an incoming server has authentication: none" in _warnings(result)
+
+
+def test_cli_spec_on_stdout_everything_else_on_stderr(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["import", str(ISPDB / "arubapec.it.xml"), "--schema",
+                                       "https://example.org/mailprofile.schema.json"])
+    assert result.exit_code == 0
+    assert result.stdout.startswith("# yaml-language-server: $schema=https://example.org/mailprofile.schema.json\n")
+    assert yaml.safe_load(result.stdout)["provider"]["id"] == "arubapec.it"  # nothing but YAML on stdout
+    assert result.stderr.splitlines() == [
+        f"read {ISPDB / 'arubapec.it.xml'}: Mozilla autoconfig XML",
+        "warning: the sources list no mailboxes: this example account only lets `check` pass — replace it with your "
+        "accounts, or with accounts_csv: FILE",
+        "imported provider arubapec.it with 1 account to standard output; 1 warning"]
+
+
+def test_cli_unknown_provider_lists_the_choices(tmp_path: Path) -> None:
+    prefs = FIXTURES / "thunderbird" / "prefs.js"
+    result = CliRunner().invoke(main, ["import", str(prefs), "--provider", "nope.example"])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"error: no source describes the provider 'nope.example' — choose one of: esempio.it (esempio.it, from "
+        f"{prefs}); posta.example (posta.example, from {prefs})", "1 error: nothing was written"]
+
+
+def test_python_dash_m_has_the_import_command() -> None:
+    out = subprocess.run([sys.executable, "-m", "generator", "import", "--help"], capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    assert "--verify-signature" in out.stdout and "--provider" in out.stdout

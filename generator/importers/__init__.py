@@ -126,7 +126,7 @@ def _choose(groups: list[list[Draft]], provider: str | None) -> list[Draft]:
         matching = [g for g in groups if provider in names(g)]
         if not matching:
             raise SpecError([Problem(None, f"no source describes the provider '{provider}'",
-                                     "choose one of: " + ", ".join(_label(g) for g in groups))])
+                                     "choose one of: " + "; ".join(_label(g) for g in groups))])
         return matching[0]
     if len(groups) > 1:
         raise SpecError([Problem(None, f"the sources describe {len(groups)} providers: "
