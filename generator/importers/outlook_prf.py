@@ -107,7 +107,8 @@ def _account(sections: PrfSections, account: str, file: str) -> Draft | None:
     d.set(("provider", "domains"), [domain], at)
     d.set(("provider", "id"), domain, at, guessed=True)
     d.set(("provider", "display_name"), domain, at, guessed=True)
-    d.note(("provider",), "a PRF does not name the provider: id and display_name are the mail domain", at)
+    for key in ("id", "display_name"):  # on the guessed keys: a source that names the provider drops them
+        d.note(("provider", key), f"a PRF does not name the provider: {key} is the mail domain", at)
 
     host, port = text(f"{prefix}Server"), number(f"{prefix}Port")
     if host is None or port is None:
