@@ -246,7 +246,8 @@ def _server(prefs: _Prefs, d: Draft, path: tuple[str], base: str, protocol: str,
         raise fail(prefs.at(base + socket_key), f"{base}{socket_key} {socket} is not 0, 2 or 3",
                    "use 0 (plain), 2 (STARTTLS) or 3 (SSL/TLS)")
     security = SOCKET[socket]
-    d.set((*path, "security"), security, prefs.at(base + socket_key))
+    d.set((*path, "security"), security, prefs.at(base + socket_key),
+          guessed=prefs.number(base + socket_key) is None)
     port = prefs.number(base + "port")
     if port is None or port == 0:
         port = DEFAULT_PORTS[(protocol, security)]
