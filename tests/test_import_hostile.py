@@ -252,3 +252,31 @@ def test_mutated_sources_fail_only_with_located_errors(tmp_path: Path) -> None:
         except SpecError as exc:
             assert all(p.position.file.startswith(str(path)) if p.position else str(path) in p.message
                        for p in exc.problems), (source.name, [str(p) for p in exc.problems])
+
+
+def _bplist_of_shared_arrays(levels: int, width: int) -> bytes:
+    """A binary plist where array k holds `width` references to array k+1 (the last holds a string): tiny on
+    disk, width**levels paths for a naive walk (Apple's format allows shared references)."""
+    objects = []
+    for level in range(levels):
+        objects.append(bytes([0xAF, 0x10, width]) + bytes([level + 1]) * width)  # array, 1-byte refs
+    objects.append(b"\x51x")  # the string "x"
+    body, offsets = b"bplist00", []
+    for obj in objects:
+        offsets.append(len(body))
+        body += obj
+    table = len(body)
+    body += bytes(offsets) if max(offsets) < 256 else b"".join(o.to_bytes(2, "big") for o in offsets)
+    size = 1 if max(offsets) < 256 else 2
+    return body + bytes(6) + bytes([size, 1]) + len(objects).to_bytes(8, "big") + (0).to_bytes(8, "big") \
+        + table.to_bytes(8, "big")
+
+
+def test_binary_plist_with_shared_references_is_walked_once(tmp_path: Path) -> None:
+    import plistlib
+
+    data = _bplist_of_shared_arrays(levels=12, width=100)  # 100**12 paths, 1.3 KB
+    assert plistlib.loads(data)[0][0][0][0][0][0][0][0][0][0][0][0] == "x"
+    assert _refused(tmp_path, "shared.mobileconfig", data) == [
+        f"{tmp_path / 'shared.mobileconfig'} (the top level): the profile is not a <dict> — give an Apple "
+        "configuration profile"]

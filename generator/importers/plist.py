@@ -51,7 +51,7 @@ def parse_plist(data: bytes, file: str) -> Plist:
                 RecursionError, MemoryError) as exc:
             raise fail(Position(file), f"not a valid binary plist ({type(exc).__name__}: {exc})",
                        "export the profile again, or convert it with `plutil -convert xml1`") from None
-        _check_binary(value, file, 0)
+        _check_binary(value, file, 0, set())
         return Plist(value, file, {})
     root = parse_xml(data, file, allowed_doctype="plist")
     if root.tag != "plist":
@@ -65,8 +65,14 @@ def parse_plist(data: bytes, file: str) -> Plist:
     return Plist(_value(items[0], (), positions), file, positions)
 
 
-def _check_binary(value: Any, file: str, depth: int) -> None:
-    """What the XML reader guarantees by construction: string keys and bounded nesting."""
+def _check_binary(value: Any, file: str, depth: int, seen: set[int]) -> None:
+    """What the XML reader guarantees by construction: string keys and bounded nesting. A binary plist can
+    refer to one object many times (plistlib returns the same Python object), so each container is walked
+    once: without `seen`, 100 references at each of 10 levels would be 100^10 visits."""
+    if id(value) in seen:
+        return
+    if isinstance(value, dict | list):
+        seen.add(id(value))
     if depth > MAX_XML_DEPTH:
         raise fail(Position(file), f"the binary plist nests values more than {MAX_XML_DEPTH} deep",
                    "check that this is the right file")
@@ -75,10 +81,10 @@ def _check_binary(value: Any, file: str, depth: int) -> None:
             if not isinstance(key, str):
                 raise fail(Position(file), f"the binary plist has a dictionary key that is not a string ({key!r})",
                            "export the profile again")
-            _check_binary(item, file, depth + 1)
+            _check_binary(item, file, depth + 1, seen)
     elif isinstance(value, list):
         for item in value:
-            _check_binary(item, file, depth + 1)
+            _check_binary(item, file, depth + 1, seen)
 
 
 def _value(el: Element, path: PlistPath, positions: dict[PlistPath, Position]) -> Any:
