@@ -31,6 +31,7 @@ FORMATS = {
     "mozilla.cfg": "*@*/thunderbird/mozilla.cfg",
     "policies.json": "*@*/thunderbird/policies.json",
     "prf": "*@*/outlook/*.prf",
+    "autodiscover-xml": "*@*/outlook/autodiscover.xml",
 }
 
 # What each format cannot carry, per example: the spec fields (dotted) that come back different. Anything
@@ -66,7 +67,20 @@ LOSSES: dict[tuple[str, str], set[str]] = {
                                "fallbacks.outgoing", "targets.apple.description", "targets.apple.identifier_prefix"},
     ("school", "prf"): INLINE | {"provider.display_name", "provider.organization", "targets.apple.consent_text",
                                  "tls_min"},
+    # autodiscover.xml: what the PRF lacks, and "keep on server" too; the fallbacks come back with the
+    # account's domain in place of %EMAILDOMAIN% (one file is one mailbox).
+    ("provider-imap", "autodiscover-xml"): {"provider.id", "provider.display_name", "provider.short_name",
+                                            "provider.organization"},
+    ("provider-pop3", "autodiscover-xml"): {"provider.id", "provider.display_name", "provider.short_name",
+                                            "provider.organization", "provider.documentation_url",
+                                            "fallbacks.incoming", "fallbacks.outgoing", "targets.apple.description",
+                                            "targets.apple.identifier_prefix"},
+    ("school", "autodiscover-xml"): INLINE | {"provider.display_name", "provider.organization", "tls_min",
+                                              "targets.apple.consent_text", "incoming.keep_on_server",
+                                              "incoming.keep_days"},
 }
+# Mailboxes a format cannot name: autodiscover.xml has no address, only the LoginName, and Zoë's is 'zunal'.
+LOST_MAILBOXES = {("school", "autodiscover-xml"): {"zoe.unal@staff.school.example"}}
 for _example in ("provider-imap", "provider-pop3", "school"):  # the same prefs as user.js
     LOSSES[(_example, "mozilla.cfg")] = LOSSES[(_example, "policies.json")] = LOSSES[(_example, "user.js")]
 CASES = [(spec, kind) for spec in sorted(EXAMPLES.glob("*.yaml")) for kind in FORMATS]
@@ -105,14 +119,19 @@ def test_build_import_build_gives_the_same_files(tmp_path: Path, spec: Path, kin
     imported.parent.mkdir()
     imported.write_text(result.text, encoding="utf-8")
     second = _build(imported, tmp_path / "b" / "out")
+    lost = LOST_MAILBOXES.get((spec.stem, kind), set())
     for path in sources:
         name = str(path.relative_to(tmp_path / "a"))
+        if name.split("/")[0] in lost:
+            assert name not in second  # the mailbox is not in the imported spec, so neither is its file
+            continue
         assert second.get(name) == first[name], f"{name} differs after build -> import -> build"
 
     original = load_spec(spec).spec.model_dump(mode="json")
     again = load_spec(imported).spec.model_dump(mode="json")
     if kind != "autoconfig-xml":  # formats with mailboxes carry the accounts, CSV or inline
-        assert sorted(a["email"] for a in again["accounts"]) == sorted(m.email for m in load_accounts(load_spec(spec)))
+        assert sorted(a["email"] for a in again["accounts"]) == sorted(
+            m.email for m in load_accounts(load_spec(spec)) if m.email not in lost)
     changed = _changed(original, again)
     expected = LOSSES[(spec.stem, kind)]
     unexpected = {f for f in changed if not _covered(f, expected)}

@@ -362,3 +362,16 @@ def test_python_dash_m_has_the_import_command() -> None:
     out = subprocess.run([sys.executable, "-m", "generator", "import", "--help"], capture_output=True, text=True,
                          check=True, cwd=ROOT)
     assert "--verify-signature" in out.stdout and "--provider" in out.stdout
+
+
+def test_autodiscover_without_an_address_needs_another_source(tmp_path: Path) -> None:
+    zoe = GOLDEN / "school" / "zoe.unal@staff.school.example" / "outlook"
+    with pytest.raises(SpecError) as caught:
+        import_sources([zoe / "autodiscover.xml"])
+    assert [str(p) for p in caught.value.problems] == [
+        f"{zoe / 'autodiscover.xml'}: no source names a mail domain (this one holds servers but no address) — "
+        "import it together with a source that has the mailboxes or the provider: a profile, PRF, prefs or the "
+        "autoconfig XML"]
+    spec = _spec(import_sources([zoe / "autodiscover.xml", zoe / "zoe.unal@staff.school.example.prf"]), tmp_path)
+    assert spec["accounts"] == [{"name": "Zoë Ünal", "email": "zoe.unal@staff.school.example", "username": "zunal"}]
+    assert spec["outgoing"]["security"] == "starttls"  # stated by both

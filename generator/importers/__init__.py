@@ -1,10 +1,10 @@
 """`mailprofile import`: turn what an admin already has into a commented spec.
 
 Sources (one module each): Mozilla autoconfig / ISPDB XML, Apple .mobileconfig (plain or signed), automx2's
-SQLite database, Thunderbird prefs.js / user.js / mozilla.cfg / policies.json, Outlook PRF. Every source is
-untrusted: size limits before parsing, defusedxml, no network, located errors (SpecError) for anything wrong.
-Drafts of one provider are merged (merge.py), written as YAML (emit.py), and the text is proven the way
-`check` would: loaded, validated into the model and linted for its targets, before anything is printed.
+SQLite database, Thunderbird prefs.js / user.js / mozilla.cfg / policies.json, Outlook PRF and autodiscover.xml.
+Every source is untrusted: size limits before parsing, defusedxml, no network, located errors (SpecError) for
+anything wrong. Drafts of one provider are merged (merge.py), written as YAML (emit.py), and the text is proven
+the way `check` would: loaded, validated into the model and linted for its targets, before anything is printed.
 """
 
 from __future__ import annotations
@@ -16,7 +16,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from generator.errors import Position, Problem, SpecError
-from generator.importers import autoconfig_xml, automx2_db, cms, mobileconfig, outlook_prf, thunderbird_prefs
+from generator.importers import (
+    autoconfig_xml,
+    autodiscover_xml,
+    automx2_db,
+    cms,
+    mobileconfig,
+    outlook_prf,
+    thunderbird_prefs,
+)
 from generator.importers.draft import Draft, Note
 from generator.importers.emit import emit
 from generator.importers.merge import Merged, group, merge
@@ -52,6 +60,8 @@ def sniff(path: Path) -> str:
         return "mobileconfig"
     if b"<clientConfig" in head:
         return "autoconfig"
+    if autodiscover_xml.is_autodiscover(head):
+        return "autodiscover"
     if b"<" in head[:200] and head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
         return "autoconfig"  # some other XML: the autoconfig reader says what it expected
     if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{") and b'"policies"' in head:
@@ -72,6 +82,8 @@ def read_source(path: Path, verify: bool = False) -> tuple[list[Draft], str]:
         return drafts, f"{path}: {mobileconfig.KIND}" + (f", {signature}" if signature else ", unsigned")
     if kind == "autoconfig":
         return autoconfig_xml.read(path), f"{path}: {autoconfig_xml.KIND}"
+    if kind == "autodiscover":
+        return autodiscover_xml.read(path), f"{path}: {autodiscover_xml.KIND}"
     if kind == "prf":
         return outlook_prf.read(path), f"{path}: {outlook_prf.KIND}"
     return thunderbird_prefs.read(path), f"{path}: {thunderbird_prefs.KIND}"
@@ -142,6 +154,11 @@ def _label(g: list[Draft]) -> str:
 
 def _complete(m: Merged) -> None:
     """What a spec needs that sources may not say: accounts, and targets that can carry the method."""
+    data = m.data
+    if not data.get("provider", {}).get("domains"):
+        raise SpecError([Problem(Position(src), "no source names a mail domain (this one holds servers but no "
+                                 "address)", "import it together with a source that has the mailboxes or the "
+                                 "provider: a profile, PRF, prefs or the autoconfig XML") for src, _ in m.sources])
     data = m.data
     if not data.get("accounts"):
         domain = data["provider"]["domains"][0]
