@@ -230,8 +230,9 @@ def test_mutated_sources_fail_only_with_located_errors(tmp_path: Path) -> None:
     rng = random.Random(20261130)
     fixtures = ROOT / "tests" / "fixtures" / "import"
     sources = sorted(p for p in fixtures.rglob("*") if p.suffix in (".xml", ".mobileconfig", ".js", ".prf"))
-    sources += [ROOT / "tests" / "golden" / "provider-pop3" / "mario.rossi@esempio.it" / "thunderbird" / name
-                for name in ("policies.json", "mozilla.cfg")]
+    golden = ROOT / "tests" / "golden" / "provider-pop3" / "mario.rossi@esempio.it"
+    sources += [golden / "thunderbird" / "policies.json", golden / "thunderbird" / "mozilla.cfg",
+                golden / "outlook" / "autodiscover.xml", golden / "outlook" / "mario.rossi@esempio.it.prf"]
     stray = [b"<", b">", b"&", b'"', b"\x00", b"<dict>", b"</array>", b"<integer>x</integer>", b"=", b"[", b"{"]
     for i in range(200):
         source = sources[i % len(sources)]

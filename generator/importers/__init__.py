@@ -148,8 +148,9 @@ def _choose(groups: list[list[Draft]], provider: str | None) -> list[Draft]:
 
 
 def _label(g: list[Draft]) -> str:
-    d = g[0]
-    return f"{d.get(('provider', 'id'))} ({', '.join(d.get(('provider', 'domains'), []))}, from {d.source})"
+    d = next((x for x in g if x.get(("provider", "id"))), g[0])
+    domains = ", ".join(d.get(("provider", "domains"), [])) or "no domain"
+    return f"{d.get(('provider', 'id')) or 'an unnamed provider'} ({domains}, from {d.source})"
 
 
 def _complete(m: Merged) -> None:
