@@ -27,7 +27,8 @@ class Merged:
 
 
 def group(drafts: list[Draft]) -> list[list[Draft]]:
-    """Drafts of the same provider together (connected by a stated id or a shared domain), in input order."""
+    """Drafts of the same provider together (connected by a stated id, a shared domain or the same incoming
+    server), each group in input order."""
     groups: list[tuple[set[str], list[Draft]]] = []
     for d in drafts:
         keys = {f"domain:{x.lower()}" for x in d.get(("provider", "domains"), [])}
@@ -47,7 +48,8 @@ def group(drafts: list[Draft]) -> list[list[Draft]]:
             first[0].update(other[0])
             first[1].extend(other[1])
             groups.remove(other)
-    return [sorted(g[1], key=drafts.index) for g in groups]
+    order = {id(d): i for i, d in enumerate(drafts)}  # by identity: equal drafts are still two sources
+    return [sorted(g[1], key=lambda d: order[id(d)]) for g in groups]
 
 
 def merge(drafts: list[Draft]) -> Merged:
