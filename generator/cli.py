@@ -236,6 +236,11 @@ from generator.serve.cli import serve_command  # noqa: E402  (registered last: t
 main.add_command(serve_command)
 
 
+from generator.importers.cli import import_command  # noqa: E402  (registered last: one line per feature)
+
+main.add_command(import_command)
+
+
 def run() -> None:
     """The console entry point: `main`, with the last line of defence against a traceback. An error nobody
     foresaw is one line and exit 70 (EX_SOFTWARE); MAILPROFILE_DEBUG=1 shows the traceback for a report."""
