@@ -375,3 +375,20 @@ def test_autodiscover_without_an_address_needs_another_source(tmp_path: Path) ->
     spec = _spec(import_sources([zoe / "autodiscover.xml", zoe / "zoe.unal@staff.school.example.prf"]), tmp_path)
     assert spec["accounts"] == [{"name": "Zoë Ünal", "email": "zoe.unal@staff.school.example", "username": "zunal"}]
     assert spec["outgoing"]["security"] == "starttls"  # stated by both
+
+
+def test_cli_output_never_replaces_a_source_or_an_existing_file(tmp_path: Path) -> None:
+    source = tmp_path / "web.de.xml"
+    source.write_bytes((ISPDB / "web.de.xml").read_bytes())
+    before = source.read_bytes()
+    result = CliRunner().invoke(main, ["import", str(source), "-o", str(source), "--force"])
+    assert result.exit_code == 2 and f"error: --output {source} is one of the sources" in result.output
+    assert source.read_bytes() == before
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("# my hand-edited spec\n")
+    result = CliRunner().invoke(main, ["import", str(source), "-o", str(spec)])
+    assert result.exit_code == 2 and f"error: --output {spec} exists; pass --force to replace it" in result.output
+    assert spec.read_text() == "# my hand-edited spec\n"
+    result = CliRunner().invoke(main, ["import", str(source), "-o", str(spec), "--force"])
+    assert result.exit_code == 0 and "web.de" in spec.read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml", "web.de.xml"]
