@@ -209,8 +209,11 @@ def prepare(loaded: LoadedSpec, only: Sequence[str] | None = None, templates: Pa
     for target in targets:
         problems += target.lint()
     if mdm is None and not loaded.spec.accounts and loaded.spec.accounts_csv is None:
-        problems.append(Problem(loaded.where(), "the spec has no accounts",
-                                "add an accounts list or accounts_csv (or build generic profiles with --mdm)"))
+        # A spec without accounts still makes sense: the per-domain files (autoconfig XML, the Autodiscover
+        # JSON) for a web server, and `mailprofile serve`, which answers any address of the domains.
+        problems.append(Problem(loaded.where(), "the spec has no accounts: only per-domain files are built",
+                                "add an accounts list or accounts_csv for per-account files (or use --mdm)",
+                                "warning"))
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         source = AccountSource(loaded)

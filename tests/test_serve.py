@@ -138,6 +138,19 @@ def test_pox_unlisted_address_gets_its_user_names_filled(school: TestClient) -> 
                                      "UsePOPAuth": "on"}
 
 
+def test_a_spec_without_accounts_serves_every_address_of_its_domains(tmp_path: Path) -> None:
+    spec = tmp_path / "service.yaml"
+    spec.write_text("provider: {id: esempio.it, display_name: Esempio, domains: [esempio.it]}\n"
+                    "incoming: {protocol: imap, host: imap.esempio.it, port: 993, security: ssl}\n"
+                    "outgoing: {host: smtp.esempio.it, port: 465, security: ssl}\n", encoding="utf-8")
+    with TestClient(create_app(spec), raise_server_exceptions=False) as client:
+        r = client.post("/autodiscover/autodiscover.xml", content=pox("chiunque@esempio.it"), headers=XML_HEADERS)
+        assert r.status_code == 200
+        assert {p["LoginName"] for p in read_autodiscover(r.content)["Protocol"]} == {"chiunque@esempio.it"}
+        r = client.get("/mail/config-v1.1.xml", params={"emailaddress": "chiunque@esempio.it"})
+        assert r.status_code == 200 and parse_autoconfig(r.content)["incoming"][0]["hostname"] == "imap.esempio.it"
+
+
 def test_pox_thunderbird_basic_auth_is_ignored_and_never_logged(school: TestClient,
                                                                caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.DEBUG):
