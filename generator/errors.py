@@ -16,10 +16,12 @@ class Position:
     file: str
     line: int = 0
     column: int = 0
+    detail: str = ""  # where inside the file when lines do not apply: a plist key path, a table row, a section
 
     def __str__(self) -> str:
         # Problems about a whole file still say :1:1, so editors and CI annotators parse every line alike.
-        return f"{self.file}:{self.line or 1}:{self.column or 1}"
+        where = f"{self.file}:{self.line or 1}:{self.column or 1}"
+        return f"{where} ({self.detail})" if self.detail else where
 
 
 @dataclass(frozen=True)

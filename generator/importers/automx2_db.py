@@ -94,7 +94,7 @@ def _drafts(con: sqlite3.Connection, file: str) -> list[Draft]:
 def _provider(con: sqlite3.Connection, file: str, tables: set[str], pid: int, name: str,
               short: str) -> Draft | None:
     def at(table: str, row: int) -> Position:  # a database has no lines: name the table row
-        return Position(file + f"[{table} id={row}]")
+        return Position(file, detail=f"{table} id={row}")
     domains = _rows(con, "SELECT id, name FROM domain WHERE provider_id = ? ORDER BY id", pid)
     if not domains:
         return None

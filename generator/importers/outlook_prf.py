@@ -76,7 +76,7 @@ def parse(data: bytes, file: str) -> list[Draft]:
 
 
 def _account(sections: PrfSections, account: str, file: str) -> Draft | None:
-    at = Position(f"{file} [{account}]")  # INI lines are not kept by the reader: name the section
+    at = Position(file, detail=f"[{account}]")  # INI lines are not kept by the reader: name the section
     mapping = sections.get(sections["Internet Account List"][account], {})
     kind = mapping.get("AccountType")
     if kind not in ACCOUNT_TYPES:

@@ -30,7 +30,7 @@ class Plist:
 
     def where(self, path: PlistPath) -> Position:
         if not self.positions:  # a binary plist has no lines: name the key path instead
-            return Position(f"{self.file} ({self.label(path)})")
+            return Position(self.file, detail=self.label(path))
         for i in range(len(path), -1, -1):
             if path[:i] in self.positions:
                 return self.positions[path[:i]]
