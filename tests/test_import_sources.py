@@ -132,7 +132,7 @@ def test_binary_plist_gives_the_same_spec_as_xml(tmp_path: Path) -> None:
     binary = import_sources([PROFILES / "configurator-pop.binary.mobileconfig"])
     assert _spec(binary, tmp_path, "b.yaml") == xml
     # A binary plist has no lines: messages name the key path.
-    assert f"{PROFILES / 'configurator-pop.binary.mobileconfig'} (PayloadContent[0].SMIMEEnabled): SMIMEEnabled " \
+    assert f"{PROFILES / 'configurator-pop.binary.mobileconfig'}:1:1 (PayloadContent[0].SMIMEEnabled): SMIMEEnabled " \
            "is not carried by the spec" in _warnings(binary)
 
 
@@ -170,7 +170,7 @@ def test_a_changed_signed_profile_fails_verification(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as caught:
         import_sources([tampered], verify=True)
     assert [str(p) for p in caught.value.problems] == [
-        f"{tampered}: signature verification failed: the profile does not match the signed digest (it was "
+        f"{tampered}:1:1: signature verification failed: the profile does not match the signed digest (it was "
         "changed after signing) — import without --verify-signature to read the profile anyway, or get a "
         "correctly signed copy"]
 
@@ -204,7 +204,7 @@ def test_automx2_database_servers_by_priority_and_never_the_bind_password(tmp_pa
     assert [(s["host"], s["port"]) for s in spec["fallbacks"]["outgoing"]] == [("smtp.example.net", 587)]
     everything = result.text + "\n".join(_warnings(result))
     assert "ldap-bind-secret" not in everything and "cn=automx2" not in everything
-    assert f"{db}[ldapserver id=1]: automx2 looks up names and user names in LDAP (ldap.example.net:636, base " \
+    assert f"{db}:1:1 (ldapserver id=1): automx2 looks up names and user names in LDAP (ldap.example.net:636, base " \
            "ou=people,dc=example,dc=net): not carried; its bind password is never copied — export the mailboxes " \
            "from LDAP into accounts_csv (name,email[,username])" in _warnings(result)
     assert any("caldav server https://dav.example.net/caldav/ is not carried" in w for w in _warnings(result))
@@ -316,7 +316,7 @@ def test_outlook_prf_from_the_office_customization_tool(tmp_path: Path) -> None:
     assert spec["accounts"] == [{"name": "Lukas Weber", "email": "lukas.weber@firma.example",
                                  "description": "Firma Mail"}]
     assert spec["targets"] == {"outlook": {"profile_name": "Firma"}}
-    assert f"{source} [Account1]: IMAPUseSSL=0 means plain text or STARTTLS (a PRF cannot say which; Outlook " \
+    assert f"{source}:1:1 ([Account1]): IMAPUseSSL=0 means plain text or STARTTLS (a PRF cannot say which; Outlook " \
            "itself then logs in without encryption): guessed starttls — check the mode with your provider; use " \
            "security: none only for a plain-text server" in _warnings(result)
 
@@ -369,7 +369,7 @@ def test_autodiscover_without_an_address_needs_another_source(tmp_path: Path) ->
     with pytest.raises(SpecError) as caught:
         import_sources([zoe / "autodiscover.xml"])
     assert [str(p) for p in caught.value.problems] == [
-        f"{zoe / 'autodiscover.xml'}: no source names a mail domain (this one holds servers but no address) — "
+        f"{zoe / 'autodiscover.xml'}:1:1: no source names a mail domain (this one holds servers but no address) — "
         "import it together with a source that has the mailboxes or the provider: a profile, PRF, prefs or the "
         "autoconfig XML"]
     spec = _spec(import_sources([zoe / "autodiscover.xml", zoe / "zoe.unal@staff.school.example.prf"]), tmp_path)
