@@ -23,40 +23,53 @@ from tests.conftest import EXAMPLES
 from tests.test_signing import PKI, pki  # noqa: F401  (the test PKI fixture)
 from tests.test_spec_errors import BASE
 
-# kind of file -> how to find it in a build
+# The formats imported, by their manifest kind, and the target that writes each: an example that leaves the
+# target out of targets.build (delivery.yaml builds only apple, guide and message) has nothing to import.
 FORMATS = {
-    "autoconfig-xml": "domains/*/config-v1.1.xml",
-    "mobileconfig": "*@*/apple/*.mobileconfig",
-    "user.js": "*@*/thunderbird/user.js",
-    "mozilla.cfg": "*@*/thunderbird/mozilla.cfg",
-    "policies.json": "*@*/thunderbird/policies.json",
-    "prf": "*@*/outlook/*.prf",
-    "autodiscover-xml": "*@*/outlook/autodiscover.xml",
+    "autoconfig-xml": "thunderbird",
+    "mobileconfig": "apple",
+    "user.js": "thunderbird",
+    "mozilla.cfg": "thunderbird",
+    "policies.json": "thunderbird",
+    "prf": "outlook",
+    "autodiscover-xml": "outlook",
 }
 
 # What each format cannot carry, per example: the spec fields (dotted) that come back different. Anything
 # not listed must come back exactly, and everything listed must really differ (the list stays honest).
 # "accounts"/"accounts_csv" for school: the CSV comes back as inline accounts (the addresses are compared).
 INLINE = {"accounts", "accounts_csv"}
+# Only config-v1.1.xml lists imap_alternative (after the POP3 primary); no format carries the QR switch (the
+# QR code is an output, not a source).
+POP3_ANDROID = {"imap_alternative", "targets.thunderbird.android_qr"}
 LOSSES: dict[tuple[str, str], set[str]] = {
     # autoconfig XML: no mailboxes (an example account is written), no organisation, no TLS minimum, no Apple
     # profile settings.
     ("provider-imap", "autoconfig-xml"): {"accounts", "provider.organization"},
+    # provider-pop3 also loses its plain-text fallbacks: config-v1.1.xml leaves them out unless
+    # targets.thunderbird.autoconfig_plain_fallbacks (test_plain_fallbacks_round_trip_when_the_xml_has_them).
     ("provider-pop3", "autoconfig-xml"): {"accounts", "provider.organization", "targets.apple.description",
-                                          "targets.apple.identifier_prefix"},
+                                          "targets.apple.identifier_prefix", "fallbacks.incoming",
+                                          "fallbacks.outgoing", "targets.thunderbird.android_qr"},
     ("school", "autoconfig-xml"): INLINE | {"provider.organization", "targets.apple.consent_text", "tls_min"},
-    # Apple profiles: one server each way (no fallbacks), no short name, no documentation link, no "keep on
-    # server", no TLS minimum. The provider id comes back from the PayloadUUID.
+    # Apple profiles: one server each way (no fallbacks, no IMAP alternative), no short name, no documentation
+    # link, no "keep on server", no TLS minimum. The provider id comes back from the PayloadUUID.
     ("provider-imap", "mobileconfig"): {"provider.short_name"},
     ("provider-pop3", "mobileconfig"): {"provider.short_name", "provider.documentation_url", "fallbacks.incoming",
-                                        "fallbacks.outgoing"},
+                                        "fallbacks.outgoing"} | POP3_ANDROID,
     ("school", "mobileconfig"): INLINE | {"incoming.keep_on_server", "incoming.keep_days", "tls_min"},
+    # delivery builds apple, guide and message: its profile carries no guide or message settings (delivery.*,
+    # each mailbox's language and notify address, targets.build) and, as above, no fallbacks, documentation
+    # link or "keep on server".
+    ("delivery", "mobileconfig"): {"accounts", "delivery", "targets.build", "fallbacks.incoming",
+                                   "fallbacks.outgoing", "incoming.keep_on_server", "incoming.keep_days",
+                                   "provider.documentation_url"},
     # Thunderbird prefs: no provider id (guessed from the domain), short name, documentation link, fallbacks or
     # Apple settings.
     ("provider-imap", "user.js"): {"provider.id", "provider.short_name"},
     ("provider-pop3", "user.js"): {"provider.id", "provider.short_name", "provider.documentation_url",
                                    "fallbacks.incoming", "fallbacks.outgoing", "targets.apple.description",
-                                   "targets.apple.identifier_prefix"},
+                                   "targets.apple.identifier_prefix"} | POP3_ANDROID,
     ("school", "user.js"): INLINE | {"targets.apple.consent_text"},
     # Outlook PRF: no provider at all (id and name become the domain), no fallbacks, no TLS minimum, no Apple
     # settings; STARTTLS on the incoming side would be a guess (no example has it).
@@ -64,7 +77,8 @@ LOSSES: dict[tuple[str, str], set[str]] = {
                                "provider.organization"},
     ("provider-pop3", "prf"): {"provider.id", "provider.display_name", "provider.short_name",
                                "provider.organization", "provider.documentation_url", "fallbacks.incoming",
-                               "fallbacks.outgoing", "targets.apple.description", "targets.apple.identifier_prefix"},
+                               "fallbacks.outgoing", "targets.apple.description", "targets.apple.identifier_prefix"}
+    | POP3_ANDROID,
     ("school", "prf"): INLINE | {"provider.display_name", "provider.organization", "targets.apple.consent_text",
                                  "tls_min"},
     # autodiscover.xml: what the PRF lacks, and "keep on server" too; the fallbacks come back with the
@@ -74,7 +88,7 @@ LOSSES: dict[tuple[str, str], set[str]] = {
     ("provider-pop3", "autodiscover-xml"): {"provider.id", "provider.display_name", "provider.short_name",
                                             "provider.organization", "provider.documentation_url",
                                             "fallbacks.incoming", "fallbacks.outgoing", "targets.apple.description",
-                                            "targets.apple.identifier_prefix"},
+                                            "targets.apple.identifier_prefix"} | POP3_ANDROID,
     ("school", "autodiscover-xml"): INLINE | {"provider.display_name", "provider.organization", "tls_min",
                                               "targets.apple.consent_text", "incoming.keep_on_server",
                                               "incoming.keep_days"},
@@ -89,6 +103,11 @@ CASES = [(spec, kind) for spec in sorted(EXAMPLES.glob("*.yaml")) for kind in FO
 def _build(spec: Path, out: Path) -> dict[str, bytes]:
     build(prepare(load_spec(spec)), out)
     return {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+
+def _manifest(out: Path) -> dict[str, Any]:
+    manifest: dict[str, Any] = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    return manifest
 
 
 def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -112,8 +131,13 @@ def _covered(field: str, losses: set[str]) -> bool:
 @pytest.mark.parametrize(("spec", "kind"), CASES, ids=[f"{s.stem}-{k}" for s, k in CASES])
 def test_build_import_build_gives_the_same_files(tmp_path: Path, spec: Path, kind: str) -> None:
     first = _build(spec, tmp_path / "a")
-    sources = sorted((tmp_path / "a").glob(FORMATS[kind]))
-    assert sources, f"{spec.stem} builds no {kind}"
+    manifest = _manifest(tmp_path / "a")
+    sources = sorted(tmp_path / "a" / f["path"] for f in manifest["files"] if f["kind"] == kind)
+    # A target the example builds must produce the format; only a target it leaves out is skipped.
+    assert bool(sources) == (FORMATS[kind] in manifest["targets"]), f"{spec.stem}: {kind} vs {manifest['targets']}"
+    if not sources:
+        assert (spec.stem, kind) not in LOSSES  # no stale losses for a format the example does not build
+        pytest.skip(f"{spec.stem} builds no {kind}: targets.build is {manifest['targets']}")
     result = import_sources(sources)
     imported = tmp_path / "b" / "spec.yaml"
     imported.parent.mkdir()
@@ -133,11 +157,32 @@ def test_build_import_build_gives_the_same_files(tmp_path: Path, spec: Path, kin
         assert sorted(a["email"] for a in again["accounts"]) == sorted(
             m.email for m in load_accounts(load_spec(spec)) if m.email not in lost)
     changed = _changed(original, again)
-    expected = LOSSES[(spec.stem, kind)]
+    expected = LOSSES.get((spec.stem, kind), set())
     unexpected = {f for f in changed if not _covered(f, expected)}
     assert not unexpected, f"{kind} should carry {sorted(unexpected)}"
     # The list of losses is honest too: each one listed really is lost for this example.
     assert {loss for loss in expected if any(_covered(f, {loss}) for f in changed)} == expected
+
+
+def test_plain_fallbacks_round_trip_when_the_xml_has_them(tmp_path: Path) -> None:
+    """provider-pop3 with autoconfig_plain_fallbacks: its config-v1.1.xml lists POP3, the IMAP alternative and
+    the plain-text fallbacks; the import gives all three back (and the switch), so the rebuilt XML is the same."""
+    text = (EXAMPLES / "provider-pop3.yaml").read_text(encoding="utf-8")
+    assert text.count("  thunderbird:\n") == 1
+    (tmp_path / "spec.yaml").write_text(text.replace("  thunderbird:\n", "  thunderbird:\n"
+                                                      "    autoconfig_plain_fallbacks: true\n"), encoding="utf-8")
+    xml = "domains/esempio.it/config-v1.1.xml"
+    first = _build(tmp_path / "spec.yaml", tmp_path / "a")
+    assert first[xml].count(b"<socketType>plain</socketType>") == 2  # the fallbacks are in the file
+    result = import_sources([tmp_path / "a" / xml])
+    (tmp_path / "imported.yaml").write_text(result.text, encoding="utf-8")
+    original = load_spec(tmp_path / "spec.yaml").spec
+    again = load_spec(tmp_path / "imported.yaml").spec
+    assert again.targets.thunderbird.autoconfig_plain_fallbacks is True
+    assert again.imap_alternative == original.imap_alternative
+    assert again.fallbacks == original.fallbacks
+    assert _build(tmp_path / "imported.yaml", tmp_path / "b")[xml] == first[xml]
+    assert "# the source lists 2 plain-text fallback server(s): kept in config-v1.1.xml" in result.text
 
 
 def test_signed_profile_round_trip(tmp_path: Path, pki: PKI) -> None:  # noqa: F811

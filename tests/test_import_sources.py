@@ -321,6 +321,68 @@ def test_outlook_prf_from_the_office_customization_tool(tmp_path: Path) -> None:
            "security: none only for a plain-text server" in _warnings(result)
 
 
+def _autoconfig(servers: list[tuple[str, str, int, str]]) -> str:
+    """A config-v1.1.xml with these incoming servers (type, host, port, socketType) and one SMTP server."""
+    incoming = "".join(f'<incomingServer type="{kind}"><hostname>{host}</hostname><port>{port}</port><socketType>'
+                       f"{socket}</socketType><username>%EMAILADDRESS%</username><authentication>"
+                       "password-cleartext</authentication></incomingServer>\n" for kind, host, port, socket in servers)
+    return (f'<clientConfig version="1.1"><emailProvider id="p.example"><domain>p.example</domain>\n'
+            f"<displayName>P</displayName>\n{incoming}<outgoingServer type=\"smtp\"><hostname>smtp.p.example"
+            "</hostname><port>465</port><socketType>SSL</socketType><username>%EMAILADDRESS%</username>"
+            "<authentication>password-cleartext</authentication></outgoingServer></emailProvider></clientConfig>")
+
+
+@pytest.mark.parametrize(("servers", "alternative", "fallbacks"), [
+    # POP3 then IMAP: where our build writes imap_alternative.
+    ([("pop3", "pop.p.example", 995, "SSL"), ("imap", "imap.p.example", 993, "SSL")], "imap.p.example", []),
+    # An IMAP server further down stays a fallback: moving it up would change the order clients try.
+    ([("pop3", "pop.p.example", 995, "SSL"), ("pop3", "pop.p.example", 110, "STARTTLS"),
+      ("imap", "imap.p.example", 993, "SSL")], None, [("pop.p.example", 110), ("imap.p.example", 993)]),
+    # An IMAP primary has no alternative: a second IMAP server is a fallback.
+    ([("imap", "imap.p.example", 993, "SSL"), ("imap", "imap.p.example", 143, "STARTTLS")], None,
+     [("imap.p.example", 143)]),
+])
+def test_imap_right_after_a_pop3_primary_is_the_imap_alternative(
+        tmp_path: Path, servers: list[tuple[str, str, int, str]], alternative: str | None,
+        fallbacks: list[tuple[str, int]]) -> None:
+    source = tmp_path / "config-v1.1.xml"
+    source.write_text(_autoconfig(servers), encoding="utf-8")
+    spec = _spec(import_sources([source]), tmp_path)
+    assert spec.get("imap_alternative", {}).get("host") == alternative
+    assert [(s["host"], s["port"]) for s in spec.get("fallbacks", {}).get("incoming", [])] == fallbacks
+    assert "targets" not in spec  # no plain-text fallback: nothing to switch on
+
+
+def test_two_imap_alternatives_are_one_conflict_about_the_whole_server(tmp_path: Path) -> None:
+    (tmp_path / "a.xml").write_text(_autoconfig([("pop3", "pop.p.example", 995, "SSL"),
+                                                 ("imap", "imap.p.example", 993, "SSL")]), encoding="utf-8")
+    (tmp_path / "b.xml").write_text(_autoconfig([("pop3", "pop.p.example", 995, "SSL"),
+                                                 ("imap", "imap2.p.example", 143, "STARTTLS")]), encoding="utf-8")
+    result = import_sources([tmp_path / "a.xml", tmp_path / "b.xml"])
+    spec = _spec(result, tmp_path)
+    assert (spec["imap_alternative"]["host"], spec["imap_alternative"]["port"]) == ("imap.p.example", 993)
+    assert spec["imap_alternative"]["security"] == "ssl"  # not a mix of the two servers
+    conflicts = [w for w in _warnings(result) if "conflict" in w]
+    assert conflicts == [f"{tmp_path / 'b.xml'}:4:1: conflict: imap_alternative is imap.p.example:993 in "
+                         f"{tmp_path / 'a.xml'}:4:1 but imap2.p.example:143 in {tmp_path / 'b.xml'}:4:1; kept the "
+                         "first (sources count in the order given) — check which is right and edit the spec"]
+
+
+def test_plain_text_fallbacks_in_the_xml_switch_on_autoconfig_plain_fallbacks(tmp_path: Path) -> None:
+    source = tmp_path / "config-v1.1.xml"
+    source.write_text(_autoconfig([("imap", "imap.p.example", 993, "SSL"), ("imap", "imap.p.example", 143,
+                                                                            "plain")]), encoding="utf-8")
+    result = import_sources([source])
+    spec = _spec(result, tmp_path)
+    assert spec["fallbacks"]["incoming"][0]["security"] == "none"
+    assert spec["targets"] == {"thunderbird": {"autoconfig_plain_fallbacks": True}}
+    comment = result.text.split("\n    autoconfig_plain_fallbacks: true")[0].split("  thunderbird:\n")[-1]
+    assert " ".join(line.strip(" #") for line in comment.splitlines()) == (
+        "the source lists 1 plain-text fallback server(s): kept in config-v1.1.xml as the source has them — remove "
+        "this line to leave them out: Thunderbird for Android and K-9 Mail reject a config-v1.1.xml that lists a "
+        "plain-text server")
+
+
 def test_a_target_that_refuses_the_values_is_left_out_with_the_reason(tmp_path: Path) -> None:
     source = tmp_path / "none.xml"
     source.write_text("""<clientConfig version="1.1"><emailProvider id="n.example"><domain>n.example</domain>

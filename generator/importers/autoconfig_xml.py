@@ -1,7 +1,8 @@
 """Mozilla autoconfig / ISPDB XML (config-v1.1.xml) -> drafts, one per <emailProvider>.
 
 Facts (FORMATS.md §3, SERVICE-AND-DELIVERY.md D.1, Thunderbird's readFromXML.sys.mjs): servers are listed in
-order of preference, so the first incoming/outgoing server is the primary and the rest are fallbacks;
+order of preference, so the first incoming/outgoing server is the primary and the rest are fallbacks
+(except an IMAP server right after a POP3 primary: imap_alternative, where our build writes it);
 socketType is SSL | STARTTLS | plain; a server lists one or more <authentication> values and Thunderbird
 uses the first it supports; `plain` and `secure` are the legacy spellings of password-cleartext and
 password-encrypted. What the spec cannot hold (OAuth2 endpoints, webMail, <enable> instructions,
@@ -89,10 +90,19 @@ def _provider(p: Element, file: str) -> Draft:
         raise fail(p.position, "<emailProvider> has no SMTP <outgoingServer>",
                    "the spec needs an outgoing server; check the file")
     first_user = _text(usable_in[0], "username") or "%EMAILADDRESS%"
-    for i, el in enumerate(usable_in):
-        _server(d, ("incoming",) if i == 0 else ("fallbacks", "incoming", i - 1), el, True, first_user)
+    _server(d, ("incoming",), usable_in[0], True, first_user)
+    rest = usable_in[1:]
+    if usable_in[0].attrs["type"] == "pop3" and rest and rest[0].attrs["type"] == "imap":
+        # An IMAP server right after a POP3 primary is the provider's IMAP alternative: that is where our own
+        # config-v1.1.xml writes imap_alternative (targets/thunderbird.py), the one server Thunderbird for
+        # Android can use from a POP3 provider's file.
+        _server(d, ("imap_alternative",), rest[0], True, first_user)
+        rest = rest[1:]
+    for i, el in enumerate(rest):
+        _server(d, ("fallbacks", "incoming", i), el, True, first_user)
     for i, el in enumerate(usable_out):
         _server(d, ("outgoing",) if i == 0 else ("fallbacks", "outgoing", i - 1), el, False, first_user)
+    _plain_fallbacks(d, [*rest, *usable_out[1:]])
 
     docs = p.findall("documentation")
     if docs:
@@ -120,6 +130,20 @@ def _provider(p: Element, file: str) -> Draft:
             what = "the webmail login page" if other.tag == "webMail" else f"<{other.tag}>"
             d.note(("provider",), f"{what} is not carried by the spec", other.position)
     return d
+
+
+def _plain_fallbacks(d: Draft, fallbacks: list[Element]) -> None:
+    """Plain-text fallbacks in the file stay in the file: our config-v1.1.xml leaves them out unless
+    targets.thunderbird.autoconfig_plain_fallbacks is true (Thunderbird for Android and K-9 Mail reject the
+    whole file for one plain-text IMAP/SMTP server, thunderbird_android.py)."""
+    plain = [el for el in fallbacks if el.child_text("socketType") == "plain"]
+    if plain:
+        path = ("targets", "thunderbird", "autoconfig_plain_fallbacks")
+        d.set(path, True, plain[0].position)
+        d.note(path, f"the source lists {len(plain)} plain-text fallback server(s): kept in config-v1.1.xml as "
+               "the source has them", plain[0].position, warn=False,
+               hint="remove this line to leave them out: Thunderbird for Android and K-9 Mail reject a "
+               "config-v1.1.xml that lists a plain-text server")
 
 
 def _server_type(el: Element, d: Draft, allowed: tuple[str, ...]) -> bool:
@@ -200,8 +224,8 @@ def _server(d: Draft, path: SpecPath, el: Element, incoming: bool, first_user: s
             d.set((*path, "username"), user, el.find("username").position)  # type: ignore[union-attr]
         elif path != ("incoming",) and user != first_user:
             d.set((*path, "username"), user, el.find("username").position)  # type: ignore[union-attr]
-            d.note((*path, "username"), "this fallback server names its own user name; the spec's targets "
-                   "use the primary server's", el.position)
+            d.note((*path, "username"), "this server names its own user name; the spec's targets use the "
+                   "primary server's", el.position)
         pop3 = el.find("pop3")
         if pop3 is not None:
             _pop3(d, path, pop3, el.attrs["type"] == "pop3")

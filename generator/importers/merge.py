@@ -13,9 +13,9 @@ from typing import Any
 from generator.errors import Position
 from generator.importers.draft import Draft, Note, SpecPath
 
-# Values merged as a whole (an ordered list of servers is one decision, not a sum of fragments).
-WHOLE = {("fallbacks", "incoming"), ("fallbacks", "outgoing"), ("targets", "apple", "consent_text"),
-         ("targets", "thunderbird", "enforce")}
+# Values merged as a whole (an ordered list of servers, or one server, is one decision, not a sum of fragments).
+WHOLE = {("imap_alternative",), ("fallbacks", "incoming"), ("fallbacks", "outgoing"),
+         ("targets", "apple", "consent_text"), ("targets", "thunderbird", "enforce")}
 
 
 @dataclass
@@ -79,8 +79,15 @@ def _dedupe(notes: list[Note]) -> list[Note]:
     return out
 
 
+def _origin(origins: dict[SpecPath, Position], path: SpecPath) -> Position | None:
+    """Where a value came from; for a value merged whole (a server), where its first key came from."""
+    if path in origins:
+        return origins[path]
+    return next((pos for p, pos in origins.items() if p[: len(path)] == path), None)
+
+
 def _where(origins: dict[SpecPath, Position], path: SpecPath, fallback: str) -> str:
-    pos = origins.get(path)
+    pos = _origin(origins, path)
     return str(pos) if pos else fallback
 
 
@@ -129,7 +136,7 @@ def _conflict(into: dict[Any, Any], key: Any, value: Any, here: SpecPath, d: Dra
     if here in d.guessed:
         return  # a stated value beats a guess, and the first of two guesses stays (its note says so)
     notes.append(Note(here, f"conflict: {name} is {_show(kept)} in {kept_at} but {_show(value)} in {new_at}; "
-                      "kept the first (sources count in the order given)", d.origins.get(here),
+                      "kept the first (sources count in the order given)", _origin(d.origins, here),
                       hint="check which is right and edit the spec"))
 
 
@@ -148,6 +155,8 @@ def _per_account_users(pattern: str, d: Draft, notes: list[Note]) -> None:
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, dict) and "host" in value and "port" in value:  # a server: enough to tell two apart
+        return f"{value['host']}:{value['port']}"
     if isinstance(value, dict):
         return "{…}"
     return repr(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
