@@ -32,7 +32,7 @@ def test_send_through_postfix_into_dovecot_and_read_back_over_imap(tmp_path: Pat
     build(prepare(load_spec(spec), ["message"]), BuildOptions(out=out, jobs=1))
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     profiles = {e["account"]: e["sha256"] for e in manifest["files"] if e["kind"] == "mobileconfig"}
-    with server_for(spec, PASSWORD) as server, server.resolving():
+    with server_for([spec], PASSWORD) as server, server.resolving():
         result = CliRunner().invoke(main, [
             "send", str(out), "--smtp", "smtps.aruba.it:465", "--security", "ssl", "--cafile", str(server.ca),
             "--user", "mario.rossi@esempio.it"], env={"MAILPROFILE_SMTP_PASSWORD": PASSWORD}, catch_exceptions=False)
