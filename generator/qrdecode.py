@@ -205,28 +205,39 @@ def matrix_from_png(data: bytes) -> Matrix:
         raise QRDecodeError(f"unexpected PNG layout (depth {depth}, colour type {colour})")
     raw = zlib.decompress(idat)
     stride = (width + 7) // 8
-    rows: list[list[bool]] = []
+    lines: list[bytearray] = []
     previous = bytearray(stride)
     for r in range(height):
         row_filter, line = raw[r * (stride + 1)], bytearray(raw[r * (stride + 1) + 1:(r + 1) * (stride + 1)])
         _unfilter(row_filter, line, previous)
         previous = line
+        lines.append(line)
+
+    def dark(row: int, col: int) -> bool:
         # Greyscale 1-bit: 0 = black; segno's palette PNGs put dark at index 0 too.
-        rows.append([not (line[x // 8] >> (7 - x % 8)) & 1 for x in range(width)])
+        return not (lines[row][col // 8] >> (7 - col % 8)) & 1
+
     # Module size: the top-left finder's first dark row starts at the quiet zone and is 7 modules wide.
-    top = next(r for r, row in enumerate(rows) if any(row))
-    left = rows[top].index(True)
-    run = next((i for i, v in enumerate(rows[top][left:]) if not v), width - left)
+    top = next((r for r in range(height) if any(dark(r, c) for c in range(width))), None)
+    if top is None:
+        raise QRDecodeError("an empty image")
+    left = next(c for c in range(width) if dark(top, c))
+    run = next((i for i in range(width - left) if not dark(top, left + i)), width - left)
     scale = run // 7
     if scale < 1 or run % 7:
         raise QRDecodeError("no finder pattern at the top left")
     size = (width - 2 * left) // scale
     half = scale // 2
-    return [[rows[top + r * scale + half][left + c * scale + half] for c in range(size)] for r in range(size)]
+    return [[dark(top + r * scale + half, left + c * scale + half) for c in range(size)] for r in range(size)]
 
 
 def _unfilter(kind: int, line: bytearray, previous: bytearray) -> None:
     """PNG row filters (PNG spec §9), in place; one byte per 'pixel' for bit depths below 8."""
+    if kind == 0:
+        return
+    if kind == 2:  # segno's usual filter ("Up"): the fast path
+        line[:] = bytes((x + y) & 0xFF for x, y in zip(line, previous, strict=True))
+        return
     for i in range(len(line)):
         a = line[i - 1] if i else 0
         b = previous[i]
