@@ -102,7 +102,7 @@ def send_command(out: Path, smtp: str, security: str, cafile: Path | None, user:
                 bar.finish()
     except UnsafeSend as exc:
         click.echo(f"error: {exc}", err=True)
-        click.echo("nothing was sent", err=True)
+        click.echo("stopped before sending (messages already sent stay in the journal)", err=True)
         sys.exit(2)
     except BuildError as exc:
         click.echo(f"error: {exc}", err=True)

@@ -282,10 +282,15 @@ def send_all(out: Path, messages: list[OutboxMessage], target: SmtpTarget, optio
             if options.only_changed and journal.get(batch, msg.message_id) is None \
                     and journal.sent_elsewhere(batch, msg.message_id):
                 summary.skipped += 1
+                if progress is not None:
+                    progress(1)
                 continue
             journal.add(batch, msg.message_id, msg.account, msg.recipient, msg.content, msg.path)
             row = journal.get(batch, msg.message_id)
             assert row is not None
+            if row.state != "pending" and not (row.state == "uncertain" and options.retry_uncertain) \
+                    and progress is not None:
+                progress(1)  # nothing to do for it: the bar still counts it
             if row.state == "sent":
                 summary.already += 1
             elif row.state == "failed":
@@ -336,6 +341,10 @@ def _send_rows(out: Path, todo: list[tuple[OutboxMessage, Row]], target: SmtpTar
                 assert stored is not None and stored.date is not None
                 try:
                     reply = _transmit(conn, msg, stamped(data, stored.date))
+                except UnsafeSend:
+                    # Refused at (re)login: nothing went out for this message.
+                    journal.finish(row.batch, msg.message_id, "pending", "not sent: SMTP login refused")
+                    raise
                 except _Permanent as exc:
                     journal.finish(row.batch, msg.message_id, "failed", str(exc))
                     summary.failed += 1

@@ -171,3 +171,15 @@ def test_messages_command(tmp_path: Path) -> None:
 def test_bad_base_url_is_a_usage_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["messages", str(DELIVERY), "--out", str(tmp_path / "o"), "--base-url", "ftp:x"])
     assert result.exit_code == 2 and "is not an http(s) URL" in result.output
+
+
+def test_bad_notify_address_is_a_located_error(tmp_path: Path) -> None:
+    (tmp_path / "users.csv").write_text("name,email,notify\nAnna,anna@esempio.it,anna-at-home\n", encoding="utf-8")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE.replace("targets:", "accounts_csv: users.csv\ntargets:") + SENDER, encoding="utf-8")
+    with pytest.raises(SpecError) as info:
+        build(prepare(load_spec(spec), ["message"]), BuildOptions(out=tmp_path / "out", jobs=1))
+    [problem] = info.value.problems
+    assert str(problem) == (f"{tmp_path / 'users.csv'}:2:22: 'anna-at-home' is not an e-mail address (it needs "
+                            "exactly one @) — correct the notify address")
+    assert not (tmp_path / "out").exists()
