@@ -27,9 +27,11 @@ from email import policy
 from email.parser import BytesParser
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
+from typing import Any
 
 from generator.errors import BuildError
 from generator.outbox import Journal, Row
+from generator.output import is_our_folder
 from generator.targets.message import ACCOUNT_HEADER, CONTENT_HEADER, SECRET_HEADER
 
 EXIT_SEND_FAILED = 3
@@ -101,11 +103,23 @@ def journal_path(out: Path, options: SendOptions) -> Path:
 
 def load_outbox_messages(out: Path) -> list[OutboxMessage]:
     """The messages of a build, each checked against the manifest (attachment sha256 = the profile's entry)."""
+    if not is_our_folder(out):
+        raise BuildError(f"{out}: not a mailprofile output (no manifest.json written by mailprofile): build the "
+                         "messages with mailprofile messages SPEC --out OUT")
     try:
         manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise BuildError(f"{out}: no readable manifest.json ({exc}): build the messages with mailprofile messages") \
-            from None
+        return _outbox(out, manifest)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise BuildError(f"{out}: the manifest or a message in it cannot be read ({type(exc).__name__}: {exc}): "
+                         "rebuild with mailprofile messages, do not edit the output") from None
+
+
+def _outbox(out: Path, manifest: dict[str, Any]) -> list[OutboxMessage]:
+    root = out.resolve()
+    for entry in manifest["files"]:
+        target = (root / entry["path"]).resolve()
+        if root not in target.parents:  # a manifest names files inside its own folder, nothing else
+            raise ValueError(f"the manifest names {entry['path']}, outside {out}")
     profiles: dict[str, str] = {}
     for entry in manifest["files"]:
         # The signed profile is the one attached when there is one (it comes after the unsigned).

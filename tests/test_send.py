@@ -281,3 +281,19 @@ def test_sigkill_mid_run_then_rerun(tmp_path: Path) -> None:
     assert first.data == second.data  # same Message-ID, same Date, same bytes: a receiver can de-duplicate
     assert set(_states(out).values()) == {"sent"}
     _check_delivery(out, handler.messages)
+
+
+def test_send_refuses_folders_and_manifests_that_are_not_a_mailprofile_build(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "manifest.json").write_text('{"name": "a web app", "icons": []}')
+    result = CliRunner().invoke(main, ["send", str(site), "--smtp", "127.0.0.1:25", "--security", "none"])
+    assert result.exit_code == 1 and "not a mailprofile output" in result.output
+    out = _out(tmp_path)
+    manifest = out / "manifest.json"
+    text = manifest.read_text(encoding="utf-8")
+    entry = next(e for e in json.loads(text)["files"] if e["kind"] == "eml")
+    manifest.write_text(text.replace(f'"path": "{entry["path"]}"', '"path": "../../../etc/passwd"', 1),
+                        encoding="utf-8")
+    result = CliRunner().invoke(main, ["send", str(out), "--smtp", "127.0.0.1:25", "--security", "none"])
+    assert result.exit_code == 1 and "outside" in result.output and "Traceback" not in result.output
