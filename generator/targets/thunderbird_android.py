@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+from functools import lru_cache
 from typing import Any
 
 import segno
@@ -166,12 +167,7 @@ def render_qr_svg(path: str, spec: Spec, mailbox: Mailbox) -> bytes:
         prove(path, values, read_qr_payload(payload))
     except (ValueError, UnicodeDecodeError) as exc:
         raise VerificationError(path, [f"QR payload does not read back: {exc}"]) from None
-    qr = segno.make_qr(payload, error="m", mode="byte")  # byte mode: the UTF-8 JSON as it is, no ECI
-    out = io.BytesIO()
-    qr.save(out, kind="svg", scale=SVG_SCALE, border=SVG_BORDER, xmldecl=True,
-            title=f"Thunderbird for Android: {mailbox.email}")
-    svg = out.getvalue()
-    size = (qr.symbol_size(scale=SVG_SCALE, border=SVG_BORDER))[0]
+    svg, size = _encode_svg(payload, f"Thunderbird for Android: {mailbox.email}")
     try:
         root = SafeET.fromstring(svg)
     except SafeET.ParseError as exc:
@@ -179,6 +175,16 @@ def render_qr_svg(path: str, spec: Spec, mailbox: Mailbox) -> bytes:
     prove(path, {"tag": "{http://www.w3.org/2000/svg}svg", "width": str(size), "height": str(size)},
           {"tag": root.tag, "width": root.get("width"), "height": root.get("height")})
     return svg + (b"" if svg.endswith(b"\n") else b"\n")
+
+
+@lru_cache(maxsize=32)
+def _encode_svg(payload: bytes, title: str) -> tuple[bytes, int]:
+    """Encoded once per account and process: the thunderbird and guide targets render the same account one
+    after the other (build.render_mailbox), and encoding (segno scores all eight masks) is most of the cost."""
+    qr = segno.make_qr(payload, error="m", mode="byte")  # byte mode: the UTF-8 JSON as it is, no ECI
+    out = io.BytesIO()
+    qr.save(out, kind="svg", scale=SVG_SCALE, border=SVG_BORDER, xmldecl=True, title=title)
+    return out.getvalue(), qr.symbol_size(scale=SVG_SCALE, border=SVG_BORDER)[0]
 
 
 def android_autoconfig_problems(doc: dict[str, Any]) -> list[str]:
