@@ -184,7 +184,7 @@ def _encode_svg(payload: bytes, title: str) -> tuple[bytes, int]:
     qr = segno.make_qr(payload, error="m", mode="byte")  # byte mode: the UTF-8 JSON as it is, no ECI
     out = io.BytesIO()
     qr.save(out, kind="svg", scale=SVG_SCALE, border=SVG_BORDER, xmldecl=True, title=title)
-    return out.getvalue(), qr.symbol_size(scale=SVG_SCALE, border=SVG_BORDER)[0]
+    return out.getvalue(), int(qr.symbol_size(scale=SVG_SCALE, border=SVG_BORDER)[0])
 
 
 def android_autoconfig_problems(doc: dict[str, Any]) -> list[str]:
