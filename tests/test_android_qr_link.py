@@ -34,11 +34,12 @@ IMAP = EXAMPLES / "provider-imap.yaml"  # the switch off
 MARIO = "mario.rossi@esempio.it"
 PREFIX = "data:image/svg+xml;base64,"
 # The step as the catalogs say it (English source; Italian with the app's own Italian labels).
-STEP = {"en": "In Thunderbird for Android, on the first screen, under “Already using Thunderbird on desktop?”, tap "
-              "“Import settings” (or, on its “Import settings” screen, “Scan QR code”) and scan this code.",
-        "it": "In Thunderbird per Android, nella prima schermata, sotto “Usi Thunderbird sul pc?”, tocca “Importa "
-              "impostazioni” (oppure, nella sua schermata “Importa impostazioni”, “Scan QR code”) e inquadra "
-              "questo codice."}
+STEP = {"en": "In Thunderbird for Android, scan this code: when you add an account, tap “Scan QR code” (shown while "
+              "the e-mail address field is empty), or on the first screen tap “Import settings” under “Already "
+              "using Thunderbird on desktop?”.",
+        "it": "In Thunderbird per Android, inquadra questo codice: quando aggiungi un account, tocca “Scan QR code” "
+              "(compare finché il campo dell'indirizzo e-mail è vuoto), oppure nella prima schermata tocca “Importa "
+              "impostazioni” sotto “Usi Thunderbird sul pc?”."}
 HEADING = {"en": "<h2>Thunderbird for Android</h2>", "it": "<h2>Thunderbird per Android</h2>"}
 
 
