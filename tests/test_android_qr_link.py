@@ -11,10 +11,13 @@ from __future__ import annotations
 import base64
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
 import segno
+from selenium import webdriver
+from selenium.webdriver.common.by import By
 from starlette.testclient import TestClient
 
 from generator.accounts import load_accounts
@@ -25,7 +28,9 @@ from generator.serve import create_app
 from generator.spec import load_spec
 from generator.targets.base import RenderContext
 from generator.targets.guide import GuideTarget, parse_html_guide, read_android_qr
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, require_binary
+from tests.test_serve_browser import browser  # noqa: F401  (the Chromium fixture)
+from tests.test_serve_process import Server
 from tests.test_thunderbird_android import _variant, expected_qr
 from tests.test_thunderbird_android import decode_svg as zbar_decode
 
@@ -174,3 +179,38 @@ def test_qrdecode_reads_the_svg_segno_saves_without_a_background(text: str, scal
     assert decode_svg(svg, background=False) == text.encode()
     with pytest.raises(QRDecodeError, match="expected a background"):
         decode_svg(svg)
+
+
+# --- in a real browser -------------------------------------------------------------------------------------------
+
+def _zbar_png(png: bytes, tmp_path: Path) -> bytes:
+    zbarimg = require_binary("zbarimg", "zbar-tools")
+    path = tmp_path / "android-qr-rendered.png"
+    path.write_bytes(png)
+    result = subprocess.run([zbarimg, "-q", "--raw", "-Sbinary", str(path)], capture_output=True, check=False)
+    assert result.returncode == 0, f"zbar found no QR code in Chromium's rendering: {result.stderr!r}"
+    return result.stdout.rstrip(b"\n")
+
+
+def test_chromium_shows_a_scannable_android_qr_on_the_page_and_in_the_guide(
+        browser: tuple[webdriver.Chrome, Path], tmp_path: Path) -> None:  # noqa: F811
+    """The real `mailprofile serve` process, Chromium without JavaScript: the code as drawn on screen, read by
+    zbar, is the build's android-qr payload; the same for the guide opened as a file."""
+    driver, _downloads = browser
+    out = _build(POP3, tmp_path / "out", ["thunderbird", "guide"])
+    built = json.loads(zbar_decode((out / MARIO / "thunderbird" / "thunderbird-android-qr.svg").read_bytes(),
+                                   tmp_path))
+    srv = Server(POP3, tmp_path / "server.log")
+    try:
+        srv.wait_ready()
+        driver.get(f"http://127.0.0.1:{srv.port}/?lang=en")
+        driver.find_element(By.ID, "email").send_keys(MARIO)
+        driver.find_element(By.ID, "show").click()
+        qr = driver.find_element(By.ID, "android-qr")
+        assert qr.size["width"] > 100 and qr.size["height"] > 100  # drawn, not a broken image
+        assert json.loads(_zbar_png(qr.screenshot_as_png, tmp_path)) == built
+    finally:
+        srv.stop()
+    driver.get((out / MARIO / "guide" / f"{MARIO}.html").as_uri())
+    qr = driver.find_element(By.ID, "android-qr")
+    assert qr.size["width"] > 100 and json.loads(_zbar_png(qr.screenshot_as_png, tmp_path)) == built
