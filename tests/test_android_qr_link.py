@@ -18,6 +18,8 @@ import pytest
 import segno
 from selenium import webdriver
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.wait import WebDriverWait
 from starlette.testclient import TestClient
 
 from generator.accounts import load_accounts
@@ -206,7 +208,8 @@ def test_chromium_shows_a_scannable_android_qr_on_the_page_and_in_the_guide(
         driver.get(f"http://127.0.0.1:{srv.port}/?lang=en")
         driver.find_element(By.ID, "email").send_keys(MARIO)
         driver.find_element(By.ID, "show").click()
-        qr = driver.find_element(By.ID, "android-qr")
+        # click() does not always wait for the form's navigation under load: wait for the answer page.
+        qr = WebDriverWait(driver, 30).until(expected_conditions.presence_of_element_located((By.ID, "android-qr")))
         assert qr.size["width"] > 100 and qr.size["height"] > 100  # drawn, not a broken image
         assert json.loads(_zbar_png(qr.screenshot_as_png, tmp_path)) == built
     finally:
