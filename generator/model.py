@@ -282,7 +282,8 @@ class ThunderbirdSettings(Closed):
         False, description="List the security: none fallbacks in config-v1.1.xml too. Thunderbird for Android "
         "(and K-9 Mail) then rejects the whole file; desktop Thunderbird reads it.")
     android_qr: bool = Field(False, description="Also write, per account, the Thunderbird for Android QR import "
-                             "(its 'Export for Mobile' JSON format, which carries POP3 too) as an SVG.")
+                             "(its 'Export for Mobile' JSON format, which carries POP3 too) as an SVG; the guide "
+                             "and the serve page show it.")
 
 
 class OutlookSettings(Closed):

@@ -35,10 +35,17 @@ class QRDecodeError(ValueError):
     pass
 
 
-def matrix_from_svg(svg: str) -> Matrix:
+def matrix_from_svg(svg: str, background: bool = True) -> Matrix:
     """segno's SVG: a light background rectangle, then one path of horizontal dark runs ('M x y', 'm dx dy',
-    'h n'), one unit per module, with a quiet zone the size of the first run's start column."""
-    return matrix_from_paths(_PATH_RE.findall(svg))
+    'h n'), one unit per module, with a quiet zone the size of the first run's start column.
+    `background=False`: segno's SVG without a light colour (`save(kind="svg")` with the defaults, as the
+    Thunderbird for Android QR file is written): the one path of runs, drawn as strokes half a module down."""
+    paths = _PATH_RE.findall(svg)
+    if background:
+        return matrix_from_paths(paths)
+    if len(paths) != 1:
+        raise QRDecodeError(f"expected one module path, found {len(paths)} paths")
+    return _matrix_from_runs(_runs(paths[0]), None)
 
 
 def matrix_from_paths(paths: list[str]) -> Matrix:
@@ -49,7 +56,11 @@ def matrix_from_paths(paths: list[str]) -> Matrix:
     size_match = re.match(r"M0 0h(\d+)v\1h-\1z$", background)
     if not size_match:
         raise QRDecodeError("unrecognised background rectangle")
-    total = int(size_match.group(1))
+    return _matrix_from_runs(_runs(modules), int(size_match.group(1)))
+
+
+def _runs(modules: str) -> list[tuple[int, int, int]]:
+    """(row, column, length) of every dark run, in quiet-zone coordinates."""
     x = y = 0.0
     runs: list[tuple[int, int, int]] = []
     for op, a, b in _STEP_RE.findall(modules):
@@ -62,7 +73,15 @@ def matrix_from_paths(paths: list[str]) -> Matrix:
             x += float(a)
     if not runs:
         raise QRDecodeError("no dark modules")
+    return runs
+
+
+def _matrix_from_runs(runs: list[tuple[int, int, int]], total: int | None) -> Matrix:
     border = runs[0][1]  # the top-left finder's corner is dark: the first run starts at the quiet zone's edge
+    if total is None:
+        # No background to give the size: the top row ends with the top-right finder's 7 dark modules.
+        top = [r for r in runs if r[0] == runs[0][0]]
+        total = top[-1][1] + top[-1][2] + border
     size = total - 2 * border
     if size < 21 or (size - 17) % 4:
         raise QRDecodeError(f"{size} modules is not a QR code size")
@@ -181,8 +200,8 @@ def decode(m: Matrix) -> bytes:
     return bytes(int(stream[start + 8 * i:start + 8 * i + 8], 2) for i in range(count))
 
 
-def decode_svg(svg: str) -> bytes:
-    return decode(matrix_from_svg(svg))
+def decode_svg(svg: str, background: bool = True) -> bytes:
+    return decode(matrix_from_svg(svg, background))
 
 
 def matrix_from_png(data: bytes) -> Matrix:

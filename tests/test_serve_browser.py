@@ -13,6 +13,8 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.wait import WebDriverWait
 
 from generator.build import build, prepare
 from generator.spec import load_spec
@@ -70,6 +72,8 @@ def test_page_in_chromium(browser: tuple[webdriver.Chrome, Path], server: Server
     field = driver.find_element(By.ID, "email")
     field.send_keys("jose@staff.school.example")
     driver.find_element(By.ID, "show").click()
+    # click() may return before the form's navigation under load: wait for the answer's table.
+    WebDriverWait(driver, 30).until(expected_conditions.presence_of_element_located((By.ID, "settings")))
 
     cells = table(driver)
     assert cells["incoming.host"] == ("Incoming server (POP3)", "mail.school.example")

@@ -1,6 +1,7 @@
 """The self-service page: type an address, get the settings table, the Apple profile button, a QR code of
-the profile link and short steps for Thunderbird and Outlook. Plain HTML (no JavaScript), Italian and
-English by Accept-Language or ?lang=, every value escaped by Jinja's autoescape.
+the profile link, the Thunderbird for Android QR import when the spec turns it on, and short steps for
+Thunderbird and Outlook. Plain HTML (no JavaScript), Italian and English by Accept-Language or ?lang=, every
+value escaped by Jinja's autoescape.
 
 It shares the guides' pieces (generator.targets.guide): the translated settings table, the profile link and
 the QR code, and the gettext catalogs of generator.i18n (its strings are extracted by `make i18n`).
@@ -20,6 +21,7 @@ from generator.i18n import LANGUAGES, gettext_for, install, negotiate
 from generator.render import packaged_templates
 from generator.serve.service import BadAddress, Service, UnknownDomain
 from generator.targets.guide import manual_settings, profile_link, qr_svg
+from generator.targets.thunderbird_android import svg_data_uri
 
 # Each language names itself in the switcher, whatever the page's language.
 LANGUAGE_NAMES = {"en": "English", "it": "Italiano"}
@@ -54,6 +56,7 @@ def render_page(request: Request, service: Service) -> Response:
     address = request.query_params.get("email", "").strip()[:320]
     context: dict[str, object] = {"lang": language, "provider": service.spec.provider, "email": address,
                                   "error": None, "settings": None, "profile_link": None, "qr_svg": None,
+                                  "android_qr": None,
                                   "serves_apple": service.serves("apple"),
                                   "switch": [(code, LANGUAGE_NAMES.get(code, code),
                                               "/?" + urlencode({"lang": code, **({"email": address} if address
@@ -69,6 +72,8 @@ def render_page(request: Request, service: Service) -> Response:
             context["error"], status = _(NOT_SERVED) % {"domain": str(exc)}, 404
         else:
             context["settings"] = manual_settings(service.spec, mailbox, language)
+            android = service.android_qr(mailbox.email)
+            context["android_qr"] = svg_data_uri(android) if android is not None else None
             if service.serves("apple"):
                 base = request.app.state.base_url or str(request.base_url).rstrip("/")
                 link = profile_link(base, mailbox.email)

@@ -19,6 +19,7 @@ from generator.build import Plan, SignRequest, check, prepare
 from generator.errors import BuildError, Problem, SpecError
 from generator.spec import load_spec
 from generator.targets import OutputFile, Target
+from generator.targets.thunderbird_android import qr_path, qr_shown, render_qr_svg
 
 # Per-address answers kept rendered; each is a few KiB, so a few thousand stay well under 50 MB.
 CACHE_SIZE = 4096
@@ -68,6 +69,7 @@ class Service:
         self.mailbox: Callable[[str], Mailbox] = lru_cache(CACHE_SIZE)(self._mailbox)
         kind = "mobileconfig-signed" if signed else "mobileconfig"
         self._profile: Callable[[str], Answer] = lru_cache(CACHE_SIZE)(self._render("apple", kind))
+        self._android_qr: Callable[[str], bytes] = lru_cache(CACHE_SIZE)(self._render_android_qr)
 
     # --- lookups ----------------------------------------------------------------------------------------
     def serves(self, target: str) -> bool:
@@ -99,6 +101,16 @@ class Service:
     def profile(self, address: str) -> Answer:
         """The account's Apple profile: signed when signing material is configured, as the build signs it."""
         return self._profile(self._key(address))
+
+    def android_qr(self, address: str) -> bytes | None:
+        """The account's Thunderbird for Android QR code (the build's android-qr file, by the same function),
+        when the spec turns it on and the address can have one; else None."""
+        mailbox = self.mailbox(address)
+        return self._android_qr(mailbox.email) if qr_shown(self.spec, mailbox) else None
+
+    def _render_android_qr(self, email: str) -> bytes:
+        mailbox = self.mailbox(email)
+        return render_qr_svg(qr_path(mailbox), self.spec, mailbox)
 
     def profile_name(self, address: str) -> str:
         return f"{self.mailbox(address).email}.mobileconfig"

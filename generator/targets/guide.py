@@ -1,13 +1,15 @@
 """End-user setup guides: per account an HTML guide and the same as plain text, in the account's language;
 per domain a guide with placeholders (%EMAILADDRESS%) for an intranet page; a QR code of the profile link
-when the service's base URL is known.
+when the service's base URL is known; the account's Thunderbird for Android QR import (the build's android-qr
+file, as a data: URI) with its step when targets.thunderbird.android_qr is on (the text guide names the HTML).
 
 Facts: SERVICE-AND-DELIVERY.md §C (what providers' guides say; Aruba's POP3 guide is the model: which server,
 which port, SSL on, user name = full address, same credentials for sending, keep a copy on the server).
 
 Proof: both forms are parsed back (the HTML with the stdlib HTML parser, the text line by line), every row
 of every settings table is read back into the spec's vocabulary (host, int port, ssl/starttls/none, ...)
-and compared with the spec; the profile link and the QR's presence are checked when a base URL is set.
+and compared with the spec; the profile link and the QR's presence are checked when a base URL is set; the
+Android QR is decoded from the HTML (generator.qrdecode) and its JSON compared with the android-qr payload.
 
 `manual_settings()` is the reusable piece: the rows (key, label, value) of the settings table for one
 mailbox, already translated, for any page that shows them (the web self-service page uses it).
@@ -15,7 +17,10 @@ mailbox, already translated, for any page that shows them (the web self-service 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
+import json
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +38,15 @@ from generator.model import IncomingServer, OutgoingServer, Server, Spec
 from generator.qrdecode import QRDecodeError, decode, decode_png, matrix_from_paths
 from generator.render import prove, render_template
 from generator.targets.base import OutputFile, Target
+from generator.targets.thunderbird_android import (
+    qr_path,
+    qr_payload,
+    qr_shown,
+    qr_values,
+    read_qr_svg,
+    render_qr_svg,
+    svg_data_uri,
+)
 
 
 def N_(message: str) -> str:
@@ -186,6 +200,7 @@ class ParsedGuide:
     qr_svgs: int
     lang: str | None
     qr_paths: list[str] = field(default_factory=list)  # the `d` of each path inside the QR <svg>
+    images: dict[str, str] = field(default_factory=dict)  # <img id> -> src (the Android QR's data: URI)
 
 
 class _GuideParser(HTMLParser):
@@ -212,6 +227,8 @@ class _GuideParser(HTMLParser):
             self._cell = []
         elif tag == "a" and a.get("id") and a.get("href"):
             self.parsed.links[a["id"] or ""] = a["href"] or ""
+        elif tag == "img" and a.get("id"):
+            self.parsed.images[a["id"] or ""] = a.get("src") or ""
         elif tag == "svg" and "qr" in (a.get("class") or "").split():
             self.parsed.qr_svgs += 1
             self._in_qr = True
@@ -297,6 +314,26 @@ def qr_png(link: str) -> bytes:
     return buffer.getvalue()
 
 
+def android_qr_uri(spec: Spec, mailbox: Mailbox) -> str | None:
+    """The account's Thunderbird for Android QR code, the bytes of the build's android-qr file as a data: URI,
+    when the spec turns it on and the account can have one (the guide and the self-service page show it)."""
+    if not qr_shown(spec, mailbox):
+        return None
+    return svg_data_uri(render_qr_svg(qr_path(mailbox), spec, mailbox))
+
+
+def read_android_qr(uri: str) -> Any:
+    """The JSON payload of the QR code in an android-qr data: URI (ValueError when it is not one of ours)."""
+    prefix = "data:image/svg+xml;base64,"
+    if not uri.startswith(prefix):
+        raise ValueError("the Thunderbird for Android QR code is not an SVG data: URI")
+    try:
+        svg = base64.b64decode(uri[len(prefix):], validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"bad base64 in the QR code's data: URI: {exc}") from None
+    return read_qr_svg(svg)
+
+
 def placeholder_mailbox(spec: Spec, domain: str) -> Mailbox:
     """A stand-in for the per-domain guide: the address and user names stay placeholders for an intranet."""
     proto = Mailbox(index=0, name="%REALNAME%", email="%EMAILADDRESS%", local="%EMAILLOCALPART%", domain=domain,
@@ -335,6 +372,8 @@ class GuideTarget(Target):
             "settings": manual_settings(spec, mailbox, language),
             "legacy": legacy_settings(spec, mailbox, language),
             "profile_link": link, "qr_svg": qr_svg(link) if link else None,
+            "android_qr": android_qr_uri(spec, mailbox) if personal else None,
+            "html_file": f"{mailbox.slug}.html",
             "password_hint": d.password_hint.get(language), "support": d.support,
         }
 
@@ -375,11 +414,13 @@ class GuideTarget(Target):
         html_kind, text_kind = kinds
         if self.wants(html_kind):
             html = render_template(env, "guide/guide.html.j2", context).encode("utf-8")
-            self.verify_html(f"{base}.html", html, mailbox, language, context["profile_link"])
+            self.verify_html(f"{base}.html", html, mailbox, language, context["profile_link"],
+                             android=context["android_qr"] is not None)
             files.append(OutputFile(f"{base}.html", html, self.name, html_kind, account))
         if self.wants(text_kind):
             text = render_template(env, "guide/guide.txt.j2", context).encode("utf-8")
-            self.verify_text(f"{base}.txt", text, mailbox, language, context["profile_link"])
+            self.verify_text(f"{base}.txt", text, mailbox, language, context["profile_link"],
+                             android=context["android_qr"] is not None)
             files.append(OutputFile(f"{base}.txt", text, self.name, text_kind, account))
         return files
 
@@ -391,7 +432,8 @@ class GuideTarget(Target):
             expected["profile-link"] = link
         return expected
 
-    def verify_html(self, path: str, data: bytes, mailbox: Mailbox, language: str, link: str | None) -> None:
+    def verify_html(self, path: str, data: bytes, mailbox: Mailbox, language: str, link: str | None,
+                    android: bool = False) -> None:
         try:
             parsed = parse_html_guide(data)
         except (UnicodeDecodeError, AssertionError) as exc:
@@ -406,10 +448,18 @@ class GuideTarget(Target):
                 actual["qr"] = decode(matrix_from_paths(parsed.qr_paths)).decode("utf-8")
             except (QRDecodeError, UnicodeDecodeError) as exc:
                 raise VerificationError(path, [f"QR code unreadable: {exc}"]) from None
+        if "android-qr" in parsed.images:
+            try:
+                actual["android-qr"] = read_android_qr(parsed.images["android-qr"])
+            except ValueError as exc:
+                raise VerificationError(path, [str(exc)]) from None
         problems = []
         expected = self._expected(mailbox, link)
         if link is not None:
             expected["qr"] = link
+        if android:
+            # The JSON the build's android-qr file carries (what Thunderbird for Android imports).
+            expected["android-qr"] = json.loads(qr_payload(qr_values(self.spec, mailbox)))
         if parsed.lang != language:
             problems.append(f"<html lang>: expected {language!r}, found {parsed.lang!r}")
         if (link is not None) != (parsed.qr_svgs == 1):
@@ -418,7 +468,8 @@ class GuideTarget(Target):
             raise VerificationError(path, problems)
         prove(path, expected, actual)
 
-    def verify_text(self, path: str, data: bytes, mailbox: Mailbox, language: str, link: str | None) -> None:
+    def verify_text(self, path: str, data: bytes, mailbox: Mailbox, language: str, link: str | None,
+                    android: bool = False) -> None:
         text = data.decode("utf-8")
         keys = {"settings": [r.key for r in manual_settings(self.spec, mailbox, language)]}
         legacy = legacy_settings(self.spec, mailbox, language)
@@ -428,4 +479,10 @@ class GuideTarget(Target):
         actual: dict[str, Any] = {name: read_back(cells, language) for name, cells in tables.items()}
         if link is not None and link in text.split():
             actual["profile-link"] = link
-        prove(path, self._expected(mailbox, link), actual)
+        expected = self._expected(mailbox, link)
+        if android:
+            # The text form cannot show the code: it names the HTML guide that does.
+            expected["android-qr"] = f"{mailbox.slug}.html"
+            actual["android-qr"] = next((w.strip("().,;:") for w in text.split()
+                                         if w.strip("().,;:") == expected["android-qr"]), None)
+        prove(path, expected, actual)

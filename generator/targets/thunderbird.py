@@ -28,7 +28,7 @@ from generator.prefs import (
 )
 from generator.render import prove, render_template, xml_escape
 from generator.targets.base import OutputFile, Target
-from generator.targets.thunderbird_android import ANDROID_CLIENTS, android_autoconfig_problems, render_qr_svg
+from generator.targets.thunderbird_android import ANDROID_CLIENTS, android_autoconfig_problems, qr_path, render_qr_svg
 
 # socketType (incoming) / try_ssl (SMTP): 0 plain, 2 STARTTLS, 3 SSL/TLS; 1 was removed in 132 (FORMATS §2).
 SOCKET_TYPE: dict[Security, int] = {"none": 0, "starttls": 2, "ssl": 3}
@@ -175,7 +175,7 @@ class ThunderbirdTarget(Target):
         # Opt-in (a QR code costs more than the other files together): the spec's switch, or --kinds android-qr.
         asked = self.ctx.kinds is not None and "android-qr" in self.ctx.kinds
         if self.wants("android-qr") and (self.spec.targets.thunderbird.android_qr or asked):
-            path = f"{base}/thunderbird-android-qr.svg"
+            path = qr_path(mailbox)
             files.append(OutputFile(path, render_qr_svg(path, self.spec, mailbox), self.name, "android-qr",
                                     mailbox.email))
         return files

@@ -22,8 +22,10 @@ without an IMAP or without an SMTP server the file is rejected too.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
+from functools import lru_cache
 from typing import Any
 
 import segno
@@ -32,6 +34,7 @@ from defusedxml import ElementTree as SafeET
 from generator.accounts import Mailbox
 from generator.errors import VerificationError
 from generator.model import Authentication, Security, Spec
+from generator.qrdecode import QRDecodeError, decode_svg
 from generator.render import prove
 
 # qr-code-format.md: IncomingProtocol, ConnectionSecurity (1 is reserved), AuthenticationType.
@@ -46,6 +49,37 @@ ANDROID_SOCKET = ("SSL", "STARTTLS")
 ANDROID_AUTH = ("OAuth2", "password-cleartext", "password-encrypted")
 ANDROID_CLIENTS = "Thunderbird for Android and K-9 Mail"
 SVG_SCALE, SVG_BORDER = 4, 4  # 4 modules of quiet zone, as the QR standard asks
+
+
+def qr_possible(mailbox: Mailbox) -> bool:
+    """The format carries only ASCII addresses (host names are ASCII already: IDNA in `Mailbox.host`)."""
+    return mailbox.email.isascii()
+
+
+def qr_shown(spec: Spec, mailbox: Mailbox) -> bool:
+    """Whether the guide and the self-service page show this account's QR code: the spec's switch is on and
+    the account can have one (the build refuses a non-ASCII address with the switch on; the page, which takes
+    any typed address, leaves the code out)."""
+    return spec.targets.thunderbird.android_qr and qr_possible(mailbox)
+
+
+def qr_path(mailbox: Mailbox) -> str:
+    """Where the build writes the account's QR code (kind android-qr)."""
+    return f"{mailbox.slug}/thunderbird/thunderbird-android-qr.svg"
+
+
+def svg_data_uri(svg: bytes) -> str:
+    """The QR file's own bytes as a data: URI, so a page shows exactly what the build writes (an <img>: the
+    file is a whole SVG document, with its XML declaration)."""
+    return "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii")
+
+
+def read_qr_svg(svg: bytes) -> Any:
+    """The JSON document a QR SVG of ours carries, read back from its modules (generator.qrdecode)."""
+    try:
+        return json.loads(decode_svg(svg.decode("utf-8"), background=False).decode("utf-8"))
+    except (QRDecodeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"QR code unreadable: {exc}") from None
 
 
 def qr_values(spec: Spec, mailbox: Mailbox) -> dict[str, Any]:
@@ -133,12 +167,7 @@ def render_qr_svg(path: str, spec: Spec, mailbox: Mailbox) -> bytes:
         prove(path, values, read_qr_payload(payload))
     except (ValueError, UnicodeDecodeError) as exc:
         raise VerificationError(path, [f"QR payload does not read back: {exc}"]) from None
-    qr = segno.make_qr(payload, error="m", mode="byte")  # byte mode: the UTF-8 JSON as it is, no ECI
-    out = io.BytesIO()
-    qr.save(out, kind="svg", scale=SVG_SCALE, border=SVG_BORDER, xmldecl=True,
-            title=f"Thunderbird for Android: {mailbox.email}")
-    svg = out.getvalue()
-    size = (qr.symbol_size(scale=SVG_SCALE, border=SVG_BORDER))[0]
+    svg, size = _encode_svg(payload, f"Thunderbird for Android: {mailbox.email}")
     try:
         root = SafeET.fromstring(svg)
     except SafeET.ParseError as exc:
@@ -146,6 +175,16 @@ def render_qr_svg(path: str, spec: Spec, mailbox: Mailbox) -> bytes:
     prove(path, {"tag": "{http://www.w3.org/2000/svg}svg", "width": str(size), "height": str(size)},
           {"tag": root.tag, "width": root.get("width"), "height": root.get("height")})
     return svg + (b"" if svg.endswith(b"\n") else b"\n")
+
+
+@lru_cache(maxsize=32)
+def _encode_svg(payload: bytes, title: str) -> tuple[bytes, int]:
+    """Encoded once per account and process: the thunderbird and guide targets render the same account one
+    after the other (build.render_mailbox), and encoding (segno scores all eight masks) is most of the cost."""
+    qr = segno.make_qr(payload, error="m", mode="byte")  # byte mode: the UTF-8 JSON as it is, no ECI
+    out = io.BytesIO()
+    qr.save(out, kind="svg", scale=SVG_SCALE, border=SVG_BORDER, xmldecl=True, title=title)
+    return out.getvalue(), int(qr.symbol_size(scale=SVG_SCALE, border=SVG_BORDER)[0])
 
 
 def android_autoconfig_problems(doc: dict[str, Any]) -> list[str]:
