@@ -17,7 +17,8 @@ import pytest
 
 from generator.targets.thunderbird import parse_autoconfig
 from tests.conftest import EXAMPLES, ROOT
-from tests.serve_process import Server, free_port
+from tests.serve_process import Server as Server  # re-exported: tests written against its old home import it here
+from tests.serve_process import free_port
 from tests.test_serve import PASSWORD, THUNDERBIRD_HEADERS, pox
 
 
