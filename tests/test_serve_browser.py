@@ -19,7 +19,7 @@ from selenium.webdriver.support.wait import WebDriverWait
 from generator.build import build, prepare
 from generator.spec import load_spec
 from tests.conftest import EXAMPLES, require_binary
-from tests.test_serve_process import Server
+from tests.serve_process import Server
 
 SPEC = EXAMPLES / "school.yaml"
 

@@ -7,7 +7,6 @@ import http.client
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,60 +17,9 @@ import pytest
 
 from generator.targets.thunderbird import parse_autoconfig
 from tests.conftest import EXAMPLES, ROOT
+from tests.serve_process import Server as Server  # re-exported: tests written against its old home import it here
+from tests.serve_process import free_port
 from tests.test_serve import PASSWORD, THUNDERBIRD_HEADERS, pox
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class Server:
-    def __init__(self, spec: Path, log: Path, *args: str) -> None:
-        self.port = free_port()
-        self.log = log
-        self.handle = log.open("wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "generator", "serve", str(spec), "--port", str(self.port),
-                                      *args], cwd=ROOT, stdout=self.handle, stderr=subprocess.STDOUT)
-
-    def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            response = conn.getresponse()
-            return response.status, response.read()
-        finally:
-            conn.close()
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.output()
-            try:
-                if self.request("GET", "/healthz")[0] == 200:
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError(f"not ready in 30 s: {self.output()}")
-
-    def output(self) -> str:
-        if not self.handle.closed:
-            self.handle.flush()
-        return self.log.read_text(encoding="utf-8", errors="replace")
-
-    def stop(self) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self.handle.close()
-        return self.proc.returncode
 
 
 def wait_for(predicate: object, timeout: float = 15) -> bool:

@@ -2,7 +2,7 @@
 FetchConfig.fromISP() (the account wizard's code path: the four autoconfig URLs in parallel, with
 ?emailaddress=), and its own parser yields the spec's servers.
 
-Thunderbird is pointed at the server as its HTTP proxy (tests/thunderbird/harness_fetch.js), so the request
+Thunderbird is pointed at the server as its HTTP proxy (tests/thunderbird/serve_proxy.js), so the request
 keeps the real URL http://autoconfig.<domain>/mail/config-v1.1.xml and Host header without any DNS change;
 https attempts end at the same loopback server and fail, so nothing leaves 127.0.0.1.
 """
@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import EXAMPLES
+from tests.serve_process import SERVE_PROXY_JS, Server
 from tests.test_serve import PASSWORD
-from tests.test_serve_process import Server
 from tests.test_thunderbird_real import SOCKET, XML_AUTH, make_install, run_thunderbird
 
 pytestmark = pytest.mark.thunderbird
@@ -34,7 +34,7 @@ def fetch(tmp_path: Path, mode: str) -> tuple[dict[str, Any], str]:
         values = {"HARNESS_PROXY_PORT": str(server.port), "HARNESS_DOMAIN": json.dumps("staff.school.example"),
                   "HARNESS_EMAIL": json.dumps("zoe.unal@staff.school.example"), "HARNESS_MODE": json.dumps(mode),
                   "HARNESS_PASSWORD": json.dumps(PASSWORD)}
-        cfg = HARNESS.read_text(encoding="utf-8")
+        cfg = SERVE_PROXY_JS.read_text(encoding="utf-8") + HARNESS.read_text(encoding="utf-8")
         for name, value in values.items():
             cfg = cfg.replace(name, value)
         install = make_install(tmp_path, "// serve harness\n" + cfg)

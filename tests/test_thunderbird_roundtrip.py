@@ -1,10 +1,13 @@
 """The real Thunderbird, configured only by our generated user.js, fetches and sends through a real server.
 
 Around it, only what a user or an admin supplies besides our files: the test CA in the profile's certificate
-store (certutil, as an admin deploys an internal CA), the password in Thunderbird's login manager (what the
-user types once), and `network.dns.forceResolve` so the spec's host names reach the test server on 127.0.0.N
-without editing /etc/hosts. The harness (tests/thunderbird/roundtrip.js) gets new mail for the account and
-sends one message through the account's SMTP server; then the tests look at the server's mailboxes:
+store (certutil, as an admin deploys an internal CA), the password in Thunderbird's login manager (what the user
+types once), and `network.dns.forceResolve` so the spec's host names reach the test server on 127.0.0.N without
+editing /etc/hosts. The autoconfig leg gets config-v1.1.xml over HTTP from a real `mailprofile serve` process on
+the same spec (tests/serve_process.py), which Thunderbird's own FetchConfig.fromISP() reaches through it as HTTP
+proxy (tests/thunderbird/serve_proxy.js), as the account wizard does for a new address. The harness
+(tests/thunderbird/roundtrip.js) gets new mail for the account and sends one message through the account's SMTP
+server; then the tests look at the server's mailboxes:
 - the placed message reached Thunderbird's Inbox (POP3 on 995, IMAP on 993);
 - the sent message arrived (SMTPS on 465; STARTTLS on 587 for the school example);
 - POP3 with keep_on_server: false: the message is gone from the server; with true (school): it is still there.
@@ -30,6 +33,7 @@ from generator.targets.base import RenderContext
 from generator.targets.thunderbird import ThunderbirdTarget
 from tests.conftest import EXAMPLES, require_binary
 from tests.mailserver import MailServer, require_server, server_for
+from tests.serve_process import SERVE_PROXY_JS, Server, serving
 from tests.test_thunderbird_real import TIMEOUT, make_install
 
 pytestmark = [pytest.mark.thunderbird, pytest.mark.mailserver]
@@ -64,13 +68,14 @@ def _trust_ca(profile: Path, ca: Path) -> None:
 
 
 def run_roundtrip(server: MailServer, mailbox: Mailbox, user_js: bytes, tmp_path: Path, expect_subject: str,
-                  send: bytes | None, cfg: str = "", isp: dict[str, bytes] | None = None,
+                  send: bytes | None, cfg: str = "", serve: Server | None = None,
                   policies: bytes | None = None, step_seconds: int = 20, send_to: str | None = None,
                   fetch_attempts: int = 2) -> dict[str, Any]:
-    """One Thunderbird start on a fresh profile: our files (user.js, or mozilla.cfg, policies.json, or an
-    autoconfig file in isp/), the test environment, then the harness: fetch, send, quit."""
-    install = make_install(tmp_path, (cfg or "// round trip harness only") + "\n" + HARNESS.read_text(), isp=isp,
-                           policies=policies)
+    """One Thunderbird start on a fresh profile: our files (user.js, or mozilla.cfg, policies.json, or the
+    autoconfig XML from `serve`, a running `mailprofile serve`), the test environment, then the harness: fetch,
+    send, quit."""
+    harness = SERVE_PROXY_JS.read_text(encoding="utf-8") + HARNESS.read_text(encoding="utf-8")
+    install = make_install(tmp_path, (cfg or "// round trip harness only") + "\n" + harness, policies=policies)
     home, profile = tmp_path / "home", tmp_path / "profile"
     home.mkdir()
     profile.mkdir()
@@ -82,9 +87,9 @@ def run_roundtrip(server: MailServer, mailbox: Mailbox, user_js: bytes, tmp_path
            "HARNESS_PASSWORD": PASSWORD, "MOZ_HEADLESS": "1", "LANG": "C.UTF-8", "XDG_RUNTIME_DIR": str(home),
            "MOZ_CRASHREPORTER_DISABLE": "1", "HARNESS_EXPECT_SUBJECT": expect_subject,
            "HARNESS_STEP_SECONDS": str(step_seconds), "HARNESS_FETCH_ATTEMPTS": str(fetch_attempts)}
-    if isp:
-        [domain] = isp
-        env.update(HARNESS_AUTOCONFIG_DOMAIN=domain, HARNESS_EMAIL=mailbox.email, HARNESS_NAME=mailbox.name)
+    if serve is not None:
+        env.update(HARNESS_AUTOCONFIG_DOMAIN=mailbox.domain, HARNESS_EMAIL=mailbox.email, HARNESS_NAME=mailbox.name,
+                   HARNESS_SERVE_HOST=serve.host, HARNESS_SERVE_PORT=str(serve.port))
     if send is not None:
         (home / "send.eml").write_bytes(send)
         env.update(HARNESS_SEND_FILE=str(home / "send.eml"), HARNESS_SEND_TO=send_to or mailbox.email,
@@ -119,12 +124,25 @@ def _roundtrip(server: MailServer, spec: Path, tmp_path: Path, via: str) -> None
     elif via == "policies.json":
         dump = run_roundtrip(server, mailbox, b"", tmp_path, placed, message, policies=files["policies.json"])
     else:
-        dump = run_roundtrip(server, mailbox, b"", tmp_path, placed, message,
-                             isp={mailbox.domain: files["autoconfig-xml"]})
+        # The real service on the same spec, on the test mail server's own address (which the run has claimed):
+        # Thunderbird's forceResolve sends every name there, the proxy's included.
+        with serving(spec, tmp_path / "serve.log", host=server.address) as serve:
+            # What it serves is the file `build` writes (asked without the address: only Thunderbird sends it).
+            status, served = serve.request("GET", "/mail/config-v1.1.xml",
+                                           headers={"Host": f"autoconfig.{mailbox.domain}"})
+            assert (status, served) == (200, files["autoconfig-xml"])
+            dump = run_roundtrip(server, mailbox, b"", tmp_path, placed, message, serve=serve)
+        serve_log = serve.output()
     context = f"{json.dumps(dump, indent=1)}\n{server.logs()}"
     inc, out = loaded.spec.incoming, loaded.spec.outgoing
 
     if via == "autoconfig-xml":
+        # Thunderbird asked the service over http for the address (the access log hashes it) and got the file.
+        # FetchConfig's own mark for a file read from the ISP over http (fromDisk would say "xml-from-disk").
+        assert dump["created"].get("subSource") == "xml-from-isp-http", f"{context}\n{serve_log}"
+        assert "\"GET /mail/config-v1.1.xml?emailaddress=<" in serve_log and \
+            f"@{mailbox.domain}\" 200" in serve_log, serve_log
+        assert mailbox.email not in serve_log and PASSWORD not in serve_log, serve_log
         # The wizard's path: the primary servers of the file, the address filled in, the password remembered.
         created = dump["created"]
         assert (created.get("type"), created.get("hostname"), created.get("port"), created.get("username")) == \

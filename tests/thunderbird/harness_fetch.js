@@ -1,7 +1,6 @@
-// Harness for tests/test_serve_thunderbird.py, appended to a .cfg (chrome privileges). After final-ui-startup it
-// routes every http and https request through the test's `mailprofile serve` on 127.0.0.1 (as an HTTP proxy: the
-// server reads the absolute request URL, Host stays autoconfig.<domain>; CONNECT for https fails there, so
-// nothing leaves the loopback), then asks Thunderbird's own FetchConfig.fromISP() for the domain, exactly as the
+// Harness for tests/test_serve_thunderbird.py, appended to a .cfg (chrome privileges) after serve_proxy.js. After
+// final-ui-startup it routes Thunderbird's http(s) through the test's `mailprofile serve` on 127.0.0.1
+// (harnessViaServe), then asks Thunderbird's own FetchConfig.fromISP() for the domain, exactly as the
 // account wizard does, and dumps what its parser made of the answer. HARNESS_* values are filled in by the test.
 // HARNESS_MODE "isp": FetchConfig.fromISP() (Mozilla autoconfig); "exchange": fetchConfigFromExchange() (the
 // Autodiscover POX leg, with the password Thunderbird would send as Basic auth on https).
@@ -9,31 +8,16 @@ const HARNESS_FETCH = {proxyPort: HARNESS_PROXY_PORT, domain: HARNESS_DOMAIN, em
                        mode: HARNESS_MODE, password: HARNESS_PASSWORD};
 
 async function harnessFetch() {
-  for (const [name, value] of [["network.proxy.type", 1], ["network.proxy.http_port", HARNESS_FETCH.proxyPort],
-                               ["network.proxy.ssl_port", HARNESS_FETCH.proxyPort]]) {
-    Services.prefs.setIntPref(name, value);
-  }
-  Services.prefs.setCharPref("network.proxy.http", "127.0.0.1");
-  Services.prefs.setCharPref("network.proxy.ssl", "127.0.0.1");
-  Services.prefs.setCharPref("network.proxy.no_proxies_on", "");
-  Services.prefs.setBoolPref("network.dns.disablePrefetch", true);
-  const { FetchConfig } = ChromeUtils.importESModule("resource:///modules/accountcreation/FetchConfig.sys.mjs");
-  // The .cfg sandbox has no AbortController; the module's own (system) global has, and fromISP() combines
-  // signals with AbortSignal.any() there.
-  const moduleGlobal = Cu.getGlobalForObject(FetchConfig);
-  const controller = new moduleGlobal.AbortController();
-  let c;
-  if (HARNESS_FETCH.mode == "exchange") {
-    // The Exchange leg also asks DNS for _autodiscover._tcp.<domain>; a test must not query real DNS.
-    const { DNS } = ChromeUtils.importESModule("resource:///modules/DNS.sys.mjs");
-    DNS.srv = async () => { throw new Error("no SRV lookups in tests"); };
-    const { fetchConfigFromExchange } = ChromeUtils.importESModule(
-      "resource:///modules/accountcreation/ExchangeAutoDiscover.sys.mjs");
-    c = await fetchConfigFromExchange(HARNESS_FETCH.domain, HARNESS_FETCH.email, controller.signal, null,
-                                      HARNESS_FETCH.password, async () => { throw new Error("no redirect expected"); });
-  } else {
-    c = await FetchConfig.fromISP(HARNESS_FETCH.domain, HARNESS_FETCH.email, controller.signal);
-  }
+  const c = await harnessViaServe("127.0.0.1", HARNESS_FETCH.proxyPort, async signal => {
+    if (HARNESS_FETCH.mode == "exchange") {
+      const { fetchConfigFromExchange } = ChromeUtils.importESModule(
+        "resource:///modules/accountcreation/ExchangeAutoDiscover.sys.mjs");
+      return fetchConfigFromExchange(HARNESS_FETCH.domain, HARNESS_FETCH.email, signal, null,
+                                     HARNESS_FETCH.password, async () => { throw new Error("no redirect expected"); });
+    }
+    const { FetchConfig } = ChromeUtils.importESModule("resource:///modules/accountcreation/FetchConfig.sys.mjs");
+    return FetchConfig.fromISP(HARNESS_FETCH.domain, HARNESS_FETCH.email, signal);
+  });
   const server = s => ({hostname: s.hostname, port: s.port, socketType: s.socketType, auth: s.auth,
                         username: s.username, type: s.type});
   return {source: c.source, subSource: c.subSource, id: c.id, displayName: c.displayName, domains: c.domains,

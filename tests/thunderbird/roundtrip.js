@@ -1,8 +1,10 @@
 // Test harness appended to a .cfg (Thunderbird evaluates .cfg files with chrome privileges), for the mail round
 // trip (tests/test_thunderbird_roundtrip.py). After final-ui-startup it
 //  0. with HARNESS_AUTOCONFIG_DOMAIN: creates the account the way the account wizard does from an autoconfig
-//     file: reads <install>/isp/<domain>.xml (FetchConfig.fromDisk), fills in the address, name and password
-//     (AccountConfig.replaceVariables) and creates it with "remember password" (CreateInBackend);
+//     file: fetches it over HTTP from the test's `mailprofile serve` on HARNESS_SERVE_HOST:HARNESS_SERVE_PORT
+//     (FetchConfig.fromISP, through harnessViaServe() of serve_proxy.js, which comes first in the .cfg), fills
+//     in the address, name and password (AccountConfig.replaceVariables) and creates it with "remember
+//     password" (CreateInBackend);
 //  1. otherwise puts the password (HARNESS_PASSWORD) into Thunderbird's login manager for every configured
 //     server, as a user does when Thunderbird asks and "remember password" is ticked;
 //  2. gets new mail for the default account through Thunderbird's own POP3/IMAP code and lists the subjects
@@ -38,8 +40,10 @@ async function harnessCreateFromAutoconfig(MailServices) {
   const { FetchConfig } = module("FetchConfig");
   const { AccountConfig } = module("AccountConfig");
   const { CreateInBackend } = module("CreateInBackend");
-  const signal = { aborted: false, throwIfAborted() {}, addEventListener() {}, removeEventListener() {} };
-  const config = await FetchConfig.fromDisk(Services.env.get("HARNESS_AUTOCONFIG_DOMAIN"), signal);
+  const config = await harnessViaServe(Services.env.get("HARNESS_SERVE_HOST"),
+                                      parseInt(Services.env.get("HARNESS_SERVE_PORT"), 10),
+                                      signal => FetchConfig.fromISP(Services.env.get("HARNESS_AUTOCONFIG_DOMAIN"),
+                                                                    Services.env.get("HARNESS_EMAIL"), signal));
   AccountConfig.replaceVariables(config, Services.env.get("HARNESS_NAME"), Services.env.get("HARNESS_EMAIL"),
                                  Services.env.get("HARNESS_PASSWORD"));
   config.rememberPassword = true;
@@ -47,7 +51,7 @@ async function harnessCreateFromAutoconfig(MailServices) {
   MailServices.accounts.defaultAccount = account;
   const s = account.incomingServer;
   const smtp = MailServices.outgoingServer.getServerByIdentity(account.defaultIdentity).QueryInterface(Ci.nsISmtpServer);
-  const entry = {type: s.type, hostname: s.hostName ?? s.hostname, port: s.port, socketType: s.socketType,
+  const entry = {source: config.source, subSource: config.subSource, type: s.type, hostname: s.hostName ?? s.hostname, port: s.port, socketType: s.socketType,
                  username: s.username, smtp: {hostname: smtp.hostname, port: smtp.port, socketType: smtp.socketType,
                                               username: smtp.username}};
   if (s.type == "pop3") {
