@@ -10,32 +10,23 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 from generator.build import BuildOptions, build, prepare
 from generator.spec import load_spec
+from tests.browser import start_chromium
 from tests.conftest import EXAMPLES, require_binary
 
 LINK = "http://127.0.0.1:8080/apple/mario.rossi@esempio.it.mobileconfig"
 
 
 @pytest.fixture
-def chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[webdriver.Chrome]:
-    binary = require_binary("chromium", "chromium")
-    driver_path = require_binary("chromedriver", "chromium-driver")
-    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must not look for drivers on the network
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1000,3000",
-                 f"--user-data-dir={tmp_path / 'chromium-profile'}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
+def chromium(tmp_path: Path) -> Iterator[webdriver.Chrome]:
+    driver = start_chromium(tmp_path / "chromium-profile", "--window-size=1000,3000")
     try:
         yield driver
     finally:
-        driver.quit()  # stops chromedriver (by its PID) and the browser
+        driver.quit()
 
 
 def test_rendered_settings_table_and_qr_code(tmp_path: Path, chromium: webdriver.Chrome) -> None:

@@ -11,38 +11,27 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
 from generator.build import build, prepare
 from generator.spec import load_spec
-from tests.conftest import EXAMPLES, require_binary
+from tests.browser import start_chromium
+from tests.conftest import EXAMPLES
 from tests.serve_process import Server
 
 SPEC = EXAMPLES / "school.yaml"
 
 
 @pytest.fixture
-def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[webdriver.Chrome, Path]]:
-    chromium = require_binary("chromium", "chromium")
-    driver_path = require_binary("chromedriver", "chromium-driver")
-    monkeypatch.setenv("SE_OFFLINE", "true")  # never let Selenium Manager look for drivers online
+def browser(tmp_path: Path) -> Iterator[tuple[webdriver.Chrome, Path]]:
     downloads = tmp_path / "downloads"
     downloads.mkdir()
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                f"--user-data-dir={tmp_path / 'profile'}"):
-        options.add_argument(arg)
-    options.add_experimental_option("prefs", {
+    driver = start_chromium(tmp_path / "profile", prefs={
         "download.default_directory": str(downloads), "download.prompt_for_download": False,
         "safebrowsing.enabled": False, "profile.managed_default_content_settings.javascript": 2})
-    driver = webdriver.Chrome(service=DriverService(executable_path=driver_path), options=options)
     try:
-        driver.set_page_load_timeout(30)
         yield driver, downloads
     finally:
         driver.quit()
