@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import signal
 import tempfile
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -286,17 +287,36 @@ def rendered_accounts(plan: Plan, source: AccountSource, jobs: int) -> Iterator[
         return
     global _WORKER_TARGETS
     _WORKER_TARGETS = plan.targets
+    # Ctrl-C must not land inside the pool's own machinery (a KeyboardInterrupt raised while the task queue's
+    # lock is held can hang the pool's shutdown): the handler only notes it, and the loop raises it between
+    # two chunks, where leaving the pool is clean.
+    interrupted: list[int] = []
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, lambda signum, _frame: interrupted.append(signum))
+
+    def check() -> None:
+        if interrupted:
+            raise KeyboardInterrupt
+
     try:
         with multiprocessing.get_context("fork").Pool(jobs, initializer=_worker_init) as pool:
             pending: deque[Any] = deque()
             for chunk in stream:
+                check()
                 pending.append(pool.apply_async(_work, (chunk,)))
                 if len(pending) >= 4 * jobs:
-                    yield from pending.popleft().get()
+                    results = pending.popleft().get()
+                    check()
+                    yield from results
             while pending:
-                yield from pending.popleft().get()
+                results = pending.popleft().get()
+                check()
+                yield from results
     finally:
         _WORKER_TARGETS = []
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 def layout_path(f: OutputFile, layout: Layout) -> str:
