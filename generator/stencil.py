@@ -54,23 +54,51 @@ class Format:
 
 
 def shape(value: Any) -> tuple[Any, list[str]]:
-    """(a hashable shape key, the strings in document order) of a nest of dicts, lists and scalars."""
+    """(a hashable shape key, the strings in document order) of a nest of dicts, lists and scalars.
+
+    The key is a flat tuple in a prefix code: every item starts with a marker, so two different nests never
+    give the same key (False and 0 are equal in Python, which is why scalars carry their type)."""
+    key: list[Any] = []
     strings: list[str] = []
-    return _shape(value, strings), strings
+    _walk(value, key, strings)
+    return tuple(key), strings
 
 
-def _shape(value: Any, strings: list[str]) -> Any:
+class _Marker:
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+_DICT, _LIST, _TUPLE, _END, _EMPTY, _TEXT = (_Marker(n) for n in ("dict", "list", "tuple", "end", "''", "str"))
+_SCALARS = (int, bool, float, datetime, Fixed, type(None))
+
+
+def _walk(value: Any, key: list[Any], strings: list[str]) -> None:
     kind = type(value)
     if kind is str:
         strings.append(value)
-        return ("s", value == "")
-    if kind is dict:
-        return ("d", tuple((k, _shape(v, strings)) for k, v in value.items()))
-    if kind is list or kind is tuple:
-        return (kind.__name__, tuple(_shape(v, strings) for v in value))
-    if kind in (int, bool, float, datetime, Fixed) or value is None:
-        return (kind.__name__, value)
-    raise TypeError(f"no shape for {kind.__name__}")
+        key.append(_TEXT if value else _EMPTY)
+    elif kind is dict:
+        key.append(_DICT)
+        for k, v in value.items():
+            key.append(k)
+            _walk(v, key, strings)
+        key.append(_END)
+    elif kind is list or kind is tuple:
+        key.append(_LIST if kind is list else _TUPLE)
+        for v in value:
+            _walk(v, key, strings)
+        key.append(_END)
+    elif kind in _SCALARS:
+        key.append(kind)
+        key.append(value)
+    else:
+        raise TypeError(f"no shape for {kind.__name__}")
 
 
 def substitute(value: Any, strings: Iterator[str]) -> Any:
@@ -98,7 +126,11 @@ class Stencil:
     checks: tuple[tuple[Callable[[str], bool], ...], ...]  # per string: every context it appears in carries it
 
     def carries(self, strings: list[str]) -> bool:
-        return all(check(s) for s, checks in zip(strings, self.checks, strict=True) for check in checks)
+        for value, checks in zip(strings, self.checks, strict=True):
+            for check in checks:
+                if not check(value):
+                    return False
+        return True
 
     def fill(self, strings: list[str]) -> str:
         segments = self.segments
