@@ -244,6 +244,11 @@ def text_carriable(value: str) -> bool:
     return "\x00" not in value and _SURROGATES.search(value) is None
 
 
+def line_carriable(value: str) -> bool:
+    """One line of an INI or .reg file: no NUL (ends the value), no line break, UTF-16-encodable."""
+    return _LINE_END.search(value) is None
+
+
 def comment_carriable(value: str) -> bool:
     return _LINE_END.search(value) is None
 
@@ -252,4 +257,5 @@ def comment_carriable(value: str) -> bool:
 LINE_COMMENT = Context("line comment", lambda s: s, comment_carriable)
 NON_ASCII = " é€😀"
 XML_SPECIALS = "&<>\"'\t\n --> ]]> \\" + NON_ASCII
+INI_SPECIALS = "\"'=;[]\\%\t " + NON_ASCII
 JS_SPECIALS = "\"'\\\n\r\t\u2028\u2029 */ --> </script> \x7f\x01" + NON_ASCII
