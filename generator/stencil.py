@@ -1,15 +1,14 @@
 """Prove a file's shape once, then fill in each account's values (docs/verification.md explains why this
 proves as much as parsing every file back).
 
-A *shape* is everything about a target's expected value except the text of its strings: the keys, the
-order, every number, boolean and date, and which strings are present and empty. Files of one shape differ
-only in their strings, so the template is rendered for a shape once with a unique token in every string,
-that rendering is parsed back and proven like any file, and the text between the tokens becomes the
-stencil. A second rendering with every special character of the format appended to each token proves that
-each token sits where the format's own escaping (and nothing else) is applied. An account's file is then
-the stencil with its strings, escaped by that same function, in the tokens' places; each string is first
-checked to lie in the set of characters the format carries unchanged (XML's Char production without CR,
-say), otherwise the account takes the full path (render, parse back, compare).
+A *shape* is everything about the data a template lays out except the text of its strings: keys, order,
+every number, boolean and date, which strings are present and empty, and the `Fixed` words. The template is
+rendered for a shape once with a unique token in every string and proven like any file (parsed back and
+compared); the text between the tokens becomes the stencil. Renders with every special character of the
+format appended to the tokens, proven the same way, show which context (and so which escaping) each gap is
+in. An account's file is the stencil with its strings, escaped for each gap's context, in the tokens'
+places; each string is first checked to lie in the set of characters those contexts carry unchanged (XML's
+Char production without CR, say), otherwise the account takes the full path (render, parse back, compare).
 """
 
 from __future__ import annotations

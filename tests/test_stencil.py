@@ -140,8 +140,8 @@ def test_a_template_that_forgets_to_escape_gets_no_stencil() -> None:
     assert stencil.fill(['A & "B" <c>']) == "<r><a>A &amp; &quot;B&quot; &lt;c&gt;</a></r>"
 
 
-def test_a_value_written_twice_or_outside_a_checked_place_gets_no_stencil() -> None:
-    # The second copy sits in an attribute the check never reads: nothing proves it, so no stencil.
+def test_an_unescaped_copy_where_the_check_does_not_look_gets_no_stencil() -> None:
+    # The second copy sits, unescaped, in an attribute the check never reads: the hostile render breaks it.
     def attribute(v: dict[str, str]) -> str:
         return f"<r note='{v['a']}'><a>{xml_escape(v['a'])}</a></r>"
 
