@@ -34,6 +34,7 @@ from generator.output import GENERATOR, MANIFEST, MANIFEST_FORMAT, Output, Sink
 from generator.signing import SigningMaterial, load_signing_material
 from generator.spec import LoadedSpec
 from generator.targets import OutputFile, RenderContext, Target, target_classes
+from generator.targets.base import Verify
 from generator.targets.mdm import CONSOLES
 
 Layout = Literal["account", "per-target"]
@@ -173,7 +174,7 @@ def load_signing(loaded: LoadedSpec, request: SignRequest | None) -> SigningMate
 
 def prepare(loaded: LoadedSpec, only: Sequence[str] | None = None, templates: Path | None = None,
             sign: SignRequest | None = None, mdm: str | None = None, kinds: Sequence[str] | None = None,
-            base_url: str | None = None) -> Plan:
+            base_url: str | None = None, verify: Verify = "fast") -> Plan:
     """Choose targets, load signing material and lint. Raises SpecError (with every error) if the spec cannot
     be built as it is, BuildError for unusable templates or signing material.
 
@@ -203,7 +204,7 @@ def prepare(loaded: LoadedSpec, only: Sequence[str] | None = None, templates: Pa
     if signing is not None and mdm is not None:
         raise BuildError("MDM consoles want unsigned profiles (they re-sign or wrap them): drop the signing options")
     ctx = RenderContext(loaded, templates=templates, signing=signing, mdm=mdm,
-                        kinds=frozenset(kinds) if kinds else None, base_url=base_url)
+                        kinds=frozenset(kinds) if kinds else None, base_url=base_url, verify=verify)
     classes = target_classes()
     targets = [classes[name](ctx) for name in names]
     problems = lint_spec(loaded)

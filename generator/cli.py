@@ -18,6 +18,7 @@ from generator.build import KIND_TARGET, BuildOptions, Layout, Plan, SignRequest
 from generator.errors import BuildError, Problem, SpecError, VerificationError
 from generator.model import ALL_TARGETS, Spec, base_url_value
 from generator.spec import load_spec
+from generator.targets.base import Verify
 from generator.targets.mdm import CONSOLES
 
 EXIT_BUILD = 1
@@ -43,9 +44,11 @@ def _fail_spec(exc: SpecError) -> None:
 
 
 def _plan(spec_path: str, only: str | None, templates: Path | None, sign: SignRequest | None = None,
-          mdm: str | None = None, kinds: str | None = None, base_url: str | None = None) -> Plan:
+          mdm: str | None = None, kinds: str | None = None, base_url: str | None = None,
+          verify: Verify = "fast") -> Plan:
     try:
-        return prepare(load_spec(spec_path), _targets(only), templates, sign, mdm, _targets(kinds), base_url)
+        return prepare(load_spec(spec_path), _targets(only), templates, sign, mdm, _targets(kinds), base_url,
+                       verify)
     except SpecError as exc:
         _fail_spec(exc)
     except BuildError as exc:
@@ -119,10 +122,13 @@ def check_command(spec: str, only: str | None) -> None:
 @click.option("--base-url", callback=lambda _c, _p, v: check_base_url(v), metavar="URL",
               help="URL of the mailprofile service: guides link and QR-code URL/apple/<address>.mobileconfig "
                    "(overrides delivery.base_url).")
+@click.option("--verify", type=click.Choice(["fast", "full"]), default="fast", show_default=True,
+              help="fast: prove each file shape once and check each value (docs/verification.md); full: also parse "
+                   "every file back.")
 def build_command(spec: str, out: Path | None, zip_path: Path | None, layout: Layout, only: str | None,
                   kinds: str | None, mdm: str | None, templates: Path | None, keep_going: bool, jobs: int,
                   list_files: bool | None, quiet: bool, sign_cert: Path | None, sign_key: Path | None,
-                  sign_chain: Path | None, base_url: str | None) -> None:
+                  sign_chain: Path | None, base_url: str | None, verify: Verify) -> None:
     """Build every target of SPEC into OUT (OUT/<address>/..., OUT/domains/..., OUT/manifest.json)."""
     if out is None and zip_path is None:
         raise click.UsageError("give --out DIR, --zip FILE, or both")
@@ -130,7 +136,7 @@ def build_command(spec: str, out: Path | None, zip_path: Path | None, layout: La
         raise click.UsageError("--sign-cert and --sign-key go together (--sign-chain needs both)")
     sign = SignRequest(sign_cert, sign_key, sign_chain) if sign_cert and sign_key else None
     started = time.monotonic()
-    plan = _plan(spec, only, templates, sign, mdm, kinds, base_url)
+    plan = _plan(spec, only, templates, sign, mdm, kinds, base_url, verify)
     _echo_problems(plan.warnings)
     limit = None if list_files else 200
     options = BuildOptions(out=out, zip=zip_path, layout=layout, keep_going=keep_going, jobs=jobs,

@@ -22,6 +22,7 @@ from generator.errors import Problem, VerificationError
 from generator.model import Server
 from generator.render import differences, render_template, xml_escape
 from generator.signing import sign_profile, unsigned_content
+from generator.stencil import XML_SPECIALS, Context, Format, Stencils, xml_carriable
 from generator.targets.base import OutputFile, Target, stable_uuid
 from generator.targets.mdm import CONSOLES, console_value
 
@@ -99,13 +100,27 @@ def _forbid_external(context: str, base: str | None, sysid: str | None, pubid: s
     raise ExternalReferenceForbidden(context, base, sysid, pubid)
 
 
+def _plist_differences(expected: Any, text: str) -> list[str]:
+    """The full path's proof without Apple's schema (a shape's tokens are not valid identifiers)."""
+    try:
+        return differences(expected, parse_plist(text.encode("utf-8")))
+    except (DefusedXmlException, plistlib.InvalidFileException, ValueError, ExpatError) as exc:
+        return [f"not a valid XML plist: {exc}"]
+
+
 def parse_plist(data: bytes) -> Any:
     """Parse an XML plist with plistlib's parser, refusing entity declarations and external references."""
     return _GuardedPlistParser(dict).parse(io.BytesIO(data))
 
 
+# Every string of a profile is a <string> element's text, escaped by plist_string (xml_escape).
+PLIST = Format("plist", (Context("plist string", xml_escape, xml_carriable),), XML_SPECIALS)
+TEMPLATE = "apple/mobileconfig.xml.j2"
+
+
 class AppleTarget(Target):
     name = "apple"
+    _stencils: Stencils | None = None
 
     @property
     def settings(self) -> Any:
@@ -248,10 +263,22 @@ class AppleTarget(Target):
             profile["DurationUntilRemoval"] = float(s.duration_until_removal)
         return profile
 
-    def _render(self, expected: dict[str, Any], path: str) -> bytes:
+    def _layout(self, expected: dict[str, Any]) -> str:
         env = self.ctx.environment(self.name, FILTERS)
-        data = render_template(env, "apple/mobileconfig.xml.j2",
-                               {"profile": expected, "mail": expected["PayloadContent"][0]}).encode("utf-8")
+        return render_template(env, TEMPLATE, {"profile": expected, "mail": expected["PayloadContent"][0]})
+
+    def _render(self, expected: dict[str, Any], path: str) -> bytes:
+        if self.ctx.stencils_allowed:
+            if self._stencils is None:
+                self._stencils = Stencils(PLIST, self._layout, _plist_differences)
+            text = self._stencils.fill(expected)
+            if text is not None:
+                # The stencil's proof covers the plist's values; Apple's schema looks at the strings too.
+                problems = validate_profile(expected)
+                if problems:
+                    raise VerificationError(path, problems)
+                return text.encode("utf-8")
+        data = self._layout(expected).encode("utf-8")
         self.verify(path, data, expected)
         return data
 

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import jinja2
 
@@ -24,6 +24,9 @@ UUID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "mailprofile.generator")
 def stable_uuid(*parts: str) -> str:
     """Upper-case UUIDv5 from stable names (Apple writes PayloadUUIDs upper-case)."""
     return str(uuid.uuid5(UUID_NAMESPACE, "\x1f".join(parts))).upper()
+
+
+Verify = Literal["fast", "full"]  # see RenderContext.verify
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +49,19 @@ class RenderContext:
     mdm: str | None = None  # console name: generic per-domain profiles with the console's variables
     kinds: frozenset[str] | None = None  # build only these kinds of file (None: all)
     base_url: str | None = None  # the service's URL (guides link and QR-code the profile; wins over the spec)
+    # "fast": shapes proven once, values filled in (docs/verification.md); "full": every file parsed back.
+    verify: Verify = "fast"
     _envs: dict[str, jinja2.Environment] = field(default_factory=dict)
 
     @property
     def spec(self) -> Spec:
         return self.loaded.spec
+
+    @property
+    def stencils_allowed(self) -> bool:
+        """Stencils only for the packaged templates: they branch on whether a value is present, never on
+        its text, which the shape key records; an admin's --templates could do anything, so full path."""
+        return self.verify == "fast" and self.templates is None
 
     def environment(self, target: str, filters: Mapping[str, Callable[..., Any]]) -> jinja2.Environment:
         """One environment per target (its own filters), overrides from --templates first."""

@@ -35,7 +35,17 @@ from generator.regfile import (
     reg_expand_sz,
     reg_string,
 )
-from generator.render import prove, render_template, xml_escape
+from generator.render import differences, prove, render_template, xml_escape
+from generator.stencil import (
+    INI_SPECIALS,
+    XML_SPECIALS,
+    Context,
+    Fixed,
+    Format,
+    Stencils,
+    line_carriable,
+    xml_carriable,
+)
 from generator.targets.base import OutputFile, Target
 
 OUTLOOK_KEY = r"HKEY_CURRENT_USER\Software\Microsoft\Office\16.0\Outlook"
@@ -95,6 +105,18 @@ def _json_string(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def _prf_plain(value: str) -> bool:
+    """A PRF value written as it is: prf_value quotes one with outer spaces or outer quotes as a whole (not
+    character by character), so such a value takes the full path."""
+    return line_carriable(value) and prf_value(value) == value
+
+
+# Where a per-account string sits (FORMATS.md §4-5): a PRF value after `=`, a quoted .reg string, XML text.
+PRF = Format("prf", (Context("PRF value", lambda s: s, _prf_plain),), INI_SPECIALS)
+REG = Format("reg", (Context(".reg string", lambda s: reg_string(s)[1:-1], line_carriable),), INI_SPECIALS)
+AUTODISCOVER = Format("autodiscover.xml", (Context("XML text", xml_escape, xml_carriable),), XML_SPECIALS)
+
+
 FILTERS: dict[str, Callable[..., str]] = {
     "prf": prf_value, "reg_string": reg_string, "reg_dword": reg_dword, "reg_expand_sz": reg_expand_sz,
     "xml": xml_escape, "json_string": _json_string}
@@ -138,6 +160,7 @@ class _Protocol:
 
 class OutlookTarget(Target):
     name = "outlook"
+    _stencils: dict[str, Stencils] | None = None
 
     @property
     def settings(self) -> OutlookSettings:
@@ -296,30 +319,55 @@ class OutlookTarget(Target):
         section, account_type, prefix = PRF_ACCOUNT[protocol]
         account = self.prf_account(mailbox)
         leave = account.get("LeaveOnServer")
+        stencils = self._stencils_for(env)
         files = []
         if self.wants("prf"):
-            prf_text = render_template(env, "outlook/account.prf.j2", {
-                "profile_name": self.settings.profile_name, "section": section, "account_type": account_type,
-                "prefix": prefix, "account": account, "mapping": prf_mapping(protocol),
-                "leave_on_server": prf_long(leave) if isinstance(leave, int) else None})
-            prf = self._file(f"{base}/{mailbox.slug}.prf", _encode(encode_prf, prf_text, "prf"), "prf", mailbox)
-            self._verify_prf(prf, self.expected_prf(mailbox))
+            prf_value_ = {
+                "profile_name": Fixed(self.settings.profile_name), "section": Fixed(section),
+                "account_type": Fixed(account_type), "prefix": Fixed(prefix), "account": account,
+                "mapping": [(Fixed(k), Fixed(v)) for k, v in prf_mapping(protocol)],
+                "leave_on_server": Fixed(prf_long(leave)) if isinstance(leave, int) else None}
+            text = stencils["prf"].fill(prf_value_) if stencils else None
+            prf = self._file(f"{base}/{mailbox.slug}.prf", _encode(encode_prf, text or _render(env, "prf", prf_value_),
+                                                                   "prf"), "prf", mailbox)
+            if text is None:
+                self._verify_prf(prf, self.expected_prf(mailbox))
             files.append(prf)
         if self.wants("reg"):
-            reg_text = render_template(env, "outlook/import-prf.reg.j2", {
-                "outlook_key": OUTLOOK_KEY, "setup_key": SETUP_KEY,
-                "import_prf": prf_path(self.settings, mailbox.slug), "force_pst_path": self.settings.force_pst_path,
-                "disable_simplified": self.settings.disable_simplified_account_creation})
-            reg = self._file(f"{base}/import-prf.reg", _encode(encode_reg, reg_text, "reg"), "reg", mailbox)
-            self._verify_reg(reg, self.expected_reg(mailbox))
+            force = self.settings.force_pst_path
+            reg_value = {"outlook_key": Fixed(OUTLOOK_KEY), "setup_key": Fixed(SETUP_KEY),
+                         "import_prf": prf_path(self.settings, mailbox.slug),
+                         "force_pst_path": Fixed(force) if force is not None else None,
+                         "disable_simplified": self.settings.disable_simplified_account_creation}
+            text = stencils["reg"].fill(reg_value) if stencils else None
+            reg = self._file(f"{base}/import-prf.reg", _encode(encode_reg, text or _render(env, "reg", reg_value),
+                                                               "reg"), "reg", mailbox)
+            if text is None:
+                self._verify_reg(reg, self.expected_reg(mailbox))
             files.append(reg)
         if self.wants("autodiscover-xml"):
-            xml_text = render_template(env, "outlook/autodiscover.xml.j2", {
-                "display_name": mailbox.name, "protocols": self.protocols(mailbox)})
-            xml = self._file(f"{base}/autodiscover.xml", xml_text.encode("utf-8"), "autodiscover-xml", mailbox)
-            self._verify_autodiscover(xml, self.expected_autodiscover(mailbox))
+            ad_value = {"display_name": mailbox.name,
+                        "protocols": [_protocol_value(p) for p in self.protocols(mailbox)]}
+            text = stencils["autodiscover-xml"].fill(ad_value) if stencils else None
+            xml = self._file(f"{base}/autodiscover.xml", (text or _render(env, "autodiscover-xml", ad_value))
+                             .encode("utf-8"), "autodiscover-xml", mailbox)
+            if text is None:
+                self._verify_autodiscover(xml, self.expected_autodiscover(mailbox))
             files.append(xml)
         return files
+
+    def _stencils_for(self, env: Any) -> dict[str, Stencils] | None:
+        """The stencils of the PRF, the .reg and autodiscover.xml (None: every file takes the full path)."""
+        if not self.ctx.stencils_allowed:
+            return None
+        if self._stencils is None:
+            self._stencils = {
+                "prf": Stencils(PRF, lambda v: _render(env, "prf", v), _prf_differences),
+                "reg": Stencils(REG, lambda v: _render(env, "reg", v), _reg_differences),
+                "autodiscover-xml": Stencils(AUTODISCOVER, lambda v: _render(env, "autodiscover-xml", v),
+                                             _autodiscover_differences),
+            }
+        return self._stencils
 
     def render_shared(self) -> list[OutputFile]:
         """Per domain: the answer Microsoft 365 builds ask for before the POX request (FORMATS.md §4)."""
@@ -373,6 +421,80 @@ class OutlookTarget(Target):
         except (ValueError, SyntaxError, DefusedXmlException) as exc:
             raise VerificationError(file.path, [f"not a valid autodiscover answer: {exc}"]) from None
         prove(file.path, expected, actual)
+
+
+TEMPLATES = {"prf": "outlook/account.prf.j2", "reg": "outlook/import-prf.reg.j2",
+             "autodiscover-xml": "outlook/autodiscover.xml.j2"}
+
+
+def _render(env: Any, kind: str, value: dict[str, Any]) -> str:
+    return render_template(env, TEMPLATES[kind], value)
+
+
+def _protocol_value(p: _Protocol) -> dict[str, Any]:
+    """A <Protocol> as plain data: the vocabulary words are part of the shape, server and login are slots."""
+    return {"type": Fixed(p.type), "server": p.server, "port": p.port, "login_name": p.login_name,
+            "spa": Fixed(p.spa), "ssl": Fixed(p.ssl), "encryption": Fixed(p.encryption),
+            "auth_required": Fixed(p.auth_required),
+            "use_pop_auth": Fixed(p.use_pop_auth) if p.use_pop_auth is not None else None}
+
+
+def _prf_differences(value: dict[str, Any], text: str) -> list[str]:
+    """The full path's PRF proof (see _verify_prf and expected_prf), for a value laid out by the stencil."""
+    section = str(value["section"])
+    expected = {
+        "sections": sorted(["General", "Internet Account List", "Account1", section]),
+        "General": {**PRF_GENERAL, "ProfileName": str(value["profile_name"])},
+        "Internet Account List": {"Account1": section},
+        "Account1": value["account"],
+        section: {"AccountType": str(value["account_type"]), **{str(k): str(v) for k, v in value["mapping"]}},
+    }
+    try:
+        sections = read_sections(encode_prf(text))
+        actual: dict[str, Any] = {"sections": sorted(sections)}
+        for name in expected["sections"]:
+            if name in sections:
+                actual[name] = sections[name]
+        if "Account1" in sections:
+            actual["Account1"] = typed_account(sections, "Account1")
+    except PrfFormatError as exc:
+        return [str(exc)]
+    return differences(expected, actual)
+
+
+def _reg_differences(value: dict[str, Any], text: str) -> list[str]:
+    """The full path's .reg proof (see expected_reg), for a value laid out by the stencil."""
+    setup: dict[str, tuple[str, RegData]] = {"ImportPRF": (REG_SZ, value["import_prf"]), "First-Run": (DELETE, None),
+                                             "FirstRun": (DELETE, None)}
+    if value["disable_simplified"]:
+        setup["DisableOffice365SimplifiedAccountCreation"] = (REG_DWORD, 1)
+    expected: dict[str, dict[str, tuple[str, RegData]]] = {}
+    if value["force_pst_path"] is not None:
+        expected[OUTLOOK_KEY] = {"ForcePSTPath": (REG_EXPAND_SZ, str(value["force_pst_path"]))}
+    expected[SETUP_KEY] = setup
+    try:
+        return differences(expected, parse_reg(encode_reg(text)))
+    except RegFormatError as exc:
+        return [str(exc)]
+
+
+def _autodiscover_differences(value: dict[str, Any], text: str) -> list[str]:
+    """The full path's autodiscover proof (see _Protocol.expected), for a value laid out by the stencil."""
+    protocols = []
+    for p in value["protocols"]:
+        one: dict[str, Any] = {"Type": str(p["type"]), "Server": p["server"], "Port": p["port"],
+                               "LoginName": p["login_name"], "DomainRequired": "off", "SPA": str(p["spa"]),
+                               "SSL": str(p["ssl"]), "Encryption": str(p["encryption"]),
+                               "AuthRequired": str(p["auth_required"])}
+        if p["use_pop_auth"] is not None:
+            one["UsePOPAuth"] = str(p["use_pop_auth"])
+        protocols.append(one)
+    expected = {"DisplayName": value["display_name"], "AccountType": "email", "Action": "settings",
+                "Protocol": protocols}
+    try:
+        return differences(expected, read_autodiscover(text.encode("utf-8")))
+    except (ValueError, SyntaxError, DefusedXmlException) as exc:
+        return [f"not a valid autodiscover answer: {exc}"]
 
 
 def _encode(encoder: Callable[[str], bytes], text: str, what: str) -> bytes:

@@ -26,7 +26,8 @@ from generator.prefs import (
     read_cfg,
     read_prefs,
 )
-from generator.render import prove, render_template, xml_escape
+from generator.render import differences, prove, render_template, xml_escape
+from generator.stencil import JS_SPECIALS, LINE_COMMENT, Context, Fixed, Format, Stencils, text_carriable
 from generator.targets.base import OutputFile, Target
 from generator.targets.thunderbird_android import ANDROID_CLIENTS, android_autoconfig_problems, qr_path, render_qr_svg
 
@@ -52,6 +53,16 @@ ACCOUNT, LOCAL_ACCOUNT, SERVER, LOCAL_SERVER, IDENTITY, SMTP = ("account1", "acc
                                                                  "id1", "smtp1")
 
 
+# Where a per-account string can sit in each file (FORMATS §2): a prefs string literal, a JSON string (ASCII
+# in mozilla.cfg, see js_value), or the header comment that names the account.
+PREFS_STRING = Context("prefs string", lambda s: prefs_string(s)[1:-1], text_carriable)
+CFG_STRING = Context("JSON string, ASCII", lambda s: json.dumps(s)[1:-1], text_carriable)
+JSON_STRING = Context("JSON string", lambda s: _LEAF.encode(s)[1:-1], text_carriable)
+USER_JS = Format("user.js", (PREFS_STRING, LINE_COMMENT), JS_SPECIALS)
+MOZILLA_CFG = Format("mozilla.cfg", (CFG_STRING, LINE_COMMENT), JS_SPECIALS)
+POLICIES = Format("policies.json", (JSON_STRING,), JS_SPECIALS)
+
+
 @dataclass(frozen=True, slots=True)
 class Pref:
     name: str
@@ -68,6 +79,8 @@ class Section:
 class ThunderbirdTarget(Target):
     name = "thunderbird"
     _autoconfig_js: str | None = None  # rendered and proven once per build (the same for every account)
+    _unsafe: frozenset[str] | None = None  # _policy_unsafe_prefs, worked out once per build
+    _stencils: dict[str, Stencils] | None = None
 
     # ---- lint: what Thunderbird cannot carry -------------------------------------------------------------
     def lint(self) -> list[Problem]:
@@ -138,24 +151,27 @@ class ThunderbirdTarget(Target):
         common = {"sections": sections, "provider": self.spec.provider.display_name, "email": mailbox.email}
 
         files = []
+        stencils = self._stencils_for(env)
         if self.wants("user.js"):
-            user_js = render_template(env, "thunderbird/user.js.j2", common)
-            calls = self._read(f"{base}/user.js", lambda: read_prefs(user_js, ("user_pref",)))
-            prove(f"{base}/user.js", expected, as_dict(calls))
+            user_js = stencils["user.js"].fill(_user_js_value(sections, common)) if stencils else None
+            if user_js is None:
+                user_js = render_template(env, "thunderbird/user.js.j2", common)
+                calls = self._read(f"{base}/user.js", lambda: read_prefs(user_js, ("user_pref",)))
+                prove(f"{base}/user.js", expected, as_dict(calls))
             files.append(self._file(f"{base}/user.js", user_js, "user.js", mailbox.email))
 
         if self.wants("mozilla.cfg"):
             # defaultPref: the user may change it; lockPref: what targets.thunderbird.enforce names (FORMATS §2).
-            cfg_sections = [{"title": s.title, "calls": [{"function": "lockPref" if p.group in enforce else
-                                                           "defaultPref", "name": p.name, "value": p.value}
-                                                          for p in s.prefs]} for s in sections]
-            cfg = render_template(env, "thunderbird/mozilla.cfg.j2", {**common, "sections": cfg_sections})
-            cfg_calls = self._read(f"{base}/mozilla.cfg", lambda: read_cfg(cfg))
-            prove(f"{base}/mozilla.cfg", expected, as_dict(cfg_calls))
-            functions = {c.name: c.function for c in cfg_calls}
-            wanted = {p.name: ("lockPref" if p.group in enforce else "defaultPref")
-                      for s in sections for p in s.prefs}
-            prove(f"{base}/mozilla.cfg", wanted, functions)
+            cfg_sections = [{"title": Fixed(s.title), "calls": [
+                {"function": Fixed("lockPref" if p.group in enforce else "defaultPref"), "name": Fixed(p.name),
+                 "value": p.value} for p in s.prefs]} for s in sections]
+            cfg_value = {"sections": cfg_sections, "provider": Fixed(common["provider"]), "email": mailbox.email}
+            cfg = stencils["mozilla.cfg"].fill(cfg_value) if stencils else None
+            if cfg is None:
+                cfg = render_template(env, "thunderbird/mozilla.cfg.j2", cfg_value)
+                problems = _cfg_differences(cfg_value, cfg)
+                if problems:
+                    raise VerificationError(f"{base}/mozilla.cfg", problems)
             files.append(self._file(f"{base}/mozilla.cfg", cfg, "mozilla.cfg", mailbox.email))
 
         if self.wants("autoconfig.js"):
@@ -164,12 +180,12 @@ class ThunderbirdTarget(Target):
 
         if self.wants("policies.json"):
             policies = self._policies(sections, enforce)
-            policies_json = render_template(env, "thunderbird/policies.json.j2", {"policies": policies})
-            try:
-                parsed = json.loads(policies_json)
-            except json.JSONDecodeError as exc:
-                raise VerificationError(f"{base}/policies.json", [f"not JSON: {exc}"]) from None
-            prove(f"{base}/policies.json", policies, parsed)
+            policies_json = stencils["policies.json"].fill(policies) if stencils else None
+            if policies_json is None:
+                policies_json = render_template(env, "thunderbird/policies.json.j2", {"policies": policies})
+                problems = _json_differences(policies, policies_json)
+                if problems:
+                    raise VerificationError(f"{base}/policies.json", problems)
             files.append(self._file(f"{base}/policies.json", policies_json, "policies.json", mailbox.email))
 
         # Opt-in (a QR code costs more than the other files together): the spec's switch, or --kinds android-qr.
@@ -179,6 +195,21 @@ class ThunderbirdTarget(Target):
             files.append(OutputFile(path, render_qr_svg(path, self.spec, mailbox), self.name, "android-qr",
                                     mailbox.email))
         return files
+
+    def _stencils_for(self, env: Any) -> dict[str, Stencils] | None:
+        """The stencils of user.js, mozilla.cfg and policies.json (None: every file takes the full path)."""
+        if not self.ctx.stencils_allowed:
+            return None
+        if self._stencils is None:
+            self._stencils = {
+                "user.js": Stencils(USER_JS, lambda v: render_template(env, "thunderbird/user.js.j2", v),
+                                    _user_js_differences),
+                "mozilla.cfg": Stencils(MOZILLA_CFG, lambda v: render_template(env, "thunderbird/mozilla.cfg.j2", v),
+                                        _cfg_differences),
+                "policies.json": Stencils(POLICIES, lambda v: render_template(env, "thunderbird/policies.json.j2",
+                                                                             {"policies": v}), _json_differences),
+            }
+        return self._stencils
 
     def _activation(self, env: Any, path: str) -> str:
         """autoconfig.js is the same for every account: rendered and proven once per build."""
@@ -273,7 +304,9 @@ class ThunderbirdTarget(Target):
     def _policies(self, sections: list[Section], enforce: set[str]) -> dict[str, Any]:
         """policies.json: `Preferences` takes mail.* prefs ({"Value", "Status"}), but refuses security.* prefs
         other than a short list, so the TLS minimum goes through `SSLVersionMin` (which always locks it)."""
-        unsafe = set(self._policy_unsafe_prefs())
+        if self._unsafe is None:  # the same for every account: the sample account's sections
+            self._unsafe = frozenset(self._policy_unsafe_prefs())
+        unsafe = self._unsafe
         prefs: dict[str, Any] = {}
         for section in sections:
             for p in section.prefs:
@@ -360,6 +393,39 @@ class ThunderbirdTarget(Target):
         return OutputFile(path, text.encode("utf-8"), self.name, kind, account)
 
 
+def _user_js_value(sections: list[Section], common: dict[str, Any]) -> dict[str, Any]:
+    """What user.js lays out, as plain data: names and titles are part of the shape, values are slots."""
+    return {"sections": [{"title": Fixed(s.title), "prefs": [{"name": Fixed(p.name), "value": p.value}
+                                                              for p in s.prefs]} for s in sections],
+            "provider": Fixed(common["provider"]), "email": common["email"]}
+
+
+def _user_js_differences(value: dict[str, Any], text: str) -> list[str]:
+    expected = {p["name"]: p["value"] for s in value["sections"] for p in s["prefs"]}
+    try:
+        return differences(expected, as_dict(read_prefs(text, ("user_pref",))))
+    except (PrefsSyntaxError, UnicodeDecodeError) as exc:
+        return [str(exc)]
+
+
+def _cfg_differences(value: dict[str, Any], text: str) -> list[str]:
+    """Every pref read back from mozilla.cfg with its value, each set by the function asked for."""
+    calls = [c for s in value["sections"] for c in s["calls"]]
+    try:
+        found = read_cfg(text)
+    except (PrefsSyntaxError, UnicodeDecodeError) as exc:
+        return [str(exc)]
+    return (differences({c["name"]: c["value"] for c in calls}, as_dict(found))
+            or differences({c["name"]: str(c["function"]) for c in calls}, {c.name: c.function for c in found}))
+
+
+def _json_differences(value: Any, text: str) -> list[str]:
+    try:
+        return differences(value, json.loads(text))
+    except json.JSONDecodeError as exc:
+        return [f"not JSON: {exc}"]
+
+
 def _json(value: Any) -> str:
     return _pretty(value) + "\n"
 
@@ -375,7 +441,8 @@ def _pretty(value: Any, depth: int = 0) -> str:
     return _LEAF.encode(value)
 
 
-_LEAF = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))  # built once: json.dumps makes one per call
+# Built once: json.dumps makes one per call.
+_LEAF: json.JSONEncoder = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))
 
 
 def _text(parent: Any, tag: str) -> str:
