@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from generator.errors import BuildError
+
 State = Literal["pending", "sending", "sent", "failed", "uncertain"]
 STATES: tuple[State, ...] = ("pending", "sending", "sent", "failed", "uncertain")
 
@@ -63,11 +65,22 @@ class Row:
 class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
-        # isolation_level=None: we open transactions ourselves, so each state change is one explicit commit.
-        self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(SCHEMA)
+        existed = path.exists() and path.stat().st_size > 0
+        try:
+            # isolation_level=None: we open transactions ourselves, so each state change is one explicit commit.
+            self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            if existed:
+                tables = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if tables != {"outbox"}:  # someone else's database (automx2's, say): never write into it
+                    self.db.close()
+                    raise BuildError(f"{path}: an SQLite database that is not a mailprofile outbox journal (tables: "
+                                     f"{', '.join(sorted(tables)) or 'none'}); give --journal a new file")
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise BuildError(f"{path}: not an outbox journal ({exc}); give --journal a new file, or the journal "
+                             "of an earlier send") from None
 
     def close(self) -> None:
         self.db.close()

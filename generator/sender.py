@@ -98,7 +98,12 @@ class SendSummary:
 
 
 def journal_path(out: Path, options: SendOptions) -> Path:
-    return options.journal or out.resolve().with_name(out.resolve().name + ".outbox.sqlite")
+    path = (options.journal or out.resolve().with_name(out.resolve().name + ".outbox.sqlite")).resolve()
+    root = out.resolve()
+    if path == root or root in path.parents:  # a rebuild replaces OUT as a whole: the journal would go with it
+        raise BuildError(f"--journal {path} is inside {out}, which the next build replaces (and with it the record "
+                         "of what was sent); keep the journal beside the output")
+    return path
 
 
 def load_outbox_messages(out: Path) -> list[OutboxMessage]:

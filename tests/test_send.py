@@ -297,3 +297,25 @@ def test_send_refuses_folders_and_manifests_that_are_not_a_mailprofile_build(tmp
                         encoding="utf-8")
     result = CliRunner().invoke(main, ["send", str(out), "--smtp", "127.0.0.1:25", "--security", "none"])
     assert result.exit_code == 1 and "outside" in result.output and "Traceback" not in result.output
+
+
+def test_journal_is_never_a_foreign_file_nor_inside_the_output(tmp_path: Path) -> None:
+    out = _out(tmp_path)
+    spec_copy = tmp_path / "spec.yaml"
+    spec_copy.write_text("provider: {id: x}\n")
+    other_db = tmp_path / "automx2.sqlite"
+    with sqlite3.connect(other_db) as db:
+        db.execute("CREATE TABLE provider (id INTEGER)")
+    db.close()
+    cases = {spec_copy: "not an outbox journal (file is not a database)",
+             other_db: "an SQLite database that is not a mailprofile outbox journal (tables: provider)",
+             out / "journal.sqlite": "which the next build replaces"}
+    for journal, message in cases.items():
+        before = journal.read_bytes() if journal.exists() else None
+        result = CliRunner().invoke(main, ["send", str(out), "--smtp", "127.0.0.1:1", "--security", "none",
+                                           "--journal", str(journal), "--dry-run"])
+        assert result.exit_code == 1 and message in result.output, result.output
+        assert (journal.read_bytes() if journal.exists() else None) == before
+    with sqlite3.connect(other_db) as db:
+        assert [r[0] for r in db.execute("SELECT name FROM sqlite_master")] == ["provider"]
+    db.close()
