@@ -136,6 +136,10 @@ def records(handle: BinaryIO, display: str) -> Iterator[Record]:
                 raise CsvProblem(Problem(Position(display, lines.record_line, 1),
                                          "a quoted value starting in this record is never closed",
                                          "add the closing quote (\")")) from None
+            if "new-line character" in what:  # a bare CR outside quotes: the file ends its lines with CR only
+                raise CsvProblem(Problem(Position(display, lines.number, 1), "a line break (CR) outside quotes: the "
+                                         "file seems to end its lines with CR only (old Mac format)",
+                                         "save it with LF or CRLF line endings, or quote the value")) from None
             raise CsvProblem(Problem(Position(display, lines.number, 1), f"not a valid CSV record: {what}",
                                      "quote values that contain commas, quotes or line breaks")) from None
         if not fields or (all(not f.strip() for f in fields) and len(lines.record) == 1):

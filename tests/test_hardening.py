@@ -312,3 +312,13 @@ def test_killed_parent_takes_its_workers_without_tracebacks(tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr
     assert "left by an interrupted build" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "spec.yaml", "stderr", "users.csv"]
+
+
+def test_csv_with_cr_only_line_endings_is_named(tmp_path: Path) -> None:
+    (tmp_path / "users.csv").write_bytes(b"name,email\rMario,mario@esempio.it\rAnna,anna@esempio.it\r")
+    spec = _write(tmp_path, HEAD + "accounts_csv: users.csv\n")
+    with pytest.raises(SpecError) as err:
+        load_accounts(load_spec(spec))
+    assert [str(p) for p in err.value.problems] == [
+        f"{tmp_path / 'users.csv'}:1:1: a line break (CR) outside quotes: the file seems to end its lines with CR "
+        "only (old Mac format) — save it with LF or CRLF line endings, or quote the value"]
