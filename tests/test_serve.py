@@ -461,3 +461,12 @@ def test_start_notes_what_thunderbird_for_android_cannot_take(example: str, note
     from generator.serve.service import load_service
     notes = client_notes(load_service(EXAMPLES / example))
     assert (notes[0].startswith(note) if note else notes == [])
+
+
+def test_base_url_must_be_an_http_url(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["serve", str(EXAMPLES / "school.yaml"), "--base-url", "javascript:alert(1)"])
+    assert result.exit_code == 2
+    assert "'javascript:alert(1)' is not an http(s) URL such as https://mail.example.com" in result.output
+    with pytest.raises(SystemExit) as stop:
+        create_app(EXAMPLES / "school.yaml", base_url="autoconfig.example.org")  # the scheme forgotten
+    assert stop.value.code == 2

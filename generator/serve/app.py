@@ -30,6 +30,7 @@ from starlette.types import ASGIApp
 
 from generator.build import SignRequest
 from generator.errors import MailprofileError, SpecError
+from generator.model import base_url_value
 from generator.serve import pox
 from generator.serve.edge import Edge
 from generator.serve.page import render_page
@@ -281,8 +282,14 @@ def create_app(spec: str | Path | None = None, sign: SignRequest | None = None,
         chain = env.get("MAILPROFILE_SIGN_CHAIN")
         sign = SignRequest(Path(env["MAILPROFILE_SIGN_CERT"]), Path(env["MAILPROFILE_SIGN_KEY"]),
                            Path(chain) if chain else None)
+    base_url = base_url or env.get("MAILPROFILE_BASE_URL")
+    if base_url:
+        try:
+            base_url = base_url_value(base_url)
+        except ValueError as exc:
+            _exit([f"error: MAILPROFILE_BASE_URL / base_url: {exc}"], 2)
     service = start_service(spec, sign, _exit)
-    return build_app(Holder(service, spec, sign), base_url or env.get("MAILPROFILE_BASE_URL"))
+    return build_app(Holder(service, spec, sign), base_url)
 
 
 def _exit(lines: list[str], status: int) -> None:

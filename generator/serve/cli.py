@@ -20,6 +20,7 @@ import click
 import uvicorn
 
 from generator.build import SignRequest
+from generator.model import base_url_value
 from generator.serve.app import Holder, build_app, start_service
 from generator.serve.service import Service
 
@@ -44,6 +45,15 @@ def _logging(access_log: bool) -> None:
         logging.getLogger("mailprofile.serve.access").setLevel(logging.WARNING)
 
 
+def _base_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return base_url_value(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @click.command(name="serve")
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
@@ -56,7 +66,7 @@ def _logging(access_log: bool) -> None:
               help="The signing key; its passphrase from MAILPROFILE_SIGN_PASSPHRASE.")
 @click.option("--sign-chain", type=click.Path(dir_okay=False, path_type=Path),
               help="Intermediate certificates (PEM) to include in each signature.")
-@click.option("--base-url", metavar="URL",
+@click.option("--base-url", metavar="URL", callback=lambda _c, _p, v: _base_url(v),
               help="Public URL of the service (https://autoconfig.example.org), used in the page's profile "
                    "link and QR code; default: from the request's Host header.")
 @click.option("--forwarded-allow-ips", default="127.0.0.1", show_default=True,
