@@ -32,6 +32,7 @@ from tests.conftest import EXAMPLES, require, require_binary
 pytestmark = pytest.mark.thunderbird
 
 HARNESS = Path(__file__).parent / "thunderbird" / "harness.js"
+COMMON_JS = Path(__file__).parent / "thunderbird" / "common.js"  # appended to every harness .cfg
 SPECS = [EXAMPLES / "provider-pop3.yaml", EXAMPLES / "provider-imap.yaml", EXAMPLES / "school.yaml"]
 TIMEOUT = 60  # seconds per Thunderbird start; a start takes about one second
 
@@ -70,7 +71,7 @@ def make_install(root: Path, cfg: str, isp: dict[str, bytes] | None = None,
     # The activation file as the admin would install it, only pointing at the test's .cfg.
     (defaults / "pref" / "autoconfig.js").write_text(
         'pref("general.config.filename", "harness.cfg");\npref("general.config.obscure_value", 0);\n')
-    (install / "harness.cfg").write_text(cfg, encoding="utf-8")
+    (install / "harness.cfg").write_text(cfg + "\n" + COMMON_JS.read_text(encoding="utf-8"), encoding="utf-8")
     (install / "isp").mkdir()
     for domain, data in (isp or {}).items():
         (install / "isp" / f"{domain}.xml").write_bytes(data)

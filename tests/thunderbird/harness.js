@@ -2,17 +2,6 @@
 // After final-ui-startup it dumps what Thunderbird's account manager holds and, for each domain named in
 // HARNESS_DOMAINS, what its own autoconfig reader makes of <install>/isp/<domain>.xml; then it saves prefs
 // and quits. Output: JSON in the file named by HARNESS_OUT.
-function harnessWrite(path, text) {
-  const file = Cc["@mozilla.org/file/local;1"].createInstance(Ci.nsIFile);
-  file.initWithPath(path);
-  const stream = Cc["@mozilla.org/network/file-output-stream;1"].createInstance(Ci.nsIFileOutputStream);
-  stream.init(file, 0x02 | 0x08 | 0x20, 0o644, 0);
-  const conv = Cc["@mozilla.org/intl/converter-output-stream;1"].createInstance(Ci.nsIConverterOutputStream);
-  conv.init(stream, "UTF-8");
-  conv.writeString(text);
-  conv.close();
-}
-
 function harnessServer(s) {
   return {hostname: s.hostname, port: s.port, socketType: s.socketType, auth: s.auth,
           username: s.username, type: s.type,
@@ -61,12 +50,4 @@ async function harnessDump() {
   return res;
 }
 
-Services.obs.addObserver({
-  observe() {
-    harnessDump().then(res => res, e => ({error: String(e), stack: String(e.stack)})).then(res => {
-      harnessWrite(Services.env.get("HARNESS_OUT"), JSON.stringify(res));
-      Services.prefs.savePrefFile(null);
-      Services.startup.quit(Ci.nsIAppStartup.eForceQuit);
-    });
-  },
-}, "final-ui-startup");
+harnessAtStartup(harnessDump);

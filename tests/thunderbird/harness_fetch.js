@@ -25,22 +25,4 @@ async function harnessFetch() {
           outgoing: [c.outgoing, ...c.outgoingAlternatives].map(server)};
 }
 
-function harnessWriteFetch(path, text) {
-  const file = Cc["@mozilla.org/file/local;1"].createInstance(Ci.nsIFile);
-  file.initWithPath(path);
-  const stream = Cc["@mozilla.org/network/file-output-stream;1"].createInstance(Ci.nsIFileOutputStream);
-  stream.init(file, 0x02 | 0x08 | 0x20, 0o644, 0);
-  const conv = Cc["@mozilla.org/intl/converter-output-stream;1"].createInstance(Ci.nsIConverterOutputStream);
-  conv.init(stream, "UTF-8");
-  conv.writeString(text);
-  conv.close();
-}
-
-Services.obs.addObserver({
-  observe() {
-    harnessFetch().then(res => res, e => ({error: String(e), stack: String(e.stack)})).then(res => {
-      harnessWriteFetch(Services.env.get("HARNESS_OUT"), JSON.stringify(res));
-      Services.startup.quit(Ci.nsIAppStartup.eForceQuit);
-    });
-  },
-}, "final-ui-startup");
+harnessAtStartup(harnessFetch, false);

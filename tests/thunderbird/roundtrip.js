@@ -11,17 +11,6 @@
 //     now in its Inbox;
 //  3. sends HARNESS_SEND_FILE (an RFC 5322 message) to HARNESS_SEND_TO through the identity's SMTP server;
 // then writes JSON to HARNESS_OUT and quits. Every step records its error instead of stopping the others.
-function harnessWrite(path, text) {
-  const file = Cc["@mozilla.org/file/local;1"].createInstance(Ci.nsIFile);
-  file.initWithPath(path);
-  const stream = Cc["@mozilla.org/network/file-output-stream;1"].createInstance(Ci.nsIFileOutputStream);
-  stream.init(file, 0x02 | 0x08 | 0x20, 0o644, 0);
-  const conv = Cc["@mozilla.org/intl/converter-output-stream;1"].createInstance(Ci.nsIConverterOutputStream);
-  conv.init(stream, "UTF-8");
-  conv.writeString(text);
-  conv.close();
-}
-
 function harnessUrlListener() {
   let done;
   const promise = new Promise(resolve => { done = resolve; });
@@ -180,12 +169,4 @@ async function harnessRoundTrip() {
   return res;
 }
 
-Services.obs.addObserver({
-  observe() {
-    harnessRoundTrip().then(res => res, e => ({error: String(e), stack: String(e.stack)})).then(res => {
-      harnessWrite(Services.env.get("HARNESS_OUT"), JSON.stringify(res));
-      Services.prefs.savePrefFile(null);
-      Services.startup.quit(Ci.nsIAppStartup.eForceQuit);
-    });
-  },
-}, "final-ui-startup");
+harnessAtStartup(harnessRoundTrip);
