@@ -20,6 +20,18 @@ from tests.test_spec_errors import BASE, check
 DELIVERY = EXAMPLES / "delivery.yaml"
 
 
+# Mario's settings table in examples/delivery.yaml (Italian), as a user reads it: also read from the rendered
+# page by tests/test_guide_browser.py.
+MARIO_TABLE = {
+    "account.email": "mario.rossi@esempio.it", "incoming.protocol": "POP3",
+    "incoming.host": "pop3s.aruba.it", "incoming.port": "995", "incoming.security": "SSL/TLS",
+    "incoming.authentication": "Password normale", "incoming.username": "mario.rossi@esempio.it",
+    "incoming.keep_on_server": "Sì, eliminare dopo 30 giorni",
+    "outgoing.host": "smtps.aruba.it", "outgoing.port": "465", "outgoing.security": "SSL/TLS",
+    "outgoing.authentication": "Autenticazione necessaria, stessi nome utente e password",
+    "tls_min": "TLS 1.2"}
+
+
 def _build(tmp_path: Path, spec: Path = DELIVERY, base_url: str | None = None, only: list[str] | None = None,
            templates: Path | None = None) -> Path:
     out = tmp_path / "out"
@@ -35,14 +47,7 @@ def _table(path: Path, table: str = "settings") -> dict[str, str]:
 def test_guide_per_account_in_its_language(tmp_path: Path) -> None:
     out = _build(tmp_path)
     mario = _table(out / "mario.rossi@esempio.it/guide/mario.rossi@esempio.it.html")
-    assert mario == {
-        "account.email": "mario.rossi@esempio.it", "incoming.protocol": "POP3",
-        "incoming.host": "pop3s.aruba.it", "incoming.port": "995", "incoming.security": "SSL/TLS",
-        "incoming.authentication": "Password normale", "incoming.username": "mario.rossi@esempio.it",
-        "incoming.keep_on_server": "Sì, eliminare dopo 30 giorni",
-        "outgoing.host": "smtps.aruba.it", "outgoing.port": "465", "outgoing.security": "SSL/TLS",
-        "outgoing.authentication": "Autenticazione necessaria, stessi nome utente e password",
-        "tls_min": "TLS 1.2"}
+    assert mario == MARIO_TABLE
     jane = _table(out / "jane.doe@esempio.it/guide/jane.doe@esempio.it.html")
     assert jane["incoming.authentication"] == "Normal password"
     assert jane["outgoing.authentication"] == "Authentication required, same user name and password"

@@ -16,6 +16,7 @@ from generator.build import BuildOptions, build, prepare
 from generator.spec import load_spec
 from tests.browser import start_chromium
 from tests.conftest import EXAMPLES, require_binary
+from tests.test_guide import MARIO_TABLE
 
 LINK = "http://127.0.0.1:8080/apple/mario.rossi@esempio.it.mobileconfig"
 
@@ -38,14 +39,7 @@ def test_rendered_settings_table_and_qr_code(tmp_path: Path, chromium: webdriver
     assert chromium.title == "Configura la casella mario.rossi@esempio.it"
     rows = {row.get_attribute("data-key"): row.find_element(By.TAG_NAME, "td").text
             for row in chromium.find_elements(By.CSS_SELECTOR, "table#settings tr[data-key]")}
-    assert rows == {
-        "account.email": "mario.rossi@esempio.it", "incoming.protocol": "POP3",
-        "incoming.host": "pop3s.aruba.it", "incoming.port": "995", "incoming.security": "SSL/TLS",
-        "incoming.authentication": "Password normale", "incoming.username": "mario.rossi@esempio.it",
-        "incoming.keep_on_server": "Sì, eliminare dopo 30 giorni",
-        "outgoing.host": "smtps.aruba.it", "outgoing.port": "465", "outgoing.security": "SSL/TLS",
-        "outgoing.authentication": "Autenticazione necessaria, stessi nome utente e password",
-        "tls_min": "TLS 1.2"}
+    assert rows == MARIO_TABLE
     labels = [th.text for th in chromium.find_elements(By.CSS_SELECTOR, "table#settings th")]
     assert labels[2:4] == ["Server di posta in arrivo (POP3)", "Porta"]
     legacy = chromium.find_element(By.CSS_SELECTOR, "table#legacy")
