@@ -202,6 +202,90 @@ def _align(text: str, segments: tuple[str, ...], values: list[str],
     return found if pos == len(text) else None
 
 
+class _Miss:
+    """What a compiled filler returns for a value of another shape."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISS"
+
+
+MISS = _Miss()
+Filler = Callable[[Any], "str | _Miss | None"]
+
+
+def compile_filler(value: Any, stencil: Stencil) -> Filler:
+    """`stencil` compiled for the shape of `value`: a function that, for any value, returns MISS unless the
+    value has exactly that shape (shape(v)[0] == shape(value)[0]), and otherwise does what `Stencils.fill`
+    does with the stencil: None if a string fails its checks, else the filled text.
+
+    The function is generated Python, one statement per node of the shape: the type and length or keys of
+    every container, the type and value of every scalar and `Fixed` word, the emptiness of every string, in
+    the order `shape` walks them. That is what `shape` would compute, without building the key (the walk was a
+    third of a stencilled build). Each string equal to the one `value` has there (a server name, the same for
+    every account) reuses its checked and escaped form. Every constant reaches the code through its
+    namespace, never as source text. tests/test_stencil.py checks it against `shape` on arbitrary nests."""
+    consts: dict[str, Any] = {"MISS": MISS, "dict": dict, "list": list, "tuple": tuple, "str": str}
+    lines = ["def filler(v):"]
+    names = iter(range(1 << 30))
+    strings: list[tuple[str, str]] = []  # (variable, the string `value` has there)
+
+    def const(obj: Any) -> str:
+        name = f"k{len(consts)}"
+        consts[name] = obj
+        return name
+
+    def walk(node: Any, expr: str) -> None:
+        var = f"x{next(names)}"
+        lines.append(f"    {var} = {expr}")
+        kind = type(node)
+        if kind is str:
+            lines.append(f"    if type({var}) is not str or {'not ' if node else ''}{var}: return MISS")
+            strings.append((var, node))
+        elif kind is dict:
+            lines.append(f"    if type({var}) is not dict or list({var}) != {const(list(node))}: return MISS")
+            for k, child in node.items():
+                walk(child, f"{var}[{const(k)}]")
+        elif kind is list or kind is tuple:
+            lines.append(f"    if type({var}) is not {kind.__name__} or len({var}) != {len(node)}: return MISS")
+            for i, child in enumerate(node):
+                walk(child, f"{var}[{i}]")
+        elif node is None:
+            lines.append(f"    if {var} is not None: return MISS")
+        elif kind in _SCALARS:
+            lines.append(f"    if type({var}) is not {const(kind)} or {var} != {const(node)}: return MISS")
+        else:
+            raise TypeError(f"no shape for {kind.__name__}")
+
+    walk(value, "v")
+    if len(strings) != len(stencil.checks):
+        raise ValueError("the stencil was not learnt from this shape")
+    escaped: dict[tuple[int, int], str] = {}
+    for (var, seen), checks in zip(strings, stencil.checks, strict=True):
+        passes = " and ".join(f"{const(check)}({var})" for check in checks)
+        if all(check(seen) for check in checks):
+            lines.append(f"    if {var} != {const(seen)} and not ({passes}): return None")
+        else:
+            lines.append(f"    if not ({passes}): return None")
+    parts = [const(stencil.segments[0])]
+    for gap, (slot, escape) in enumerate(zip(stencil.slots, stencil.escapes, strict=True)):
+        var, seen = strings[slot]
+        call = f"{const(escape)}({var})"
+        if all(check(seen) for check in stencil.checks[slot]):
+            done = escaped.setdefault((slot, id(escape)), const(escape(seen)))
+            call = f"({done} if {var} == {const(seen)} else {call})"
+        parts += [call, const(stencil.segments[gap + 1])]
+    lines.append(f"    return ''.join(({', '.join(parts)},))")
+    # Our own generated code: every name in it is ours, every constant is passed by name in `consts`.
+    exec(compile("\n".join(lines), "<stencil filler>", "exec"), consts)
+    filler: Filler = consts["filler"]
+    return filler
+
+
+_RECENT = 4  # compiled fillers tried before the shape key is computed
+
+
 @dataclass
 class Stencils:
     """The stencils of one kind of file, learnt as shapes appear (at most MAX_SHAPES)."""
@@ -209,20 +293,29 @@ class Stencils:
     fmt: Format
     render: Callable[[Any], str]
     check: Callable[[Any, str], list[str]]
-    _known: dict[Any, Stencil | None] = field(default_factory=dict)
+    _known: dict[Any, Filler | None] = field(default_factory=dict)
+    _recent: list[Filler] = field(default_factory=list)  # the shapes seen last, most recent first
 
     def fill(self, value: Any) -> str | None:
         """The file for `value` from its shape's proven stencil, or None: take the full path."""
-        key, strings = shape(value)
+        for filler in self._recent:
+            text = filler(value)
+            if text is not MISS:
+                return text  # type: ignore[return-value]
+        key, _ = shape(value)
         if key in self._known:
-            stencil = self._known[key]
+            filler_ = self._known[key]
         elif len(self._known) < MAX_SHAPES:
-            stencil = self._known[key] = learn(value, self.render, self.check, self.fmt)
+            stencil = learn(value, self.render, self.check, self.fmt)
+            filler_ = self._known[key] = compile_filler(value, stencil) if stencil is not None else None
         else:
             return None
-        if stencil is None or not stencil.carries(strings):
+        if filler_ is None:
             return None
-        return stencil.fill(strings)
+        self._recent = [filler_, *self._recent[:_RECENT - 1]]
+        text = filler_(value)
+        assert text is not MISS
+        return text  # type: ignore[return-value]
 
 
 # --- the contexts of this project's formats ----------------------------------------------------------------

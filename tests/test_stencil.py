@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,14 @@ from generator.spec import LoadedSpec, load_spec
 from generator.stencil import (
     JS_SPECIALS,
     LINE_COMMENT,
+    MISS,
     XML_SPECIALS,
     Context,
     Fixed,
     Format,
+    Stencil,
     Stencils,
+    compile_filler,
     learn,
     shape,
     text_carriable,
@@ -120,6 +124,56 @@ def test_shape_keeps_types_presence_and_emptiness_apart() -> None:
     assert shape({"a": "x", "b": None})[0] != shape({"a": "x"})[0]
     assert shape({"a": Fixed("lockPref")})[0] != shape({"a": Fixed("defaultPref")})[0]
     assert shape([{"a": "x"}, "y"])[1] == ["x", "y"]
+
+
+# Nests like the values targets lay out: dicts, lists and tuples of strings (often empty: emptiness is part of
+# the shape), Fixed words, numbers, booleans, None and dates; keys that are plain or Fixed strings.
+WORDS = st.sampled_from(["", "a", "b", "ab", "!", "a!"])
+SCALARS = st.one_of(WORDS, WORDS.map(Fixed), st.integers(-2, 2), st.booleans(), st.none(),
+                    st.sampled_from([0.0, 1.5, -1.0]), st.just(datetime(2026, 1, 1)), st.just(datetime(2027, 1, 1)))
+NESTS = st.recursive(SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.lists(inner, max_size=3).map(tuple),
+    st.dictionaries(st.one_of(WORDS, WORDS.map(Fixed)), inner, max_size=3)), max_leaves=12)
+
+
+def _synthetic_stencil(value: Any) -> Stencil:
+    """A stencil for value's shape with every string in one gap, the last one twice; escapes and checks
+    that differ per string ('!' is not carriable by every other string)."""
+    count = len(shape(value)[1])
+    slots = (*range(count), count - 1) if count else ()
+    escapes = tuple((str.upper if i % 2 else (lambda t: t.replace("a", "<A>"))) for i in range(len(slots)))
+    checks = tuple(((lambda t: "!" not in t),) if i % 2 else ((lambda t: True), (lambda t: len(t) < 3))
+                   for i in range(count))
+    return Stencil(tuple(f"[{i}]" for i in range(len(slots) + 1)), slots, escapes, checks)
+
+
+@settings(max_examples=400, deadline=None)
+@given(first=NESTS, other=NESTS, same=st.booleans(), texts=st.lists(WORDS, min_size=40, max_size=40))
+def test_a_compiled_filler_matches_exactly_the_shape_it_was_made_for(first: Any, other: Any, same: bool,
+                                                                     texts: list[str]) -> None:
+    """The compiled filler is only a faster route to what shape() + the stencil give: MISS for a value of
+    any other shape, and for one of the same shape the checked, filled text (or None)."""
+    from generator.stencil import substitute
+
+    stencil = _synthetic_stencil(first)
+    filler = compile_filler(first, stencil)
+    # Same nest with other strings (their emptiness may change, and with it the shape), or another nest.
+    candidate = substitute(first, iter(texts)) if same else other
+    key, strings = shape(candidate)
+    if key != shape(first)[0]:
+        assert filler(candidate) is MISS
+    else:
+        assert filler(candidate) == (stencil.fill(strings) if stencil.carries(strings) else None)
+    assert filler(first) == (stencil.fill(shape(first)[1]) if stencil.carries(shape(first)[1]) else None)
+
+
+def test_a_compiled_filler_tells_apart_what_python_finds_equal() -> None:
+    stencil = _synthetic_stencil({"a": False, "b": ["x"]})
+    filler = compile_filler({"a": False, "b": ["x"]}, stencil)
+    assert filler({"a": False, "b": ["y"]}) == "[0]y[1]Y[2]"
+    for other in ({"a": 0, "b": ["y"]}, {"a": False, "b": ("y",)}, {"b": ["y"], "a": False},
+                  {"a": False, "b": [Fixed("y")]}, {"a": False, "b": [""]}, {"a": False, "b": ["y"], "c": 1}):
+        assert filler(other) is MISS, other
 
 
 XML = Format("xml", (Context("XML text", xml_escape, xml_carriable),), XML_SPECIALS)
