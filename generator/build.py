@@ -20,7 +20,7 @@ import signal
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, islice
 from pathlib import Path
@@ -30,7 +30,7 @@ from generator.accounts import AccountSource, Mailbox
 from generator.errors import BuildError, Problem, SpecError
 from generator.lint import lint_spec
 from generator.model import ALL_TARGETS
-from generator.output import GENERATOR, MANIFEST, MANIFEST_FORMAT, Output, Sink
+from generator.output import GENERATOR, MANIFEST, MANIFEST_FORMAT, DirSink, Output
 from generator.signing import SigningMaterial, load_signing_material
 from generator.spec import LoadedSpec
 from generator.targets import OutputFile, RenderContext, Target, target_classes
@@ -242,13 +242,52 @@ def render_mailbox(targets: Sequence[Target], mailbox: Mailbox) -> list[OutputFi
     return files
 
 
-# --- rendering ---------------------------------------------------------------------------------------------
-# Workers are forked from the process that prepared the plan, so they inherit the validated spec, the Jinja
-# environments and the signing key without pickling them: mailboxes go out, verified bytes come back.
-# Writing stays in the main process, one writer for the folder and the zip alike: letting workers write
-# their own files measured no faster here (the work is Python rendering and proof, not system calls).
+# --- rendering and writing ---------------------------------------------------------------------------------
+# Workers are forked from the process that prepared the plan and opened the output, so they inherit the
+# validated spec, the Jinja environments, the signing key and the folder being built without pickling them:
+# mailboxes go out; each worker renders, verifies and writes its accounts' files into the new tree itself,
+# and sends back only their manifest lines (plus the bytes, when a zip is being written: the zip has one
+# writer, the main process, which keeps the account order). File creation costs as much as rendering once
+# rendering is stencilled; done in the workers it overlaps with the other worker's rendering.
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """One file as the main process needs it after a worker wrote it: what the report and manifest say."""
+
+    path: str
+    status: Status
+    secret: bool
+    size: int
+    line: str  # the manifest entry, JSON on one line
+    data: bytes | None  # for the zip (None when only a folder is written)
+
+
+@dataclass(frozen=True)
+class Writer:
+    """Where and how a process writes the files it renders: the new tree (if a folder is being built), the
+    layout, and whether the bytes go back to the main process for the zip."""
+
+    tree: DirSink | None
+    layout: Layout
+    keep_data: bool
+
+    def write(self, f: OutputFile, name: str | None) -> Written:
+        path = layout_path(f, self.layout)
+        status: Status = self.tree.add(path, f.data, f.secret) if self.tree is not None else "created"
+        entry: dict[str, Any] = {"account": f.account, "target": f.target, "kind": f.kind, "path": path,
+                                 "sha256": hashlib.sha256(f.data).hexdigest(), "bytes": len(f.data),
+                                 "media_type": MEDIA_TYPES.get(f.kind, "application/octet-stream")}
+        if name is not None:
+            entry["name"] = name
+        if f.secret:
+            entry["secret"] = True
+        return Written(path, status, f.secret, len(f.data), json.dumps(entry, ensure_ascii=False),
+                       f.data if self.keep_data else None)
+
 
 _WORKER_TARGETS: list[Target] = []
+_WORKER_WRITER: Writer | None = None
 
 
 def _worker_init() -> None:
@@ -259,8 +298,13 @@ def _worker_init() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1 (linux/prctl.h)
 
 
-def _work(chunk: list[Mailbox]) -> list[tuple[str, list[OutputFile]]]:
-    return [(m.name, render_mailbox(_WORKER_TARGETS, m)) for m in chunk]
+def _render_and_write(targets: Sequence[Target], writer: Writer, mailbox: Mailbox) -> list[Written]:
+    return [writer.write(f, mailbox.name) for f in render_mailbox(targets, mailbox)]
+
+
+def _work(chunk: list[Mailbox]) -> list[list[Written]]:
+    assert _WORKER_WRITER is not None
+    return [_render_and_write(_WORKER_TARGETS, _WORKER_WRITER, m) for m in chunk]
 
 
 def _chunks(source: Iterator[Mailbox]) -> Iterator[list[Mailbox]]:
@@ -268,9 +312,10 @@ def _chunks(source: Iterator[Mailbox]) -> Iterator[list[Mailbox]]:
         yield chunk
 
 
-def rendered_accounts(plan: Plan, source: AccountSource, jobs: int) -> Iterator[tuple[str, list[OutputFile]]]:
-    """(display name, files) per account in account order, rendered and verified in `jobs` processes with a
-    bounded number of chunks in flight (back-pressure keeps memory flat however long the list)."""
+def written_accounts(plan: Plan, source: AccountSource, writer: Writer, jobs: int) -> Generator[list[Written]]:
+    """The written files of each account, in account order, rendered, verified and written by `jobs`
+    processes with a bounded number of chunks in flight (back-pressure keeps memory flat however long the
+    list). Close it (contextlib.closing) so that the workers are gone before the caller cleans up."""
     if plan.mdm is not None:
         return
     chunks = _chunks(iter(source))
@@ -284,10 +329,10 @@ def rendered_accounts(plan: Plan, source: AccountSource, jobs: int) -> Iterator[
     if second is None or jobs == 1:
         for chunk in stream:
             for mailbox in chunk:
-                yield mailbox.name, render_mailbox(plan.targets, mailbox)
+                yield _render_and_write(plan.targets, writer, mailbox)
         return
-    global _WORKER_TARGETS
-    _WORKER_TARGETS = plan.targets
+    global _WORKER_TARGETS, _WORKER_WRITER
+    _WORKER_TARGETS, _WORKER_WRITER = plan.targets, writer
     # Ctrl-C must not land inside the pool's own machinery (a KeyboardInterrupt raised while the task queue's
     # lock is held can hang the pool's shutdown): the handler only notes it, and the loop raises it between
     # two chunks, where leaving the pool is clean.
@@ -315,7 +360,7 @@ def rendered_accounts(plan: Plan, source: AccountSource, jobs: int) -> Iterator[
                 check()
                 yield from results
     finally:
-        _WORKER_TARGETS = []
+        _WORKER_TARGETS, _WORKER_WRITER = [], None
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
 
@@ -344,7 +389,7 @@ def build(plan: Plan, options: BuildOptions | Path) -> BuildReport:
         with tempfile.TemporaryFile("w+", encoding="utf-8") as spool, \
                 Output(report.out, report.zip, plan.inputs()) as output:
             report.notes = output.notes
-            _build_into(plan, options, report, output.sinks, spool)
+            _build_into(plan, options, report, output, spool)
             output.commit()
     except OSError as exc:
         raise BuildError(describe_os_error(exc)) from None
@@ -365,24 +410,27 @@ def describe_os_error(exc: OSError) -> str:
     return f"cannot write {where}: {what}" + (f" — {advice}" if advice else "")
 
 
-def _build_into(plan: Plan, options: BuildOptions, report: BuildReport, sinks: list[Sink], spool: Any) -> None:
+def _build_into(plan: Plan, options: BuildOptions, report: BuildReport, output: Output, spool: Any) -> None:
     source = AccountSource(plan.loaded)
-    for name, files in rendered_accounts(plan, source, options.jobs):
-        for f in files:
-            _write(f, name, sinks, spool, report, options)
-        report.accounts += 1
-        if options.progress is not None:
-            options.progress(1)
+    writer = Writer(output.dir, options.layout, keep_data=output.zip is not None)
+    # closing(): on an error the pool is stopped (its workers gone) before the output is cleaned up.
+    with contextlib.closing(written_accounts(plan, source, writer, options.jobs)) as accounts:
+        for files in accounts:
+            for w in files:
+                _record(w, output, spool, report, options)
+            report.accounts += 1
+            if options.progress is not None:
+                options.progress(1)
     for target in plan.targets:
         for f in target.render_shared():
-            _write(f, None, sinks, spool, report, options)
+            _record(writer.write(f, None), output, spool, report, options)
     if source.problems and not options.keep_going:
         raise SpecError(source.problems)
     report.skipped = source.problems
     targets = [t.name for t in plan.targets]
-    for sink in sinks:
+    for sink in output.sinks:
         sink.add_stream(MANIFEST, _manifest(plan, report, targets, options.layout, spool))
-    for sink in sinks:
+    for sink in output.sinks:
         for path in sink.removed():
             report.counts["removed"] += 1
             _keep(report, options, FileStatus(path, "removed"))
@@ -393,26 +441,18 @@ def _keep(report: BuildReport, options: BuildOptions, status: FileStatus) -> Non
         report.files.append(status)
 
 
-def _write(f: OutputFile, name: str | None, sinks: list[Sink], spool: Any, report: BuildReport,
-           options: BuildOptions) -> None:
-    path = layout_path(f, options.layout)
-    status: Status = "created"
-    for sink in sinks:
-        status = sink.add(path, f.data, f.secret) or status  # the folder knows created/changed; a zip does not
-    report.counts[status] += 1
+def _record(w: Written, output: Output, spool: Any, report: BuildReport, options: BuildOptions) -> None:
+    """What the main process does for each written file: the zip member, the report, the manifest line."""
+    if output.zip is not None:
+        assert w.data is not None
+        output.zip.add(w.path, w.data, w.secret)
+    report.counts[w.status] += 1
     report.files_written += 1
-    report.bytes += len(f.data)
-    if f.secret:
-        report.secret_files.append(path)
-    _keep(report, options, FileStatus(path, status, f.secret))
-    entry: dict[str, Any] = {"account": f.account, "target": f.target, "kind": f.kind, "path": path,
-                             "sha256": hashlib.sha256(f.data).hexdigest(), "bytes": len(f.data),
-                             "media_type": MEDIA_TYPES.get(f.kind, "application/octet-stream")}
-    if name is not None:
-        entry["name"] = name
-    if f.secret:
-        entry["secret"] = True
-    spool.write(json.dumps(entry, ensure_ascii=False) + "\n")
+    report.bytes += w.size
+    if w.secret:
+        report.secret_files.append(w.path)
+    _keep(report, options, FileStatus(w.path, w.status, w.secret))
+    spool.write(w.line + "\n")
 
 
 def _manifest(plan: Plan, report: BuildReport, targets: list[str], layout: Layout, spool: Any) -> Iterator[bytes]:
