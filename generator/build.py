@@ -275,15 +275,25 @@ class Writer:
     def write(self, f: OutputFile, name: str | None) -> Written:
         path = layout_path(f, self.layout)
         status: Status = self.tree.add(path, f.data, f.secret) if self.tree is not None else "created"
-        entry: dict[str, Any] = {"account": f.account, "target": f.target, "kind": f.kind, "path": path,
-                                 "sha256": hashlib.sha256(f.data).hexdigest(), "bytes": len(f.data),
-                                 "media_type": MEDIA_TYPES.get(f.kind, "application/octet-stream")}
-        if name is not None:
-            entry["name"] = name
-        if f.secret:
-            entry["secret"] = True
-        return Written(path, status, f.secret, len(f.data), json.dumps(entry, ensure_ascii=False),
+        return Written(path, status, f.secret, len(f.data), manifest_line(f, path, name),
                        f.data if self.keep_data else None)
+
+
+_json_string = json.encoder.encode_basestring  # json.dumps(s, ensure_ascii=False) of a str, in C
+
+
+def manifest_line(f: OutputFile, path: str, name: str | None) -> str:
+    """The file's manifest entry: json.dumps(entry, ensure_ascii=False) of
+    {account, target, kind, path, sha256, bytes, media_type[, name][, secret]}, written out by hand (a
+    generic dumps of the dict was ~6 us a file; tests/test_build.py holds the two equal)."""
+    account = "null" if f.account is None else _json_string(f.account)
+    line = (f'{{"account": {account}, "target": {_json_string(f.target)}, "kind": {_json_string(f.kind)}, '
+            f'"path": {_json_string(path)}, "sha256": "{hashlib.sha256(f.data).hexdigest()}", '
+            f'"bytes": {len(f.data)}, '
+            f'"media_type": {_json_string(MEDIA_TYPES.get(f.kind, "application/octet-stream"))}')
+    if name is not None:
+        line += f', "name": {_json_string(name)}'
+    return line + (', "secret": true}' if f.secret else "}")
 
 
 _WORKER_TARGETS: list[Target] = []

@@ -339,7 +339,10 @@ class DirSink(Sink):
         dest = f"{self.tmp}/{path}"
         folder = dest.rpartition("/")[0]
         if folder != self._last_dir:
-            os.makedirs(folder, exist_ok=True)
+            try:  # most folders are new and their parent exists: one mkdir, not makedirs' stat + mkdir
+                os.mkdir(folder)
+            except OSError:
+                os.makedirs(folder, exist_ok=True)
             self._last_dir = folder
         try:
             # Files that carry a password are created 0600 from the start: no window in which others can read.

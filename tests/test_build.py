@@ -7,11 +7,14 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from generator.build import build, prepare
+from generator.build import MEDIA_TYPES, build, manifest_line, prepare
 from generator.errors import BuildError, SpecError, VerificationError
 from generator.render import packaged_templates
 from generator.spec import load_spec
+from generator.targets.base import OutputFile
 from tests.test_spec_errors import BASE
 
 TWO = BASE.replace("targets:", "  - name: Anna Verdi\n    email: anna@esempio.it\ntargets:")
@@ -81,3 +84,21 @@ def test_refuses_to_replace_a_folder_that_is_not_an_output(tmp_path: Path) -> No
 def test_unknown_target_is_refused(tmp_path: Path) -> None:
     with pytest.raises(BuildError, match="unknown target outlok: choose from apple, thunderbird, outlook"):
         prepare(load_spec(_spec(tmp_path)), ["outlok"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(account=st.one_of(st.none(), st.text()), path=st.text(), name=st.one_of(st.none(), st.text()),
+       kind=st.sampled_from([*MEDIA_TYPES, "unknown-kind"]), secret=st.booleans(), data=st.binary(max_size=64))
+def test_a_manifest_line_is_json_dumps_of_its_entry(account: str | None, path: str, name: str | None, kind: str,
+                                                     secret: bool, data: bytes) -> None:
+    """Manifest lines are written out by hand for speed; they must be what json.dumps writes (any text,
+    quotes, controls, U+2028, lone surrogates included)."""
+    f = OutputFile("ignored", data, "target\"x", kind, account, secret)
+    entry: dict[str, object] = {"account": account, "target": f.target, "kind": kind, "path": path,
+                                "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
+                                "media_type": MEDIA_TYPES.get(kind, "application/octet-stream")}
+    if name is not None:
+        entry["name"] = name
+    if secret:
+        entry["secret"] = True
+    assert manifest_line(f, path, name) == json.dumps(entry, ensure_ascii=False)
