@@ -19,14 +19,17 @@ dates, never key material or the passphrase.
 
 from __future__ import annotations
 
+import hashlib
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes, PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs7
 
@@ -114,6 +117,161 @@ def sign_profile(data: bytes, material: SigningMaterial) -> bytes:
 
 _OID_SIGNED_DATA = bytes.fromhex("2a864886f70d010702")  # 1.2.840.113549.1.7.2
 _OID_DATA = bytes.fromhex("2a864886f70d010701")  # 1.2.840.113549.1.7.1
+_OID_MESSAGE_DIGEST = bytes.fromhex("2a864886f70d010904")  # 1.2.840.113549.1.9.4
+REFRESH_SECONDS = 60.0  # a Signer takes a new reference signature (and signing time) at most this often
+
+
+class Signer:
+    """Signs many profiles with one identity, at the cost of a bare signature each.
+
+    cryptography's PKCS7 builder costs about as much again as the RSA signature it makes (it encodes the
+    certificates, the algorithm identifiers and the attributes every time). Between two profiles of one
+    build only four things change: the content, its SHA-256 in the messageDigest attribute, the signature
+    over the attributes, and the DER lengths around them. So the builder signs the first profile (and one
+    again every REFRESH_SECONDS, so a long-running service does not repeat an old signing time), that
+    SignedData is cut into its fixed parts, and the cut is proven: put back together around the same
+    content and signature it must give the builder's bytes exactly. Each later profile is the fixed parts
+    around its own content, digest and signature, and its signature is verified with the certificate's public
+    key before it is returned. Anything the cut does not recognise falls back to the builder for every
+    profile. Every signature of one reference carries that reference's signing time."""
+
+    def __init__(self, material: SigningMaterial) -> None:
+        self.material = material
+        self._cut: _Cut | None = None
+        self._taken = float("-inf")
+
+    def sign(self, data: bytes) -> bytes:
+        now = time.monotonic()
+        if now - self._taken > REFRESH_SECONDS:
+            der = sign_profile(data, self.material)
+            self._cut, self._taken = _Cut.of(der, data, self.material), now
+            return der
+        if self._cut is None:
+            return sign_profile(data, self.material)
+        return self._cut.sign(data, self.material)
+
+
+def _der(tag: int, body: bytes) -> bytes:
+    """One DER tag-length-value (definite length, shortest form)."""
+    size = len(body)
+    if size < 0x80:
+        return bytes((tag, size)) + body
+    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes((tag, 0x80 | len(length))) + length + body
+
+
+def _children(der: bytes, span: tuple[int, int]) -> list[tuple[int, int, int]]:
+    """(tag, start, end) of each TLV inside `span`, start..end being the whole TLV."""
+    out, pos = [], span[0]
+    while pos < span[1]:
+        tag, _, nxt = _tlv(der, pos)
+        out.append((tag, pos, nxt))
+        pos = nxt
+    if pos != span[1]:
+        raise ValueError("DER children overrun their parent")
+    return out
+
+
+def _algorithm(key: SigningKey) -> tuple[Any, ...]:
+    if isinstance(key, rsa.RSAPrivateKey):
+        return (padding.PKCS1v15(), hashes.SHA256())
+    return (ec.ECDSA(hashes.SHA256()),)
+
+
+@dataclass(frozen=True)
+class _Cut:
+    """The fixed parts of one SignedData (see Signer)."""
+
+    info_oid: bytes  # the ContentInfo's contentType (signedData), whole TLV
+    head: bytes  # SignedData version + digestAlgorithms
+    content_oid: bytes  # eContentType (data), whole TLV
+    certificates: bytes  # certificates (and CRLs), whole TLVs, as the builder wrote them
+    signer_head: bytes  # SignerInfo version + sid + digestAlgorithm
+    attrs_before: bytes  # the signed attributes' body up to the 32 bytes of messageDigest
+    attrs_after: bytes  # ... and after them
+    signer_tail: bytes  # signatureAlgorithm
+
+    @classmethod
+    def of(cls, der: bytes, content: bytes, material: SigningMaterial) -> _Cut | None:
+        """The cut of the builder's `der` (which signs `content`), proven to give `der` back; None if this
+        SignedData is laid out in a way the cut does not know."""
+        try:
+            cut, signature = cls._parse(der, content)
+        except ValueError:
+            return None
+        if cut._assemble(content, signature) != der:
+            return None
+        try:  # the signature scheme is the one the cut will use (PKCS#1 v1.5 or ECDSA, SHA-256)
+            material.certificate.public_key().verify(signature, cut._signed_attributes(content),  # type: ignore
+                                                     *_algorithm(material.private_key))
+        except (InvalidSignature, TypeError, ValueError):
+            return None
+        return cut
+
+    @classmethod
+    def _parse(cls, der: bytes, content: bytes) -> tuple[_Cut, bytes]:
+        def one(tag: int, item: tuple[int, int, int]) -> tuple[int, int]:
+            if item[0] != tag:
+                raise ValueError("unexpected tag")
+            return _tlv(der, item[1])[1]
+
+        (info,) = _children(der, (0, len(der)))
+        info_oid, explicit = _children(der, one(0x30, info))
+        (signed,) = _children(der, one(0xA0, explicit))
+        parts = _children(der, one(0x30, signed))
+        if len(parts) < 4 or [p[0] for p in parts[:3]] != [0x02, 0x31, 0x30] or parts[-1][0] != 0x31:
+            raise ValueError("unexpected SignedData layout")
+        content_oid, econtent = _children(der, one(0x30, parts[2]))
+        (octets,) = _children(der, one(0xA0, econtent))
+        if der[slice(*one(0x04, octets))] != content or der[slice(*one(0x06, content_oid))] != _OID_DATA:
+            raise ValueError("not the content")
+        (signer,) = _children(der, one(0x31, parts[-1]))
+        fields = _children(der, one(0x30, signer))
+        if [f[0] for f in fields[3:]] != [0xA0, 0x30, 0x04]:
+            raise ValueError("unexpected SignerInfo layout (unsigned attributes?)")
+        attrs = one(0xA0, fields[3])
+        digest = hashlib.sha256(content).digest()
+        where = []
+        for attr in _children(der, attrs):
+            oid, values = _children(der, one(0x30, attr))
+            if der[slice(*one(0x06, oid))] == _OID_MESSAGE_DIGEST:
+                (value,) = _children(der, one(0x31, values))
+                span = one(0x04, value)
+                if der[slice(*span)] != digest:
+                    raise ValueError("messageDigest is not the content's")
+                where.append(span)
+        if len(where) != 1:
+            raise ValueError("not one messageDigest")
+        (start, end), (a0, a1) = where[0], attrs
+        cut = cls(der[info_oid[1]:info_oid[2]], der[parts[0][1]:parts[1][2]], der[content_oid[1]:content_oid[2]],
+                  der[parts[3][1]:parts[-2][2]] if len(parts) > 4 else b"", der[fields[0][1]:fields[2][2]],
+                  der[a0:start], der[end:a1], der[fields[4][1]:fields[4][2]])
+        return cut, der[slice(*one(0x04, fields[5]))]
+
+    def _attributes(self, content: bytes) -> bytes:
+        return self.attrs_before + hashlib.sha256(content).digest() + self.attrs_after
+
+    def _signed_attributes(self, content: bytes) -> bytes:
+        """What the signature covers: the attributes encoded as a SET OF (RFC 5652 §5.4)."""
+        return _der(0x31, self._attributes(content))
+
+    def _assemble(self, content: bytes, signature: bytes) -> bytes:
+        signer = _der(0x30, self.signer_head + _der(0xA0, self._attributes(content)) + self.signer_tail
+                      + _der(0x04, signature))
+        econtent = _der(0x30, self.content_oid + _der(0xA0, _der(0x04, content)))
+        signed = _der(0x30, self.head + econtent + self.certificates + _der(0x31, signer))
+        return _der(0x30, self.info_oid + _der(0xA0, signed))
+
+    def sign(self, content: bytes, material: SigningMaterial) -> bytes:
+        algorithm = _algorithm(material.private_key)
+        to_sign = self._signed_attributes(content)
+        signature = material.private_key.sign(to_sign, *algorithm)
+        try:  # the file's proof: its signature verifies with the certificate over this content's digest
+            material.certificate.public_key().verify(signature, to_sign, *algorithm)  # type: ignore
+        except InvalidSignature:
+            raise BuildError("a signature did not verify with the signing certificate — this is a bug in "
+                             "mailprofile or in the installed cryptography version; please report it") from None
+        return self._assemble(content, signature)
 
 
 def unsigned_content(der: bytes) -> bytes:

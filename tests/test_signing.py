@@ -17,7 +17,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from generator.errors import BuildError
-from generator.signing import SigningMaterial, load_signing_material, sign_profile, unsigned_content
+from generator.signing import (
+    Signer,
+    SigningMaterial,
+    _Cut,
+    load_signing_material,
+    sign_profile,
+    unsigned_content,
+)
 
 from .conftest import require_binary
 
@@ -432,6 +439,41 @@ def test_openssl_extracts_the_same_content_as_unsigned_content(material: Signing
     result = _openssl("cms", "-verify", "-noverify", "-inform", "der", "-binary", "-in", signed, "-out", content)
     assert result.returncode == 0, result.stderr.decode()
     assert content.read_bytes() == unsigned_content(der) == PROFILE
+
+
+@pytest.mark.openssl
+@pytest.mark.parametrize("key", ["RSA", "EC"])
+def test_a_signer_assembles_what_the_builder_writes_and_openssl_verifies_it(pki: PKI, tmp_path: Path,
+                                                                           key: str) -> None:
+    """After its first (builder-made) signature a Signer assembles each SignedData itself: the cut is found
+    for both key types, every signature verifies with OpenSSL against the root, carries the chain and the
+    exact content."""
+    m = (load_signing_material(pki.leaf, pki.leaf_key, pki.chain) if key == "RSA"
+         else load_signing_material(pki.ec_leaf, pki.ec_key, pki.chain))
+    signer = Signer(m)
+    first = signer.sign(PROFILE)
+    assert signer._cut is not None  # the fast route is really taken
+    others = [PROFILE.replace(b"Example", b"Ex" * n) for n in (1, 40, 400)]  # DER lengths of 1, 2 and 3 bytes
+    for n, data in enumerate([PROFILE, *others]):
+        der = signer.sign(data)
+        assert unsigned_content(der) == data
+        assert set(pkcs7.load_der_pkcs7_certificates(der)) == {m.certificate, *m.intermediates}
+        signed, content = tmp_path / f"signed{n}.der", tmp_path / f"content{n}"
+        signed.write_bytes(der)
+        result = _verify(signed, pki.root, content)
+        assert result.returncode == 0, result.stderr.decode()
+        assert content.read_bytes() == data
+    if key == "RSA":  # PKCS#1 v1.5 is deterministic: same content, same signing time -> the builder's bytes
+        assert signer.sign(PROFILE) == first
+
+
+def test_a_cut_is_refused_when_it_does_not_give_the_builders_bytes_back(material: SigningMaterial) -> None:
+    der = sign_profile(PROFILE, material)
+    assert _Cut.of(der, PROFILE, material) is not None
+    assert _Cut.of(der, PROFILE + b" ", material) is None  # not the content it signs
+    assert _Cut.of(der + b"\x00", PROFILE, material) is None
+    long_form = der[:1] + b"\x84" + len(der[4:]).to_bytes(4, "big") + der[4:]  # valid BER, not what we write
+    assert der[1] == 0x82 and _Cut.of(long_form, PROFILE, material) is None
 
 
 # --- the build, end to end ----------------------------------------------------------------------------------

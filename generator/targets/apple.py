@@ -21,7 +21,7 @@ from generator.apple_schema import validate_profile
 from generator.errors import Problem, VerificationError
 from generator.model import Server
 from generator.render import differences, render_template, xml_escape
-from generator.signing import sign_profile, unsigned_content
+from generator.signing import Signer, unsigned_content
 from generator.stencil import XML_SPECIALS, Context, Format, Stencils, xml_carriable
 from generator.targets.base import OutputFile, Target, stable_uuid
 from generator.targets.mdm import CONSOLES, console_value
@@ -121,6 +121,7 @@ TEMPLATE = "apple/mobileconfig.xml.j2"
 class AppleTarget(Target):
     name = "apple"
     _stencils: Stencils | None = None
+    _signer: Signer | None = None  # one per process: the SignedData around each profile (generator/signing.py)
 
     @property
     def settings(self) -> Any:
@@ -303,7 +304,9 @@ class AppleTarget(Target):
                             secret=secret)] if self.wants("mobileconfig") else []
         if self.ctx.signing is not None and self.wants("mobileconfig-signed"):
             signed_path = f"{mailbox.slug}/apple/{mailbox.slug}.signed.mobileconfig"
-            signed = sign_profile(data, self.ctx.signing)
+            if self._signer is None:
+                self._signer = Signer(self.ctx.signing)
+            signed = self._signer.sign(data)
             # Prove what the device will install: the signed content is the verified profile, byte for byte.
             try:
                 content = unsigned_content(signed)
