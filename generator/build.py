@@ -251,16 +251,10 @@ def render_mailbox(targets: Sequence[Target], mailbox: Mailbox) -> list[OutputFi
 # rendering is stencilled; done in the workers it overlaps with the other worker's rendering.
 
 
-@dataclass(frozen=True, slots=True)
-class Written:
-    """One file as the main process needs it after a worker wrote it: what the report and manifest say."""
-
-    path: str
-    status: Status
-    secret: bool
-    size: int
-    line: str  # the manifest entry, JSON on one line
-    data: bytes | None  # for the zip (None when only a folder is written)
+# One file as the main process needs it after a worker wrote it: (path, status, secret, size, manifest line,
+# the bytes for the zip or None). A plain tuple: it crosses the pipe 8 times an account, and pickling a
+# dataclass cost ~37 us an account against ~2 us for tuples.
+Written = tuple[str, Status, bool, int, str, "bytes | None"]
 
 
 @dataclass(frozen=True)
@@ -275,8 +269,8 @@ class Writer:
     def write(self, f: OutputFile, name: str | None) -> Written:
         path = layout_path(f, self.layout)
         status: Status = self.tree.add(path, f.data, f.secret) if self.tree is not None else "created"
-        return Written(path, status, f.secret, len(f.data), manifest_line(f, path, name),
-                       f.data if self.keep_data else None)
+        return (path, status, f.secret, len(f.data), manifest_line(f, path, name),
+                f.data if self.keep_data else None)
 
 
 _json_string = json.encoder.encode_basestring  # json.dumps(s, ensure_ascii=False) of a str, in C
@@ -453,16 +447,17 @@ def _keep(report: BuildReport, options: BuildOptions, status: FileStatus) -> Non
 
 def _record(w: Written, output: Output, spool: Any, report: BuildReport, options: BuildOptions) -> None:
     """What the main process does for each written file: the zip member, the report, the manifest line."""
+    path, status, secret, size, line, data = w
     if output.zip is not None:
-        assert w.data is not None
-        output.zip.add(w.path, w.data, w.secret)
-    report.counts[w.status] += 1
+        assert data is not None
+        output.zip.add(path, data, secret)
+    report.counts[status] += 1
     report.files_written += 1
-    report.bytes += w.size
-    if w.secret:
-        report.secret_files.append(w.path)
-    _keep(report, options, FileStatus(w.path, w.status, w.secret))
-    spool.write(w.line + "\n")
+    report.bytes += size
+    if secret:
+        report.secret_files.append(path)
+    _keep(report, options, FileStatus(path, status, secret))
+    spool.write(line + "\n")
 
 
 def _manifest(plan: Plan, report: BuildReport, targets: list[str], layout: Layout, spool: Any) -> Iterator[bytes]:
