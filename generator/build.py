@@ -3,8 +3,9 @@ temporary folder and/or zip -> swap them in. Nothing reaches the output unless e
 target rendered and verified; a failed run leaves the previous output untouched.
 
 Memory stays flat as the account list grows: accounts stream from the spec/CSV in chunks to worker
-processes, a bounded number of chunks is in flight, rendered files go straight to disk, and the manifest is
-spooled to a temporary file. Output order is the spec's account order whatever the parallelism.
+processes, a bounded number of chunks is in flight, each worker writes the files it rendered straight into
+the new tree, and the manifest is spooled to a temporary file. Output order is the spec's account order
+whatever the parallelism.
 """
 
 from __future__ import annotations
@@ -390,7 +391,7 @@ def build(plan: Plan, options: BuildOptions | Path) -> BuildReport:
     report = BuildReport(out=options.out.resolve() if options.out else None,
                          zip=options.zip.resolve() if options.zip else None, warnings=list(plan.warnings))
     try:
-        with tempfile.TemporaryFile("w+", encoding="utf-8") as spool, \
+        with tempfile.TemporaryFile("w+b") as spool, \
                 Output(report.out, report.zip, plan.inputs()) as output:
             report.notes = output.notes
             _build_into(plan, options, report, output, spool)
@@ -456,8 +457,9 @@ def _record(w: Written, output: Output, spool: Any, report: BuildReport, options
     report.bytes += size
     if secret:
         report.secret_files.append(path)
-    _keep(report, options, FileStatus(path, status, secret))
-    spool.write(line + "\n")
+    if options.list_limit is None or len(report.files) < options.list_limit:
+        report.files.append(FileStatus(path, status, secret))
+    spool.write(f"{line}\n".encode())
 
 
 def _manifest(plan: Plan, report: BuildReport, targets: list[str], layout: Layout, spool: Any) -> Iterator[bytes]:
@@ -465,10 +467,14 @@ def _manifest(plan: Plan, report: BuildReport, targets: list[str], layout: Layou
     head = {"generator": GENERATOR, "format": MANIFEST_FORMAT, "spec": plan.loaded.path.name, "targets": targets,
             "layout": layout, "mdm": plan.mdm, "accounts": report.accounts}
     yield (json.dumps(head, ensure_ascii=False)[:-1] + ', "files": [\n').encode("utf-8")
+    # The spool holds one entry per line, each ending in a newline (JSON escapes any newline inside a value):
+    # the entries joined with ",\n" are the spool with every newline but the last one turned into ",\n".
+    # Done 64 KiB at a time (800,000 entries one by one took seconds at the end of a large build).
     spool.seek(0)
-    first = True
-    for line in spool:
-        yield (("" if first else ",\n") + line.rstrip("\n")).encode("utf-8")
-        first = False
+    carry = b""
+    while block := spool.read(1 << 16):
+        block = carry + block
+        carry = block[-1:]
+        yield block[:-1].replace(b"\n", b",\n")
     yield b"\n]}\n"
 

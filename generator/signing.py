@@ -8,8 +8,9 @@ What a device needs (docs/signing.md has the sources):
 - The signer certificate *and* its intermediates inside the signature, or the device shows "Not Verified".
 - A certificate that is valid now: a profile signed with an expired certificate installs as unsigned.
 
-Signed files are not byte-identical between runs: the signed attributes carry a signingTime. The
-content inside is byte-identical (see `unsigned_content`). Signing without attributes would be
+Signed files are not byte-identical between runs: the signed attributes carry a signingTime (one per
+`Signer` reference, taken at most every REFRESH_SECONDS). The content inside is byte-identical (see
+`unsigned_content`). Signing without attributes would be
 deterministic with RSA, but no source shows that iOS/macOS accept a SignedData without signed attributes,
 so we keep the layout every documented recipe produces.
 
