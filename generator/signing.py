@@ -256,23 +256,24 @@ class _Cut:
         """What the signature covers: the attributes encoded as a SET OF (RFC 5652 §5.4)."""
         return _der(0x31, self._attributes(content))
 
-    def _assemble(self, content: bytes, signature: bytes) -> bytes:
-        signer = _der(0x30, self.signer_head + _der(0xA0, self._attributes(content)) + self.signer_tail
-                      + _der(0x04, signature))
+    def _assemble(self, content: bytes, signature: bytes, attributes: bytes | None = None) -> bytes:
+        attributes = self._attributes(content) if attributes is None else attributes
+        signer = _der(0x30, self.signer_head + _der(0xA0, attributes) + self.signer_tail + _der(0x04, signature))
         econtent = _der(0x30, self.content_oid + _der(0xA0, _der(0x04, content)))
         signed = _der(0x30, self.head + econtent + self.certificates + _der(0x31, signer))
         return _der(0x30, self.info_oid + _der(0xA0, signed))
 
     def sign(self, content: bytes, material: SigningMaterial) -> bytes:
         algorithm = _algorithm(material.private_key)
-        to_sign = self._signed_attributes(content)
+        attributes = self._attributes(content)
+        to_sign = _der(0x31, attributes)
         signature = material.private_key.sign(to_sign, *algorithm)
         try:  # the file's proof: its signature verifies with the certificate over this content's digest
             material.certificate.public_key().verify(signature, to_sign, *algorithm)  # type: ignore
         except InvalidSignature:
             raise BuildError("a signature did not verify with the signing certificate — this is a bug in "
                              "mailprofile or in the installed cryptography version; please report it") from None
-        return self._assemble(content, signature)
+        return self._assemble(content, signature, attributes)
 
 
 def unsigned_content(der: bytes) -> bytes:
