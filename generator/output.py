@@ -333,22 +333,35 @@ class DirSink(Sink):
         self.tmp = Path(tempfile.mkdtemp(prefix=_work_name(out, "").name, dir=out.parent))
         (self.tmp / PARTIAL_MARK).touch()
         self.fresh = not out.exists()  # nothing to compare with: every file is created
-        self._last_dir = ""  # files come grouped by folder; remember the last one made
+        self._last_dir = self._last_parent = ""  # files come grouped by folder; remember the last made
 
     def _open(self, path: str, secret: bool) -> int:
         dest = f"{self.tmp}/{path}"
         folder = dest.rpartition("/")[0]
         if folder != self._last_dir:
-            try:  # most folders are new and their parent exists: one mkdir, not makedirs' stat + mkdir
-                os.mkdir(folder)
-            except OSError:
-                os.makedirs(folder, exist_ok=True)
+            self._make(folder)
             self._last_dir = folder
         try:
             # Files that carry a password are created 0600 from the start: no window in which others can read.
             return os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if secret else 0o644)
         except FileExistsError:
             raise BuildError(f"two outputs share the path {path}") from None
+
+    def _make(self, folder: str) -> None:
+        """Files come grouped by folder, and an account's folders share a parent (<address>/apple,
+        <address>/thunderbird, ...): one mkdir each for a new parent and a new folder, where makedirs would
+        stat first, and fail a mkdir for every first folder of an account."""
+        parent = folder.rpartition("/")[0]
+        if parent != self._last_parent:
+            try:
+                os.mkdir(parent)
+            except FileExistsError:
+                pass
+            except FileNotFoundError:
+                os.makedirs(parent, exist_ok=True)
+            self._last_parent = parent
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(folder)
 
     def add(self, path: str, data: bytes, secret: bool) -> Status:
         fd = self._open(path, secret)
