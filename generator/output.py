@@ -364,15 +364,16 @@ class DirSink(Sink):
             os.mkdir(folder)
 
     def add(self, path: str, data: bytes, secret: bool) -> Status:
-        fd = self._open(path, secret)
         try:
-            view = memoryview(data)
-            while view:  # a regular file takes it all at once, but write() may legally take less
-                view = view[os.write(fd, view):]
+            fd = self._open(path, secret)
+            try:
+                view = memoryview(data)
+                while view:  # a regular file takes it all at once, but write() may legally take less
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise _located(exc, f"{self.tmp}/{path}") from None
-        finally:
-            os.close(fd)
         if self.fresh:
             return "created"
         old = self.out / path
@@ -404,9 +405,31 @@ class DirSink(Sink):
             _remove_tree(self.tmp)
 
 
+NO_INODES = "no free inodes left on the file system (df -i shows it; df -h may still show free space)"
+
+
 def _located(exc: OSError, path: str) -> OSError:
-    """The same error, naming the file (os.write and zipfile report ENOSPC without one)."""
+    """The same error, naming the file (os.write and zipfile report ENOSPC without one). ENOSPC with blocks
+    to spare means the file system ran out of inodes (a tree of millions of small files does that): said
+    so, since "No space left on device" next to a df -h with free space sends the admin the wrong way. Must
+    be called where the error happens: once the build's work folder is removed, the inodes are free again."""
+    filename = exc.filename if exc.filename is not None else path
+    if exc.errno == errno.ENOSPC and _out_of_inodes(str(filename)):
+        return OSError(errno.ENOSPC, NO_INODES, filename)
     return exc if exc.filename is not None else OSError(exc.errno, exc.strerror, path)
+
+
+def _out_of_inodes(path: str) -> bool:
+    """Whether the file system holding `path` (or its nearest existing folder) has no inode left for us but
+    still has free blocks."""
+    folder = path
+    while folder and not os.path.isdir(folder):
+        folder = os.path.dirname(folder)
+    try:
+        info = os.statvfs(folder or ".")
+    except OSError:
+        return False
+    return info.f_files > 0 and info.f_favail == 0 and info.f_bavail > 0
 
 
 def _same(path: Path, data: bytes) -> bool:

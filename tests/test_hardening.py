@@ -227,6 +227,20 @@ def test_disk_full_is_one_line_and_nothing_is_left(tmp_path: Path, tmpfs: object
     assert "Traceback" not in result.stderr and list(point.iterdir()) == []
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_no_free_inodes_is_said_as_such(tmp_path: Path, tmpfs: object, jobs: str) -> None:
+    """ENOSPC with free blocks is an inode shortage (a tree of small files): said so, in the worker or not,
+    before the work folder's removal frees the inodes again; df -h alone would show free space."""
+    point = tmpfs("size=20m,nr_inodes=60")  # type: ignore[operator]
+    result = _cli(["build", str(_spec_with_accounts(tmp_path, 200)), "--out", str(point / "out"), "-j", jobs, "-q"])
+    assert result.returncode == 1, result.stderr
+    assert re.search(rf"^error: cannot write {re.escape(str(point))}/\.out\.mailprofile-\w+/[^:]+: no free inodes "
+                     r"left on the file system \(df -i shows it; df -h may still show free space\) — delete files "
+                     r"\(old outputs, benchmark folders\) or write to another file system$", result.stderr,
+                     re.MULTILINE), result.stderr
+    assert "Traceback" not in result.stderr and list(point.iterdir()) == []
+
+
 def test_read_only_destination_is_one_line(tmp_path: Path, tmpfs: object) -> None:
     point = tmpfs("size=1m,ro")  # type: ignore[operator]
     result = _cli(["build", str(_spec_with_accounts(tmp_path, 2)), "--out", str(point / "out"), "-q"])
