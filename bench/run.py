@@ -258,6 +258,12 @@ def main() -> None:
 
     folder = args.workdir / f"run-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
     folder.mkdir(parents=True)
+    # Every build and floor is kept (see the docstring): ~55 files and folders per account in all.
+    needed, free = 60 * n, os.statvfs(folder).f_favail
+    if free < needed:
+        folder.rmdir()
+        sys.exit(f"{args.workdir}: {free:,} free inodes, a run of {n:,} accounts needs about {needed:,} (df -i): "
+                 "delete old run folders (a minute before the next run) or pass --workdir elsewhere")
     spec = synthesise(folder, n)
     cores = os.cpu_count() or 1
     print(f"mailprofile benchmark: {n:,} accounts, {cores} cores, Python {sys.version.split()[0]}, in {folder}")

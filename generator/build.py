@@ -22,6 +22,8 @@ import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from itertools import chain, islice
 from pathlib import Path
@@ -351,23 +353,38 @@ def written_accounts(plan: Plan, source: AccountSource, writer: Writer, jobs: in
             raise KeyboardInterrupt
 
     try:
-        with multiprocessing.get_context("fork").Pool(jobs, initializer=_worker_init) as pool:
-            pending: deque[Any] = deque()
-            for chunk in stream:
-                check()
-                pending.append(pool.apply_async(_work, (chunk,)))
-                if len(pending) >= 4 * jobs:
-                    results = pending.popleft().get()
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"),
+                                 initializer=_worker_init) as pool:
+            pending: deque[Future[list[list[Written]]]] = deque()
+            try:
+                for chunk in stream:
+                    check()
+                    pending.append(pool.submit(_work, chunk))
+                    if len(pending) >= 4 * jobs:
+                        results = _result(pending.popleft())
+                        check()
+                        yield from results
+                while pending:
+                    results = _result(pending.popleft())
                     check()
                     yield from results
-            while pending:
-                results = pending.popleft().get()
-                check()
-                yield from results
+            finally:
+                # Chunks not started are dropped; the running ones finish before the caller cleans up.
+                pool.shutdown(wait=True, cancel_futures=True)
     finally:
         _WORKER_TARGETS, _WORKER_WRITER = [], None
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+
+
+def _result(future: Future[list[list[Written]]]) -> list[list[Written]]:
+    """A chunk's files; a worker that died (killed from outside: the out-of-memory killer, an admin's kill)
+    is an error, where multiprocessing.Pool would have waited for its result for ever."""
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        raise BuildError("a worker process died while building (killed from outside, e.g. by the "
+                         "out-of-memory killer) — run again; with fewer workers (-j) if memory is short") from None
 
 
 def layout_path(f: OutputFile, layout: Layout) -> str:

@@ -309,6 +309,20 @@ def test_ctrl_c_stops_workers_quietly_with_one_line(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml", "stderr", "users.csv"]
 
 
+def test_a_killed_worker_ends_the_build_with_one_line(tmp_path: Path) -> None:
+    """The out-of-memory killer (here: SIGKILL) takes a worker: the build stops with a located reason and
+    writes nothing, instead of waiting for ever for that worker's chunk."""
+    proc, err = _start(tmp_path)
+    workers = _children(proc.pid)
+    assert workers
+    os.kill(workers[0], signal.SIGKILL)
+    assert proc.wait(timeout=60) == 1
+    lines = [line for line in err.read_text().splitlines() if line and not line.startswith("warning: ")]
+    assert lines == ["error: a worker process died while building (killed from outside, e.g. by the out-of-memory "
+                     "killer) — run again; with fewer workers (-j) if memory is short", "nothing was written"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml", "stderr", "users.csv"]
+
+
 def test_killed_parent_takes_its_workers_without_tracebacks(tmp_path: Path) -> None:
     proc, err = _start(tmp_path)
     workers = _children(proc.pid)
