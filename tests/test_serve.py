@@ -109,6 +109,12 @@ def test_autoconfig_etag_cache_control_304_and_head(school: TestClient) -> None:
     assert r.headers["cache-control"] == "public, max-age=3600"
     again = school.get(url, headers={"if-none-match": r.headers["etag"]})
     assert again.status_code == 304 and again.content == b""
+    # RFC 9110 §13.1.2: a list, weak tags and "*" match too; another tag does not.
+    etag = r.headers["etag"]
+    for header in (f'"old", {etag}', f"W/{etag}", " * "):
+        assert school.get(url, headers={"if-none-match": header}).status_code == 304, header
+    for header in ('"old"', etag[:-2] + '"', "", "W/"):
+        assert school.get(url, headers={"if-none-match": header}).status_code == 200, header
     head = school.head(url)
     assert head.status_code == 200 and head.content == b""
     assert head.headers["etag"] == r.headers["etag"] and head.headers["content-length"] == str(len(r.content))

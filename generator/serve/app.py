@@ -79,9 +79,19 @@ def _holder(request: Request) -> Holder:
 def _answer(request: Request, answer: Answer, media_type: str, cache: str,
             extra: dict[str, str] | None = None) -> Response:
     headers = {"ETag": answer.etag, "Cache-Control": cache, **(extra or {})}
-    if request.headers.get("if-none-match") == answer.etag:
+    if _none_match(request.headers.get("if-none-match"), answer.etag):
         return Response(status_code=304, headers=headers)
     return Response(answer.data, media_type=media_type, headers=headers)
+
+
+def _none_match(header: str | None, etag: str) -> bool:
+    """If-None-Match (RFC 9110 §13.1.2) says the client's copy is current: "*", or a comma-separated list of
+    entity tags one of which matches ours by weak comparison (W/ ignored), as caches and browsers send it."""
+    if header is None:
+        return False
+    if header.strip() == "*":
+        return True
+    return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))
 
 
 def _host_domain(request: Request) -> str | None:
