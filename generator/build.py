@@ -457,12 +457,13 @@ def _build_into(plan: Plan, options: BuildOptions, report: BuildReport, output: 
     for sink in output.sinks:
         for path in sink.removed():
             report.counts["removed"] += 1
-            _keep(report, options, FileStatus(path, "removed"))
+            _keep(report, options, path, "removed")
 
 
-def _keep(report: BuildReport, options: BuildOptions, status: FileStatus) -> None:
+def _keep(report: BuildReport, options: BuildOptions, path: str, status: Status, secret: bool = False) -> None:
+    """A file's status for display, while the list is under its limit (built only then: 800,000 files)."""
     if options.list_limit is None or len(report.files) < options.list_limit:
-        report.files.append(status)
+        report.files.append(FileStatus(path, status, secret))
 
 
 def _record(w: Written, output: Output, spool: Any, report: BuildReport, options: BuildOptions) -> None:
@@ -476,8 +477,7 @@ def _record(w: Written, output: Output, spool: Any, report: BuildReport, options
     report.bytes += size
     if secret:
         report.secret_files.append(path)
-    if options.list_limit is None or len(report.files) < options.list_limit:
-        report.files.append(FileStatus(path, status, secret))
+    _keep(report, options, path, status, secret)
     spool.write(f"{line}\n".encode())
 
 
