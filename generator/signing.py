@@ -200,14 +200,11 @@ class _Cut:
             cut, signature = cls._parse(der, content)
         except ValueError:
             return None
-        if cut._assemble(content, signature) != der:
+        attributes = cut._attributes(content)
+        if cut._assemble(content, signature, attributes) != der:
             return None
-        try:  # the signature scheme is the one the cut will use (PKCS#1 v1.5 or ECDSA, SHA-256)
-            material.certificate.public_key().verify(signature, cut._signed_attributes(content),  # type: ignore
-                                                     *_algorithm(material.private_key))
-        except (InvalidSignature, TypeError, ValueError):
-            return None
-        return cut
+        # The builder's signature scheme is the one the cut will use (PKCS#1 v1.5 or ECDSA, SHA-256).
+        return cut if _verifies(material, signature, attributes) else None
 
     @classmethod
     def _parse(cls, der: bytes, content: bytes) -> tuple[_Cut, bytes]:
@@ -252,28 +249,30 @@ class _Cut:
     def _attributes(self, content: bytes) -> bytes:
         return self.attrs_before + hashlib.sha256(content).digest() + self.attrs_after
 
-    def _signed_attributes(self, content: bytes) -> bytes:
-        """What the signature covers: the attributes encoded as a SET OF (RFC 5652 §5.4)."""
-        return _der(0x31, self._attributes(content))
-
-    def _assemble(self, content: bytes, signature: bytes, attributes: bytes | None = None) -> bytes:
-        attributes = self._attributes(content) if attributes is None else attributes
+    def _assemble(self, content: bytes, signature: bytes, attributes: bytes) -> bytes:
         signer = _der(0x30, self.signer_head + _der(0xA0, attributes) + self.signer_tail + _der(0x04, signature))
         econtent = _der(0x30, self.content_oid + _der(0xA0, _der(0x04, content)))
         signed = _der(0x30, self.head + econtent + self.certificates + _der(0x31, signer))
         return _der(0x30, self.info_oid + _der(0xA0, signed))
 
     def sign(self, content: bytes, material: SigningMaterial) -> bytes:
-        algorithm = _algorithm(material.private_key)
         attributes = self._attributes(content)
-        to_sign = _der(0x31, attributes)
-        signature = material.private_key.sign(to_sign, *algorithm)
-        try:  # the file's proof: its signature verifies with the certificate over this content's digest
-            material.certificate.public_key().verify(signature, to_sign, *algorithm)  # type: ignore
-        except InvalidSignature:
+        signature = material.private_key.sign(_der(0x31, attributes), *_algorithm(material.private_key))
+        if not _verifies(material, signature, attributes):  # the file's proof, over this content's digest
             raise BuildError("a signature did not verify with the signing certificate — this is a bug in "
-                             "mailprofile or in the installed cryptography version; please report it") from None
+                             "mailprofile or in the installed cryptography version; please report it")
         return self._assemble(content, signature, attributes)
+
+
+def _verifies(material: SigningMaterial, signature: bytes, attributes: bytes) -> bool:
+    """Whether `signature` verifies with the certificate's key over the signed attributes, encoded as the
+    SET OF that a signature covers (RFC 5652 §5.4)."""
+    try:
+        material.certificate.public_key().verify(signature, _der(0x31, attributes),  # type: ignore
+                                                 *_algorithm(material.private_key))
+    except (InvalidSignature, TypeError, ValueError):
+        return False
+    return True
 
 
 def unsigned_content(der: bytes) -> bytes:

@@ -223,7 +223,7 @@ def compile_filler(value: Any, stencil: Stencil) -> Filler:
     The function is generated Python, one statement per node of the shape: the type and length or keys of
     every container, the type and value of every scalar and `Fixed` word, the emptiness of every string, in
     the order `shape` walks them. That is what `shape` would compute, without building the key (the walk was a
-    third of a stencilled build). Each string equal to the one `value` has there (a server name, the same for
+    quarter of a stencilled build). Each string equal to the one `value` has there (a server name, the same for
     every account) reuses its checked and escaped form. Every constant reaches the code through its
     namespace, never as source text. tests/test_stencil.py checks it against `shape` on arbitrary nests."""
     consts: dict[str, Any] = {"MISS": MISS, "dict": dict, "list": list, "tuple": tuple, "str": str}
