@@ -33,7 +33,7 @@ from generator.accounts import AccountSource, Mailbox
 from generator.errors import BuildError, Problem, SpecError
 from generator.lint import lint_spec
 from generator.model import ALL_TARGETS
-from generator.output import GENERATOR, MANIFEST, MANIFEST_FORMAT, NO_INODES, DirSink, Output
+from generator.output import GENERATOR, MANIFEST, MANIFEST_FORMAT, DirSink, OutOfInodes, Output
 from generator.signing import SigningMaterial, load_signing_material
 from generator.spec import LoadedSpec
 from generator.targets import OutputFile, RenderContext, Target, target_classes
@@ -429,7 +429,7 @@ def describe_os_error(exc: OSError) -> str:
               errno.EPERM: "check the permissions (or immutable attribute) of the destination",
               errno.EROFS: "the destination is on a read-only file system; write elsewhere",
               errno.ENAMETOOLONG: "choose a shorter --out path"}.get(exc.errno or 0, "")
-    if exc.strerror == NO_INODES:  # df -h shows free space: say which resource ran out
+    if isinstance(exc, OutOfInodes):  # df -h shows free space: say which resource ran out
         advice = "delete files (old outputs, benchmark folders) or write to another file system"
     return f"cannot write {where}: {what}" + (f" — {advice}" if advice else "")
 

@@ -405,7 +405,15 @@ class DirSink(Sink):
             _remove_tree(self.tmp)
 
 
-NO_INODES = "no free inodes left on the file system (df -i shows it; df -h may still show free space)"
+class OutOfInodes(OSError):
+    """ENOSPC on a file system that still has free blocks: it ran out of inodes."""
+
+    def __init__(self, filename: str) -> None:
+        super().__init__(errno.ENOSPC, "no free inodes left on the file system (df -i shows it; df -h may still "
+                         "show free space)", filename)
+
+    def __reduce__(self) -> tuple[type[OutOfInodes], tuple[str]]:  # raised in a worker, re-raised in the main
+        return OutOfInodes, (str(self.filename),)
 
 
 def _located(exc: OSError, path: str) -> OSError:
@@ -415,7 +423,7 @@ def _located(exc: OSError, path: str) -> OSError:
     be called where the error happens: once the build's work folder is removed, the inodes are free again."""
     filename = exc.filename if exc.filename is not None else path
     if exc.errno == errno.ENOSPC and _out_of_inodes(str(filename)):
-        return OSError(errno.ENOSPC, NO_INODES, filename)
+        return OutOfInodes(str(filename))
     return exc if exc.filename is not None else OSError(exc.errno, exc.strerror, path)
 
 
