@@ -215,7 +215,7 @@ MISS = _Miss()
 Filler = Callable[[Any], "str | _Miss | None"]
 
 
-def compile_filler(value: Any, stencil: Stencil) -> Filler:
+def compile_filler(value: Any, stencil: Stencil, name: str = "") -> Filler:
     """`stencil` compiled for the shape of `value`: a function that, for any value, returns MISS unless the
     value has exactly that shape (shape(v)[0] == shape(value)[0]), and otherwise does what `Stencils.fill`
     does with the stencil: None if a string fails its checks, else the filled text.
@@ -278,7 +278,7 @@ def compile_filler(value: Any, stencil: Stencil) -> Filler:
         parts += [call, const(stencil.segments[gap + 1])]
     lines.append(f"    return ''.join(({', '.join(parts)},))")
     # Our own generated code: every name in it is ours, every constant is passed by name in `consts`.
-    exec(compile("\n".join(lines), "<stencil filler>", "exec"), consts)
+    exec(compile("\n".join(lines), f"<stencil filler: {name}>", "exec"), consts)
     filler: Filler = consts["filler"]
     return filler
 
@@ -307,7 +307,7 @@ class Stencils:
             filler_ = self._known[key]
         elif len(self._known) < MAX_SHAPES:
             stencil = learn(value, self.render, self.check, self.fmt)
-            filler_ = self._known[key] = compile_filler(value, stencil) if stencil is not None else None
+            filler_ = self._known[key] = compile_filler(value, stencil, self.fmt.name) if stencil is not None else None
         else:
             return None
         if filler_ is None:
