@@ -19,7 +19,7 @@ from generator.errors import SpecError, VerificationError
 from generator.render import packaged_templates
 from generator.spec import load_spec
 from generator.targets.apple import AppleTarget, parse_plist
-from generator.targets.base import RenderContext
+from generator.targets.base import UUID_NAMESPACE, RenderContext, stable_uuid
 from tests.conftest import EXAMPLES
 from tests.test_spec_errors import BASE
 
@@ -100,6 +100,14 @@ def test_identity_is_stable_and_distinct_per_account() -> None:
     namespace = uuid.uuid5(uuid.NAMESPACE_DNS, "mailprofile.generator")
     derived = uuid.uuid5(namespace, "apple\x1fschool.example\x1fanna.verdi@school.example\x1fprofile")
     assert profiles[0]["PayloadUUID"] == str(derived).upper() == "A0D8AF4B-4353-5384-B29D-C8B32706FB76"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(st.characters(exclude_categories=["Cs"])), min_size=1, max_size=4))
+def test_stable_uuid_is_uuid5(parts: list[str]) -> None:
+    """stable_uuid writes UUIDv5 out by hand (for speed); it must give uuid.uuid5's value for any name."""
+    expected = str(uuid.uuid5(UUID_NAMESPACE, "\x1f".join(parts))).upper()
+    assert stable_uuid(*parts) == expected
 
 
 @pytest.mark.parametrize(("override", "expected"), [("", True), ("  apple:\n    starttls_uses_ssl: false\n", False)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,8 +23,16 @@ UUID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "mailprofile.generator")
 
 
 def stable_uuid(*parts: str) -> str:
-    """Upper-case UUIDv5 from stable names (Apple writes PayloadUUIDs upper-case)."""
-    return str(uuid.uuid5(UUID_NAMESPACE, "\x1f".join(parts))).upper()
+    """Upper-case UUIDv5 from stable names (Apple writes PayloadUUIDs upper-case): what
+    str(uuid.uuid5(UUID_NAMESPACE, "\\x1f".join(parts))).upper() gives (RFC 9562 §5.5: SHA-1 of namespace + name,
+    version and variant bits set), written out because uuid.UUID's checks cost twice the hash on every profile.
+    tests/test_apple.py holds the two equal."""
+    digest = hashlib.sha1(_NAMESPACE_BYTES + "\x1f".join(parts).encode("utf-8")).digest()
+    h = bytes((*digest[:6], (digest[6] & 0x0F) | 0x50, digest[7], (digest[8] & 0x3F) | 0x80, *digest[9:16])).hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}".upper()
+
+
+_NAMESPACE_BYTES = UUID_NAMESPACE.bytes
 
 
 Verify = Literal["fast", "full"]  # see RenderContext.verify
