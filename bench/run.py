@@ -305,7 +305,9 @@ def main() -> None:
         bare = cores / one_sig
         rows.append(("floor: one bare RSA-2048 signature", f"{one_sig * 1000:.2f} ms = {1 / one_sig:,.0f}/s on one "
                      f"core, {bare:,.0f}/s on all cores"))
-        rows.append(("  signed vs bare signatures", f"{bare / (n / signed.seconds):.2f}x the bare rate's time "
+        # Both readings of the goal: the I/O and plistlib floors are one process's rates; all cores is stricter.
+        rows.append(("  signed vs bare signatures", f"{bare / (n / signed.seconds):.2f}x the all-cores bare rate's "
+                     f"time, {(1 / one_sig) / (n / signed.seconds):.2f}x one process's (as the other floors) "
                      "(goal: within 1.5x)"))
         # What signing adds to the same build: the signed build's time less the unsigned Apple build's, per
         # profile, against one bare signature per profile on all cores. (The whole signed build cannot come
