@@ -79,9 +79,9 @@ class Section(NamedTuple):
 class ThunderbirdTarget(Target):
     name = "thunderbird"
     _autoconfig_js: str | None = None  # rendered and proven once per build (the same for every account)
-    _unsafe: frozenset[str] | None = None  # _policy_unsafe_prefs, worked out once per build
-    _enforce: frozenset[str] = frozenset()
-    _provider = Fixed()
+    # (_policy_unsafe_prefs, the enforced groups, the provider's name): the same for every account, worked
+    # out once per build and set in one assignment (serve renders from several threads).
+    _constants: tuple[frozenset[str], frozenset[str], Fixed] | None = None
     _stencils: dict[str, Stencils] | None = None
 
     # ---- lint: what Thunderbird cannot carry -------------------------------------------------------------
@@ -304,11 +304,10 @@ class ThunderbirdTarget(Target):
         names (FORMATS §2). policies.json: `Preferences` takes mail.* prefs ({"Value", "Status"}), but refuses
         security.* prefs other than a short list, so the TLS minimum goes through `SSLVersionMin` (which always
         locks it); int prefs valued 0 or 1 are left out (_policy_unsafe_prefs)."""
-        if self._unsafe is None:  # the same for every account: the sample account's sections
-            self._unsafe = frozenset(self._policy_unsafe_prefs())
-            self._enforce = frozenset(self.spec.targets.thunderbird.enforce)
-            self._provider = Fixed(self.spec.provider.display_name)
-        unsafe, enforce, provider = self._unsafe, self._enforce, self._provider
+        if self._constants is None:
+            self._constants = (frozenset(self._policy_unsafe_prefs()),  # from a sample account's sections
+                               frozenset(self.spec.targets.thunderbird.enforce), Fixed(self.spec.provider.display_name))
+        unsafe, enforce, provider = self._constants
         user_sections, cfg_sections = [], []
         prefs: dict[str, Any] = {}
         for section in sections:
