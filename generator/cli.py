@@ -108,7 +108,8 @@ def check_command(spec: str, only: str | None) -> None:
 @click.option("--keep-going", is_flag=True,
               help="Write the valid accounts even if some are invalid (they are listed); default: write nothing.")
 @click.option("-j", "--jobs", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Worker processes; 0 = one per core.")
+              help="Worker processes; 0 = one per CPU this process may use (affinity and cgroup CPU quota, as "
+                   "in containers); at most twice that.")
 @click.option("--list/--no-list", "list_files", default=None,
               help="Print a line per file (default: when the build has at most 200 files).")
 @click.option("-q", "--quiet", is_flag=True, help="No per-file lines and no progress bar.")
