@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 
 
@@ -29,8 +30,9 @@ def cgroup_cpu_quota(root: Path = Path("/")) -> float | None:
     """The tightest CPU quota (in CPUs) of this process's cgroups and their ancestors, or None if none is set
     or none can be read. `root` is where /proc and /sys are looked for."""
     try:
-        memberships = (root / "proc/self/cgroup").read_text(encoding="utf-8").splitlines()
-        mounts = (root / "proc/self/mountinfo").read_text(encoding="utf-8").splitlines()
+        # surrogateescape: a cgroup or mount path need not be UTF-8; such a path is still read and compared.
+        memberships = (root / "proc/self/cgroup").read_text("utf-8", "surrogateescape").splitlines()
+        mounts = (root / "proc/self/mountinfo").read_text("utf-8", "surrogateescape").splitlines()
     except OSError:
         return None
     quotas = []
@@ -95,4 +97,4 @@ def _quota_v1(folder: Path) -> float | None:
 
 def _unescape(field: str) -> str:
     """mountinfo writes space, tab, newline and backslash in paths as octal escapes (\\040 ...)."""
-    return field.encode("ascii", "backslashreplace").decode("unicode_escape") if "\\" in field else field
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field)

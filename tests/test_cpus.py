@@ -157,3 +157,15 @@ def test_no_quota_no_cgroup_files_or_unreadable_ones(tmp_path: Path) -> None:
     assert cgroup_cpu_quota(_tree(tmp_path / "c", "0::/\n", V2_MOUNT.format(root="/"),
                                   {"sys/fs/cgroup/cpu.max": "garbage\n"})) is None
     assert cgroup_cpu_quota(tmp_path / "nothing") is None
+
+
+def test_escaped_mount_points_and_paths_that_are_not_utf8(tmp_path: Path) -> None:
+    # mountinfo writes a space in a mount point as \040; a cgroup's name is bytes, not necessarily UTF-8.
+    root = _tree(tmp_path, "", "30 23 0:26 / /sys/fs/cgroup\\040v2 rw - cgroup2 cgroup2 rw\n", {})
+    (root / "proc/self/cgroup").write_bytes(b"0::/caf\xe9\n")
+    folder = root / os.fsdecode(b"sys/fs/cgroup v2/caf\xe9")
+    folder.mkdir(parents=True)
+    (folder / "cpu.max").write_text("300000 100000\n")
+    assert cgroup_cpu_quota(root) == 3.0
+    (root / "proc/self/mountinfo").write_bytes(b"garbage \xff\n" + (root / "proc/self/mountinfo").read_bytes())
+    assert cgroup_cpu_quota(root) == 3.0
