@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,14 +25,15 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class Server:
-    def __init__(self, spec: Path, log: Path, *args: str, host: str = "127.0.0.1") -> None:
+    def __init__(self, spec: Path, log: Path, *args: str, host: str = "127.0.0.1",
+                 preexec: Callable[[], None] | None = None) -> None:
         self.host = host
         self.port = free_port(host)
         self.log = log
         self.handle = log.open("wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "generator", "serve", str(spec), "--host", host,
                                       "--port", str(self.port), *args], cwd=ROOT, stdout=self.handle,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT, preexec_fn=preexec)
 
     def request(self, method: str, path: str, body: bytes | None = None,
                 headers: dict[str, str] | None = None) -> tuple[int, bytes]:

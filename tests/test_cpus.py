@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from generator.cpus import cgroup_cpu_quota
+from tests.serve_process import Server
 
 HEAD = """\
 provider: {id: esempio.it, display_name: Esempio, domains: [esempio.it]}
@@ -169,3 +170,18 @@ def test_escaped_mount_points_and_paths_that_are_not_utf8(tmp_path: Path) -> Non
     assert cgroup_cpu_quota(root) == 3.0
     (root / "proc/self/mountinfo").write_bytes(b"garbage \xff\n" + (root / "proc/self/mountinfo").read_bytes())
     assert cgroup_cpu_quota(root) == 3.0
+
+
+def test_serve_runs_at_most_twice_the_usable_cpus_as_workers(tmp_path: Path) -> None:
+    srv = Server(_spec(tmp_path, 3), tmp_path / "server.log", "--workers", "64", preexec=_pin_to_one_cpu)
+    try:
+        srv.wait_ready()
+        output = srv.output()
+        assert ("note: --workers 64: this process may use 1 CPU (affinity and cgroup CPU quota); serving with 2 "
+                "workers") in output, output
+        assert "with 2 workers" in output
+        children = Path(f"/proc/{srv.proc.pid}/task/{srv.proc.pid}/children").read_text().split()
+        assert len(children) == 2, output
+        assert srv.request("GET", "/healthz")[0] == 200
+    finally:
+        assert srv.stop() == 0, srv.output()

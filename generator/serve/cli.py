@@ -20,6 +20,7 @@ import click
 import uvicorn
 
 from generator.build import SignRequest
+from generator.cpus import usable_cpus
 from generator.model import base_url_value
 from generator.serve.app import Holder, build_app, start_service
 from generator.serve.service import Service
@@ -59,7 +60,8 @@ def _base_url(value: str | None) -> str | None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="TCP port.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Worker processes (each answers on the same socket).")
+              help="Worker processes (each answers on the same socket); at most twice the CPUs this process "
+                   "may use.")
 @click.option("--sign-cert", type=click.Path(dir_okay=False, path_type=Path),
               help="Sign Apple profiles on the fly with this certificate (PEM/DER; may include the chain).")
 @click.option("--sign-key", type=click.Path(dir_okay=False, path_type=Path),
@@ -98,6 +100,11 @@ def serve_command(spec: str, host: str, port: int, workers: int, sign_cert: Path
     config = uvicorn.Config(build_app(holder, base_url), host=host, port=port, access_log=False,
                             server_header=False, proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips,
                             lifespan="on", timeout_graceful_shutdown=5, log_level="info")
+    usable = usable_cpus()
+    if workers > 2 * usable:  # as for build -j: workers beyond the CPUs only cost memory
+        click.echo(f"note: --workers {workers}: this process may use {usable} CPU{'s' if usable != 1 else ''} "
+                   f"(affinity and cgroup CPU quota); serving with {2 * usable} workers", err=True)
+        workers = 2 * usable
     targets = ", ".join(service.targets)
     click.echo(f"serving {spec}: {len(service.domains)} domain(s), targets {targets}, "
                f"{'signed' if service.signed else 'unsigned'} profiles, on http://{host}:{port} with {workers} "
