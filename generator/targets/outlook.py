@@ -326,7 +326,7 @@ class OutlookTarget(Target):
                 self._prf_layout = {
                     "profile_name": Fixed(self.settings.profile_name), "section": Fixed(section),
                     "account_type": Fixed(account_type), "prefix": Fixed(prefix),
-                    "mapping": [(Fixed(k), Fixed(v)) for k, v in prf_mapping(protocol)]}
+                    "mapping": tuple((Fixed(k), Fixed(v)) for k, v in prf_mapping(protocol))}  # shared: immutable
             prf_value_ = {**self._prf_layout, "account": account,
                           "leave_on_server": Fixed(prf_long(leave)) if isinstance(leave, int) else None}
             text = stencils["prf"].fill(prf_value_) if stencils else None
