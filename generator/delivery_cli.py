@@ -16,7 +16,15 @@ import click
 
 from generator.cli import Progress, build_command, check_base_url
 from generator.errors import BuildError
-from generator.sender import EXIT_SEND_FAILED, SendOptions, SmtpTarget, UnsafeSend, load_outbox_messages, send_all
+from generator.sender import (
+    EXIT_SEND_FAILED,
+    MAX_BACKOFF,
+    SendOptions,
+    SmtpTarget,
+    UnsafeSend,
+    load_outbox_messages,
+    send_all,
+)
 
 PASSWORD_ENV = "MAILPROFILE_SMTP_PASSWORD"
 
@@ -31,7 +39,8 @@ PASSWORD_ENV = "MAILPROFILE_SMTP_PASSWORD"
 @click.option("--sign-key", type=click.Path(dir_okay=False, path_type=Path), help="The signing key.")
 @click.option("--sign-chain", type=click.Path(dir_okay=False, path_type=Path), help="Intermediate certificates.")
 @click.option("-j", "--jobs", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Worker processes; 0 = one per core.")
+              help="Worker processes; 0 = one per CPU this process may use (affinity and cgroup CPU quota); at "
+                   "most twice that.")
 @click.option("-q", "--quiet", is_flag=True, help="No per-file lines and no progress bar.")
 @click.pass_context
 def messages_command(ctx: click.Context, spec: str, out: Path, base_url: str | None, sign_cert: Path | None,
@@ -59,7 +68,8 @@ def _hostport(value: str) -> tuple[str, int]:
 @click.option("--cafile", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Trust these CA certificates (PEM) instead of the system's.")
 @click.option("--user", "user", help=f"SMTP user name; the password comes from ${PASSWORD_ENV} or a prompt.")
-@click.option("--rate", type=click.FloatRange(min=0, min_open=True), help="At most this many messages per second.")
+@click.option("--rate", type=click.FloatRange(min=1 / 86400), help="At most this many messages per second (at "
+              "least one a day: 0.0000116).")
 @click.option("--dry-run", is_flag=True, help="Connect, authenticate and list what would be sent; send nothing.")
 @click.option("--only-changed", is_flag=True, help="Skip accounts whose message content was already sent.")
 @click.option("--retry-uncertain", is_flag=True,
@@ -67,8 +77,8 @@ def _hostport(value: str) -> tuple[str, int]:
 @click.option("--allow-secrets", is_flag=True, help="Also send messages whose profile carries a password.")
 @click.option("--retries", type=click.IntRange(min=0), default=4, show_default=True,
               help="Attempts after a temporary failure (4xx, dropped connection), with doubling back-off.")
-@click.option("--backoff", type=click.FloatRange(min=0), default=2.0, show_default=True,
-              help="First back-off in seconds.")
+@click.option("--backoff", type=click.FloatRange(min=0, max=MAX_BACKOFF), default=2.0, show_default=True,
+              help=f"First back-off in seconds; it doubles after each temporary failure, up to {MAX_BACKOFF:.0f} s.")
 @click.option("--journal", type=click.Path(dir_okay=False, path_type=Path),
               help="The outbox journal (SQLite); default OUT.outbox.sqlite beside OUT (a rebuild replaces OUT).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no per-message lines.")

@@ -380,7 +380,7 @@ def _send_rows(out: Path, todo: list[tuple[OutboxMessage, Row]], target: SmtpTar
                         summary.pending += 1
                         summary.lines.append(f"deferred  {msg.account} -> {msg.recipient}: {exc.reply} (run again)")
                         break
-                    sleep(options.backoff * (2 ** attempt))
+                    sleep(backoff_wait(options.backoff, attempt))
                     attempt += 1
                     continue
                 journal.finish(row.batch, msg.message_id, "sent", reply)
@@ -390,6 +390,15 @@ def _send_rows(out: Path, todo: list[tuple[OutboxMessage, Row]], target: SmtpTar
                 progress(1)
     finally:
         conn.quit()
+
+
+MAX_BACKOFF = 300.0  # seconds: the doubling back-off stops at five minutes between attempts
+
+
+def backoff_wait(first: float, attempt: int) -> float:
+    """The wait after failed attempt `attempt` (0-based): `first` doubled each time, at most MAX_BACKOFF.
+    Uncapped, --retries 30 would wait 34 years before its last attempt, and 2 ** 1100 overflows a float."""
+    return min(first * 2.0 ** min(attempt, 64), MAX_BACKOFF)
 
 
 def format_datetime_now() -> str:

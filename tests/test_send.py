@@ -21,6 +21,7 @@ from click.testing import CliRunner, Result
 
 from generator.build import BuildOptions, build, prepare
 from generator.cli import main
+from generator.sender import MAX_BACKOFF, SendOptions, SmtpTarget, backoff_wait, load_outbox_messages, send_all
 from generator.spec import load_spec
 from generator.targets.guide import parse_html_guide
 from tests.conftest import EXAMPLES, ROOT
@@ -167,6 +168,29 @@ def test_temporary_failures_stay_pending_after_the_retries(tmp_path: Path) -> No
     assert result.exit_code == 3 and "2 still pending" in result.output
     assert handler.attempts == {"mario.rossi@esempio.it": 3, "jane@example.org": 3}
     assert set(_states(out).values()) == {"pending"}
+
+
+def test_the_doubling_back_off_stops_at_five_minutes(tmp_path: Path) -> None:
+    """--retries 40 against a server that always says 421: the waits double from --backoff and stop at
+    MAX_BACKOFF (uncapped, the last would be 2 * 2**39 s, and --retries 1100 overflowed a float). The waits are
+    recorded through send_all's sleep, not slept: the server and the client are real."""
+    out = _out(tmp_path)
+    handler = Handler(script=lambda rcpt, attempt: "421 4.7.0 slow down")
+    waits: list[float] = []
+    with smtp_server(tmp_path, "ssl", handler) as (_, port, ca):
+        summary = send_all(out, load_outbox_messages(out)[:1], SmtpTarget("127.0.0.1", port, "ssl", USER, PASSWORD, ca),
+                           SendOptions(retries=40, backoff=2.0), sleep=waits.append)
+    assert summary.pending == 1 and handler.attempts == {"mario.rossi@esempio.it": 41}
+    assert waits == [min(2.0 * 2 ** n, MAX_BACKOFF) for n in range(40)] and max(waits) == MAX_BACKOFF == 300.0
+    assert backoff_wait(2.0, 1100) == MAX_BACKOFF
+
+
+def test_waits_the_cli_cannot_express(tmp_path: Path) -> None:
+    out = _out(tmp_path)
+    for option, value in (("--backoff", "301"), ("--rate", "0"), ("--rate", "1e-300")):
+        result = CliRunner().invoke(main, ["send", str(out), "--smtp", "127.0.0.1:25", "--security", "none",
+                                           option, value])
+        assert result.exit_code == 2 and f"Invalid value for '{option}'" in result.output, result.output
 
 
 def test_dry_run_authenticates_and_sends_nothing(tmp_path: Path) -> None:
