@@ -3,8 +3,11 @@ exit codes: 0 success, 1 build failure (templates, output folder, verification),
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -250,7 +253,11 @@ main.add_command(import_command)
 
 def run() -> None:
     """The console entry point: `main`, with the last line of defence against a traceback. An error nobody
-    foresaw is one line and exit 70 (EX_SOFTWARE); MAILPROFILE_DEBUG=1 shows the traceback for a report."""
+    foresaw is one line and exit 70 (EX_SOFTWARE); MAILPROFILE_DEBUG=1 shows the traceback for a report.
+    `kill -USR1 <pid>` prints where every thread of a process is (workers too) on stderr: for a report of a
+    run that seems stuck."""
+    with contextlib.suppress(AttributeError, ValueError, OSError):  # no SIGUSR1 (Windows), or stderr closed
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         main()
     except Exception as exc:

@@ -3,6 +3,7 @@ long addresses, look-alike domains, RFC 4180 CSV records, file-system failures, 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -299,11 +300,35 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def _finish(proc: subprocess.Popen[bytes], err: Path) -> int:
+    """The build's exit status; if it has not ended within 60 s, fail with where its threads and workers are
+    (the CLI prints every thread's stack on SIGUSR1), not just with a timeout."""
+    try:
+        return proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        for pid in [proc.pid, *_children(proc.pid)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGUSR1)
+        time.sleep(2)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        pytest.fail(f"the build did not end within 60 s; its stacks:\n{err.read_text(errors='replace')}")
+
+
+def test_sigusr1_prints_where_a_running_build_is_and_the_build_goes_on(tmp_path: Path) -> None:
+    proc, err = _start(tmp_path)
+    os.kill(proc.pid, signal.SIGUSR1)
+    assert _finish(proc, err) == 0, err.read_text()
+    text = err.read_text()
+    assert re.search(r"^(Current thread|Thread) 0x[0-9a-f]+ \(most recent call first\):$", text, re.MULTILINE), text
+    assert json.loads((tmp_path / "out/manifest.json").read_text())["accounts"] == 4000
+
+
 def test_ctrl_c_stops_workers_quietly_with_one_line(tmp_path: Path) -> None:
     proc, err = _start(tmp_path)
     assert _children(proc.pid), "the build should be running worker processes"
     os.killpg(proc.pid, signal.SIGINT)  # what the terminal does: the whole process group
-    assert proc.wait(timeout=60) == 130
+    assert _finish(proc, err) == 130
     lines = [line for line in err.read_text().splitlines() if line and not line.startswith("warning: ")]
     assert lines == ["interrupted: nothing was written"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml", "stderr", "users.csv"]
@@ -316,7 +341,7 @@ def test_a_killed_worker_ends_the_build_with_one_line(tmp_path: Path) -> None:
     workers = _children(proc.pid)
     assert workers
     os.kill(workers[0], signal.SIGKILL)
-    assert proc.wait(timeout=60) == 1
+    assert _finish(proc, err) == 1
     lines = [line for line in err.read_text().splitlines() if line and not line.startswith("warning: ")]
     assert lines == ["error: a worker process died while building (killed from outside, e.g. by the out-of-memory "
                      "killer) — run again; with fewer workers (-j) if memory is short", "nothing was written"]
