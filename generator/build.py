@@ -360,7 +360,7 @@ def written_accounts(plan: Plan, source: AccountSource, writer: Writer, jobs: in
             try:
                 for chunk in stream:
                     check()
-                    pending.append(pool.submit(_work, chunk))
+                    pending.append(_submit(pool, chunk))
                     if len(pending) >= 4 * jobs:
                         results = _result(pending.popleft())
                         check()
@@ -378,14 +378,26 @@ def written_accounts(plan: Plan, source: AccountSource, writer: Writer, jobs: in
             signal.signal(signal.SIGINT, previous)
 
 
+WORKER_DIED = ("a worker process died while building (killed from outside, e.g. by the out-of-memory killer) — "
+               "run again; with fewer workers (-j) if memory is short")
+
+
+def _submit(pool: ProcessPoolExecutor, chunk: list[Mailbox]) -> Future[list[list[Written]]]:
+    """Queue a chunk. A worker that died is noticed by whichever comes first, this or _result: the pool
+    refuses new work once it knows."""
+    try:
+        return pool.submit(_work, chunk)
+    except BrokenProcessPool:
+        raise BuildError(WORKER_DIED) from None
+
+
 def _result(future: Future[list[list[Written]]]) -> list[list[Written]]:
     """A chunk's files; a worker that died (killed from outside: the out-of-memory killer, an admin's kill)
     is an error, where multiprocessing.Pool would have waited for its result for ever."""
     try:
         return future.result()
     except BrokenProcessPool:
-        raise BuildError("a worker process died while building (killed from outside, e.g. by the "
-                         "out-of-memory killer) — run again; with fewer workers (-j) if memory is short") from None
+        raise BuildError(WORKER_DIED) from None
 
 
 def layout_path(f: OutputFile, layout: Layout) -> str:
