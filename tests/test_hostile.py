@@ -7,8 +7,6 @@ assertions are the exit status, the exact error, and the child's peak resident m
 
 from __future__ import annotations
 
-import os
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -19,22 +17,33 @@ HOSTILE = Path(__file__).parent / "hostile"
 PEAK_MB = 100  # the issue's bound for refusing a hostile spec
 
 
-def _limits() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
-    resource.setrlimit(resource.RLIMIT_CPU, (60, 60))
+# The child is started by a small launcher process, not by pytest: a process's ru_maxrss includes the memory
+# of the process it was forked from (Linux records the old address space's peak at exec), so a CLI forked
+# from a pytest worker that had grown past the limit "peaked" at the worker's size. The launcher sets the
+# limits, forks the CLI from its own small memory, waits for it and prints its status and peak.
+LAUNCHER = """
+import os, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+resource.setrlimit(resource.RLIMIT_CPU, (60, 60))
+pid = os.fork()
+if pid == 0:
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    os.execv(sys.executable, [sys.executable, "-m", "generator", *sys.argv[1:]])
+_, status, usage = os.wait4(pid, 0)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)
+"""
 
 
 def run_cli(args: list[str], cwd: Path) -> tuple[int, str, float]:
     """(exit status, stderr, peak RSS in MB) of `python -m generator ARGS` under resource limits."""
     err_path = cwd / ".stderr"
     with err_path.open("w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "generator", *args], cwd=cwd, stdout=subprocess.DEVNULL,
-                                stderr=err, preexec_fn=_limits)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        launcher = subprocess.run([sys.executable, "-c", LAUNCHER, *args], cwd=cwd, stdout=subprocess.PIPE,
+                                  stderr=err, text=True, check=True, timeout=300)
+    status, peak_kib = (int(field) for field in launcher.stdout.split())
     text = err_path.read_text()
     err_path.unlink()
-    return proc.returncode, text, usage.ru_maxrss / 1024
+    return status, text, peak_kib / 1024
 
 
 CASES = {
