@@ -87,7 +87,9 @@ def quota_cgroup() -> Iterator[tuple[Path, bool]]:
     """A cgroup with a CPU quota of 1.5 CPUs and a child without one (removed afterwards)."""
     found = _cpu_cgroup()
     if found is None:
-        pytest.skip("no writable cgroup hierarchy with the cpu controller here (needs root, cgroups not read-only)")
+        # Not a missing package CI could install: a kernel facility CI may not grant (a read-only /sys/fs/cgroup).
+        pytest.skip(reason="no writable cgroup hierarchy with the cpu controller here (needs root, cgroups not "
+                    "read-only)")
     point, v2 = found
     parent = point / f"mailprofile-test-{uuid.uuid4().hex[:8]}"
     child = parent / "worker"
