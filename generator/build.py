@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from generator.accounts import AccountSource, Mailbox
-from generator.cpus import usable_cpus
+from generator.cpus import usable_cpus, worker_count
 from generator.errors import BuildError, Problem, SpecError
 from generator.lint import lint_spec
 from generator.model import ALL_TARGETS
@@ -451,13 +451,9 @@ def _build_into(plan: Plan, options: BuildOptions, report: BuildReport, output: 
     source = AccountSource(plan.loaded)
     writer = Writer(output.dir, options.layout, keep_data=output.zip is not None)
     # closing(): on an error the pool is stopped (its workers gone) before the output is cleaned up.
-    jobs, usable = options.jobs, usable_cpus()
-    if jobs > 2 * usable:
-        # Workers beyond the CPUs only add memory (each copies the pages it touches): -j 300 by mistake, or on a
-        # container with a CPU quota, would be killed for memory. Up to twice the CPUs is honoured.
-        report.notes.append(f"-j {jobs}: this process may use {usable} CPU{'s' if usable != 1 else ''} (affinity "
-                            f"and cgroup CPU quota); the build runs {2 * usable} workers")
-        jobs = 2 * usable
+    jobs, reduced = worker_count(options.jobs, "-j")
+    if reduced is not None:
+        report.notes.append(reduced)
     with contextlib.closing(written_accounts(plan, source, writer, jobs)) as accounts:
         for files in accounts:
             for w in files:

@@ -26,6 +26,20 @@ def usable_cpus() -> int:
     return max(1, min(count, math.ceil(quota))) if quota is not None else max(1, count)
 
 
+def worker_count(requested: int, option: str) -> tuple[int, str | None]:
+    """How many worker processes to run for `option` (-j, --workers) set to `requested` (0: one per usable
+    CPU), and a note when the request was reduced. Workers beyond the CPUs only add memory (each copies the
+    pages it touches): -j 300 by mistake, or in a container with a CPU quota, would be killed for memory.
+    Up to twice the usable CPUs is honoured."""
+    usable = usable_cpus()
+    if requested == 0:
+        return usable, None
+    if requested <= 2 * usable:
+        return requested, None
+    return 2 * usable, (f"{option} {requested}: this process may use {usable} CPU{'s' if usable != 1 else ''} "
+                        f"(affinity and cgroup CPU quota); running {2 * usable} workers")
+
+
 def cgroup_cpu_quota(root: Path = Path("/")) -> float | None:
     """The tightest CPU quota (in CPUs) of this process's cgroups and their ancestors, or None if none is set
     or none can be read. `root` is where /proc and /sys are looked for."""

@@ -55,7 +55,7 @@ def test_a_process_pinned_to_one_cpu_uses_one_and_an_excessive_j_is_reduced(tmp_
     pinned = _run(["-m", "generator", "build", str(spec), "--out", str(tmp_path / "pinned"), "-j", "64", "-q"],
                   _pin_to_one_cpu)
     assert pinned.returncode == 0, pinned.stderr
-    assert ("note: -j 64: this process may use 1 CPU (affinity and cgroup CPU quota); the build runs 2 workers"
+    assert ("note: -j 64: this process may use 1 CPU (affinity and cgroup CPU quota); running 2 workers"
             in pinned.stderr.splitlines()), pinned.stderr
     # The same files as a one-worker build.
     serial = _run(["-m", "generator", "build", str(spec), "--out", str(tmp_path / "serial"), "-j", "1", "-q"])
@@ -179,7 +179,7 @@ def test_serve_runs_at_most_twice_the_usable_cpus_as_workers(tmp_path: Path) -> 
     try:
         srv.wait_ready()
         output = srv.output()
-        assert ("note: --workers 64: this process may use 1 CPU (affinity and cgroup CPU quota); serving with 2 "
+        assert ("note: --workers 64: this process may use 1 CPU (affinity and cgroup CPU quota); running 2 "
                 "workers") in output, output
         assert "with 2 workers" in output
         children = Path(f"/proc/{srv.proc.pid}/task/{srv.proc.pid}/children").read_text().split()

@@ -20,7 +20,7 @@ import click
 import uvicorn
 
 from generator.build import SignRequest
-from generator.cpus import usable_cpus
+from generator.cpus import worker_count
 from generator.model import base_url_value
 from generator.serve.app import Holder, build_app, start_service
 from generator.serve.service import Service
@@ -100,11 +100,9 @@ def serve_command(spec: str, host: str, port: int, workers: int, sign_cert: Path
     config = uvicorn.Config(build_app(holder, base_url), host=host, port=port, access_log=False,
                             server_header=False, proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips,
                             lifespan="on", timeout_graceful_shutdown=5, log_level="info")
-    usable = usable_cpus()
-    if workers > 2 * usable:  # as for build -j: workers beyond the CPUs only cost memory
-        click.echo(f"note: --workers {workers}: this process may use {usable} CPU{'s' if usable != 1 else ''} "
-                   f"(affinity and cgroup CPU quota); serving with {2 * usable} workers", err=True)
-        workers = 2 * usable
+    workers, reduced = worker_count(workers, "--workers")
+    if reduced is not None:
+        click.echo(f"note: {reduced}", err=True)
     targets = ", ".join(service.targets)
     click.echo(f"serving {spec}: {len(service.domains)} domain(s), targets {targets}, "
                f"{'signed' if service.signed else 'unsigned'} profiles, on http://{host}:{port} with {workers} "
