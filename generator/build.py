@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from generator.accounts import AccountSource, Mailbox
-from generator.cpus import usable_cpus, worker_count
+from generator.cpus import worker_count
 from generator.errors import BuildError, Problem, SpecError
 from generator.lint import lint_spec
 from generator.model import ALL_TARGETS
@@ -322,8 +322,9 @@ def _chunks(source: Iterator[Mailbox]) -> Iterator[list[Mailbox]]:
 
 def written_accounts(plan: Plan, source: AccountSource, writer: Writer, jobs: int) -> Generator[list[Written]]:
     """The written files of each account, in account order, rendered, verified and written by `jobs`
-    processes with a bounded number of chunks in flight (back-pressure keeps memory flat however long the
-    list). Close it (contextlib.closing) so that the workers are gone before the caller cleans up."""
+    processes (>= 1: cpus.worker_count resolves -j) with a bounded number of chunks in flight (back-pressure
+    keeps memory flat however long the list). Close it (contextlib.closing) so that the workers are gone
+    before the caller cleans up."""
     if plan.mdm is not None:
         return
     chunks = _chunks(iter(source))
@@ -331,7 +332,6 @@ def written_accounts(plan: Plan, source: AccountSource, writer: Writer, jobs: in
     if first is None:
         return
     second = next(chunks, None)
-    jobs = jobs or usable_cpus()
     # chain(), never (first, second, *chunks): unpacking would read the whole account list into memory.
     stream = chain([first], [second] if second is not None else [], chunks)
     if second is None or jobs == 1:
