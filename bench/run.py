@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import plistlib
 import re
@@ -37,9 +38,12 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from generator.cpus import usable_cpus  # noqa: E402  (the checkout's package, whichever venv runs this)
 
 SPEC = """\
 provider:
@@ -204,11 +208,12 @@ def floor(spec: Path, out: Path) -> tuple[float, float, float, int]:
     return seconds, cpu, time.perf_counter() - jinja, len(profiles)
 
 
-def signing_material(folder: Path) -> tuple[Path, Path, float]:
-    """A throw-away CA + leaf (RSA-2048) and the cost of one bare signature over a profile-sized message."""
+def signing_material(folder: Path, cores: int) -> tuple[Path, Path, float, float]:
+    """A throw-away self-signed RSA-2048 signer, and bare signatures per second over a profile-sized
+    message: in one process, and in `cores` processes at once."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    from cryptography.hazmat.primitives.asymmetric import rsa
     from cryptography.x509.oid import NameOID
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -222,12 +227,37 @@ def signing_material(folder: Path) -> tuple[Path, Path, float]:
     (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
                                                        serialization.PrivateFormat.PKCS8,
                                                        serialization.NoEncryption()))
-    message = b"x" * 3000
-    rounds = 300
-    start = time.perf_counter()
+    pem = (folder / "key.pem").read_bytes()
+    return folder / "cert.pem", folder / "key.pem", bare_signatures(pem, 1), bare_signatures(pem, cores)
+
+
+_KEY: Any = None  # the signing key of a bare_signatures process
+
+
+def _load_key(pem: bytes) -> None:
+    global _KEY
+    from cryptography.hazmat.primitives import serialization
+
+    _KEY = serialization.load_pem_private_key(pem, None)
+
+
+def _sign_rounds(rounds: int) -> None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    message = b"x" * 3000  # about a profile's size
     for _ in range(rounds):
-        key.sign(message, padding.PKCS1v15(), hashes.SHA256())
-    return folder / "cert.pem", folder / "key.pem", (time.perf_counter() - start) / rounds
+        _KEY.sign(message, padding.PKCS1v15(), hashes.SHA256())
+
+
+def bare_signatures(key_pem: bytes, processes: int, rounds: int = 1500) -> float:
+    """Bare RSA signatures per second made by `processes` processes at once, each signing `rounds` times:
+    measured, not one process's rate times the cores (two vCPUs need not give twice one)."""
+    with multiprocessing.get_context("spawn").Pool(processes, _load_key, (key_pem,)) as pool:
+        pool.map(_sign_rounds, [20] * processes)  # warm-up
+        start = time.perf_counter()
+        pool.map(_sign_rounds, [rounds] * processes)
+        return processes * rounds / (time.perf_counter() - start)
 
 
 def automx2(n: int) -> dict[str, object] | None:
@@ -265,7 +295,7 @@ def main() -> None:
         sys.exit(f"{args.workdir}: {free:,} free inodes, a run of {n:,} accounts needs about {needed:,} (df -i): "
                  "delete old run folders (a minute before the next run) or pass --workdir elsewhere")
     spec = synthesise(folder, n)
-    cores = os.cpu_count() or 1
+    cores = usable_cpus()  # what the build's workers may use (affinity, cgroup quota), as `build -j 0` counts
     print(f"mailprofile benchmark: {n:,} accounts, {cores} cores, Python {sys.version.split()[0]}, in {folder}")
     print(f"load before: {_load()}", flush=True)
 
@@ -297,24 +327,24 @@ def main() -> None:
                  f"{apple_full.seconds / s_floor:.2f}x (goal: within 1.5x)"))
 
     if not args.no_signing:
-        cert, key, one_sig = signing_material(folder)
+        cert, key, one_rate, all_rate = signing_material(folder, cores)
         signed = mailprofile(spec, folder / "signed", "--only", "apple", "--sign-cert", str(cert),
                              "--sign-key", str(key))
-        rows.append(("mailprofile, Apple signed", f"{n / signed.seconds:,.0f} signed profiles/s (each also "
+        rate = n / signed.seconds
+        rows.append(("mailprofile, Apple signed", f"{rate:,.0f} signed profiles/s (each also "
                      f"verified and written unsigned), {signed.rss}, {signed.seconds:.1f} s, {signed.cpu:.1f} s CPU"))
-        bare = cores / one_sig
-        rows.append(("floor: one bare RSA-2048 signature", f"{one_sig * 1000:.2f} ms = {1 / one_sig:,.0f}/s on one "
-                     f"core, {bare:,.0f}/s on all cores"))
+        rows.append(("floor: bare RSA-2048 signatures", f"{1000 / one_rate:.2f} ms each = {one_rate:,.0f}/s in one "
+                     f"process; {all_rate:,.0f}/s measured in {cores} processes at once "
+                     f"({all_rate / one_rate:.2f}x one)"))
         # Both readings of the goal: the I/O and plistlib floors are one process's rates; all cores is stricter.
-        rows.append(("  signed vs bare signatures", f"{bare / (n / signed.seconds):.2f}x the all-cores bare rate's "
-                     f"time, {(1 / one_sig) / (n / signed.seconds):.2f}x one process's (as the other floors) "
-                     "(goal: within 1.5x)"))
+        rows.append(("  signed vs bare signatures", f"{all_rate / rate:.2f}x the all-cores bare rate's time, "
+                     f"{one_rate / rate:.2f}x one process's (as the other floors) (goal: within 1.5x)"))
         # What signing adds to the same build: the signed build's time less the unsigned Apple build's, per
-        # profile, against one bare signature per profile on all cores. (The whole signed build cannot come
-        # within 1.5x of bare signatures alone: it is the unsigned build plus a signature per profile.)
+        # profile, against the all-cores bare rate. (The whole signed build cannot come within 1.5x of that
+        # rate when it scales: it is the unsigned build plus a signature per profile.)
         extra = signed.seconds - apple.seconds
         rows.append(("  what signing adds", f"{extra:.1f} s for {n:,} signatures = {n / extra:,.0f}/s, "
-                     f"{bare / (n / extra):.2f}x the bare rate's time"))
+                     f"{all_rate / (n / extra):.2f}x the all-cores bare rate's time"))
 
     if not args.no_automx2:
         peer = automx2(args.automx2_accounts or min(n, 10_000))
@@ -340,7 +370,7 @@ def main() -> None:
 def _load() -> str:
     with open("/proc/loadavg", encoding="ascii") as f:
         one, five, fifteen = f.read().split()[:3]
-    return f"load average {one} {five} {fifteen} (1, 5, 15 min) on {os.cpu_count()} cores"
+    return f"load average {one} {five} {fifteen} (1, 5, 15 min); {os.cpu_count()} CPUs, {usable_cpus()} usable"
 
 
 if __name__ == "__main__":
