@@ -135,6 +135,13 @@ def render_template(env: jinja2.Environment, name: str, context: Mapping[str, An
                          "check the template for loops or repetitions that grow without bound") from None
     except RecursionError:
         raise BuildError(f"template {name}: recursion too deep; check recursive macros or includes") from None
+    except BuildError:
+        raise
+    except Exception as exc:  # an admin's template failing at run time (1 // 0, 1 + 'a', a too-big range)
+        if not isinstance(env, LimitedSandbox):
+            raise  # a packaged template: our bug, reported as one
+        raise BuildError(f"template {name}:{_line(exc)}: {type(exc).__name__}: {exc} — fix this template in "
+                         "the --templates folder") from None
 
 
 def _line(exc: BaseException) -> str:

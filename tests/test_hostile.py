@@ -113,6 +113,13 @@ TEMPLATE_CASES = {
     "format": "apple/mobileconfig.xml.j2:6: '%' format with a width or precision of 10000 or more",
     "ljust": "apple/mobileconfig.xml.j2:6: rendering needed more than 256 MiB",
     "loop": "apple/mobileconfig.xml.j2: rendering took more than 2 s of CPU time",
+    # Any other exception an admin's template raises at run time is its fault, not an internal error.
+    "range": "apple/mobileconfig.xml.j2:6: OverflowError: Range too big. The sandbox blocks ranges larger than "
+             "MAX_RANGE (100000). — fix this template in the --templates folder",
+    "divide": "apple/mobileconfig.xml.j2:6: ZeroDivisionError: integer division or modulo by zero — fix this "
+              "template in the --templates folder",
+    "type": "apple/mobileconfig.xml.j2:6: TypeError: unsupported operand type(s) for +: 'int' and 'str' — fix this "
+            "template in the --templates folder",
 }
 
 
