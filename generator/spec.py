@@ -176,6 +176,6 @@ def _problem(err: Any, loc: tuple[Any, ...], model: type[BaseModel], data: Any, 
     if kind in ("greater_than_equal", "less_than_equal", "too_short", "too_long"):
         return Problem(pos, f"{name}: {err['msg'].lower()}, got {value!r}", "change the value")
     if kind == "value_error":
-        msg = str(err.get("ctx", {}).get("error", err["msg"]))
-        return Problem(pos, f"{name}: {msg}", "")
+        msg, _, hint = str(err.get("ctx", {}).get("error", err["msg"])).partition(" — ")  # what — how to fix
+        return Problem(pos, f"{name}: {msg}", hint)
     return Problem(pos, f"{name}: {err['msg']}", "")

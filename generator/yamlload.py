@@ -202,7 +202,9 @@ def _scalar(node: yaml.ScalarNode, doc: Document, problems: list[Problem]) -> An
         return text
     if tag == _FLOAT:
         if _CORE_FLOAT.match(text):
-            return float(text)
+            # YAML spells infinity and not-a-number .inf and .nan; float() reads them without the dot.
+            return float(text.replace(".", "", 1) if text.lstrip("+-").startswith(".") and text[-1] in "fFnN"
+                         else text)
         problems.append(Problem(_pos(doc, node), f"'{text}' is read as a sexagesimal number by YAML 1.1",
                                 f"quote it (\"{text}\")"))
         return text

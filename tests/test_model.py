@@ -46,6 +46,24 @@ def test_yaml_12_scalars_are_read_as_written() -> None:
     assert str(doc.where(("d",))) == "x.yaml:4:4" and str(doc.where(("d",), key=True)) == "x.yaml:4:1"
 
 
+def test_yaml_infinity_and_nan_are_read_as_floats() -> None:
+    # YAML spells them .inf and .nan; Python's float() does not read those spellings.
+    doc = load_yaml("a: .inf\nb: -.Inf\nc: +.INF\nd: .NaN\n", "x.yaml")
+    assert doc.data["a"] == float("inf") and doc.data["b"] == float("-inf") and doc.data["c"] == float("inf")
+    assert doc.data["d"] != doc.data["d"]  # NaN
+
+
+@pytest.mark.parametrize(("value", "read"), [(".inf", "inf"), (".nan", "nan"), ("1.0e+400", "inf")])
+def test_a_duration_must_be_a_finite_number(tmp_path: Path, value: str, read: str) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE + f"  apple: {{duration_until_removal: {value}}}\n", encoding="utf-8")
+    with pytest.raises(SpecError) as info:
+        load_spec(spec)
+    assert [str(p) for p in info.value.problems] == [
+        f"{spec}:19:35: targets.apple.duration_until_removal: must be a finite number of seconds, got {read} — "
+        "write the number of seconds, such as 2592000 for 30 days"]
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("a: 0x1F\n", "'0x1F' is read as the number 31 by YAML 1.1"),
     ("a: 1_000\n", "'1_000' is read as the number 1000 by YAML 1.1"),
