@@ -107,6 +107,16 @@ class _SpecLoader(yaml.SafeLoader):
 
 def load_yaml(text: str, file: str) -> Document:
     """Parse `text`; raise SpecError listing every problem found (syntax errors stop at the first)."""
+    doc, problems = read_yaml(text, file)
+    if problems:
+        raise SpecError(problems)
+    return doc
+
+
+def read_yaml(text: str, file: str) -> tuple[Document, list[Problem]]:
+    """Parse `text` into a Document and the problems that still leave its data readable (tags, YAML 1.1
+    readings, duplicate keys, anchors: each value then stays as written), so the caller can validate it and
+    report everything in one run. Raises SpecError for what stops the parse (syntax, nesting, alias floods)."""
     loader = _SpecLoader(text, file)
     try:
         root = loader.get_single_node()
@@ -128,17 +138,11 @@ def load_yaml(text: str, file: str) -> Document:
         raise SpecError([Problem(Position(file), f"cannot read YAML: {exc}", "save the file as UTF-8")]) from None
     finally:
         loader.dispose()
-    if loader.problems:
-        raise SpecError(loader.problems)
-    doc = Document(file=file, data=None)
-    problems: list[Problem] = []
-    if root is None:
-        doc.data = {}
-        return doc
-    doc.data = _build(root, (), doc, problems)
-    if problems:
-        raise SpecError(problems)
-    return doc
+    doc = Document(file=file, data={})
+    problems = list(loader.problems)
+    if root is not None:
+        doc.data = _build(root, (), doc, problems)
+    return doc, problems
 
 
 def _pos(doc: Document, node: yaml.Node) -> Position:
