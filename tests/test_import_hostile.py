@@ -17,6 +17,7 @@ from generator.cli import main
 from generator.errors import SpecError
 from generator.importers import import_sources
 from generator.importers.emit import needs_quotes, scalar
+from generator.yamlload import load_yaml
 from tests.conftest import ROOT
 
 PROFILES = ROOT / "tests" / "fixtures" / "import" / "profiles"
@@ -209,13 +210,14 @@ def test_cli_exit_2_every_problem_no_traceback_nothing_written(tmp_path: Path) -
 
 
 @pytest.mark.parametrize("text", ["on", "no", "y", "N", "Off", "0110", "1:30", "2026-01-01", "~", "null", "1e3",
-                                  "0x1F", "%EMAILADDRESS%", "a: b", "x #y", "- item", "'q'", " lead", "yes",
+                                  "0x1F", "0o17", "0995", "%EMAILADDRESS%", "a: b", "x #y", "- item", "'q'", " lead", "yes",
                                   "line\u2028break", "tab\there", "&anchor", "*alias", "!tag", "@at", "`tick"])
 def test_yaml_scalars_that_yaml_1_1_would_misread_are_quoted(text: str) -> None:
     import yaml
 
     assert needs_quotes(text)
     assert yaml.safe_load(f"k: {scalar(text)}") == {"k": text}
+    assert load_yaml(f"k: {scalar(text)}", "x.yaml").data == {"k": text}  # and the spec loader reads it back
 
 
 @pytest.mark.parametrize("text", ["Aruba Mail", "pop3.%EMAILDOMAIN%", "Zoë Ünal", "imaps.aruba.it", "D'Amico, Luca"])

@@ -125,8 +125,8 @@ def test_yaml_problems_and_model_problems_are_reported_in_one_run(tmp_path: Path
         "documentation_url, domains, id, organization, short_name",
         "error: spec.yaml:4:17: YAML tag 'tag:yaml.org,2002:binary' is not allowed in a spec — remove the tag: a "
         "spec holds only plain strings, numbers, booleans, lists and mappings",
-        "error: spec.yaml:9:9: incoming.port must be an integer, got the string '0995' — write the number without "
-        "quotes",
+        "error: spec.yaml:9:9: '0995' is text in YAML 1.1 but the number 995 in YAML 1.2 — write 995 for the "
+        "number, or quote it (\"0995\") for text",
         "error: spec.yaml:10:3: duplicate key 'port' (first at line 9) — remove one of them: YAML would silently keep "
         "only the last",
         "error: spec.yaml:14:9: outgoing.port: input should be less than or equal to 65535, got 70000 — change the "
