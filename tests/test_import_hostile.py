@@ -184,6 +184,17 @@ def test_bad_sources_give_located_errors(tmp_path: Path, name: str, data: bytes,
     assert len(problems) == 1 and problems[0].startswith(f"{tmp_path / name}{message}"), problems
 
 
+def test_a_value_the_model_refuses_across_keys_is_located_in_the_source(tmp_path: Path) -> None:
+    # A check across a section's keys (imap_path_prefix on a POP3 server) had no position: "incoming: ...".
+    golden = ROOT / "tests" / "golden" / "provider-imap" / "giulia.bianchi@esempio.it" / "apple"
+    data = (golden / "giulia.bianchi@esempio.it.mobileconfig").read_bytes().replace(
+        b"<string>EmailTypeIMAP</string>",
+        b"<string>EmailTypePOP</string><key>IncomingMailServerIMAPPathPrefix</key><string>INBOX</string>")
+    assert _refused(tmp_path, "pop.mobileconfig", data) == [
+        f"{tmp_path / 'pop.mobileconfig'}:13:4: incoming: imap_path_prefix applies to imap only; remove it for pop3 "
+        "— fix the source, or import it and edit the spec by hand"]
+
+
 def test_other_sqlite_databases_are_named_as_such(tmp_path: Path) -> None:
     db = tmp_path / "other.sqlite"
     with sqlite3.connect(db) as con:
