@@ -154,6 +154,21 @@ def test_csv_errors_name_the_csv_line_and_column(tmp_path: Path, monkeypatch: py
     ]
 
 
+def test_a_short_csv_row_names_the_missing_column(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    text = BASE.replace("accounts:\n  - name: Mario Rossi\n    email: mario.rossi@esempio.it\n",
+                        "accounts_csv: users.csv\n")
+    csv = "name,email,username\nAnna,anna@esempio.it\nBruno\nemail,name\n"
+    code, lines = check(tmp_path, text, csv)
+    assert code == 2
+    assert [line for line in lines if line.startswith("error")] == [
+        "error: users.csv:3:1: row has 1 field, without the email column — give every row name,email,username",
+        "error: users.csv:4:7: 'name' is not an e-mail address (it needs exactly one @) — correct the address",
+    ]
+    code, lines = check(tmp_path, text, "email,name\nanna@esempio.it\n")
+    assert lines[0] == "error: users.csv:2:1: row has 1 field, without the name column — give every row email,name"
+
+
 def test_yaml_syntax_error_has_a_position(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     code, lines = check(tmp_path, BASE.replace("  port: 995\n", "  port: [995\n"))
