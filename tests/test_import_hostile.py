@@ -221,8 +221,8 @@ def test_cli_exit_2_every_problem_no_traceback_nothing_written(tmp_path: Path) -
 
 
 @pytest.mark.parametrize("text", ["on", "no", "y", "N", "Off", "0110", "1:30", "2026-01-01", "~", "null", "1e3",
-                                  "0x1F", "0o17", "0995", "%EMAILADDRESS%", "a: b", "x #y", "- item", "'q'", " lead", "yes",
-                                  "line\u2028break", "tab\there", "&anchor", "*alias", "!tag", "@at", "`tick"])
+                                  "0x1F", "0o17", "0995", "%EMAILADDRESS%", "a: b", "x #y", "- item", "'q'", " lead",
+                                  "yes", "line\u2028break", "tab\there", "&anchor", "*alias", "!tag", "@at", "`tick"])
 def test_yaml_scalars_that_yaml_1_1_would_misread_are_quoted(text: str) -> None:
     import yaml
 
