@@ -276,6 +276,12 @@ def _account_rows(found: Iterator[Record], display: str, problems: list[Problem]
                                     f"row has {len(row)} fields, the header names {len(header)}",
                                     "quote values that contain commas"))
             continue
+        missing = [h for h in ("name", "email") if header.index(h) >= len(row)]
+        if missing:  # the model would say "missing required key 'email' in the spec"
+            problems.append(Problem(record.position(display, len(row)), f"row has {len(row)} field"
+                                    f"{'s' if len(row) != 1 else ''}, without the {' and '.join(missing)} column"
+                                    f"{'s' if len(missing) != 1 else ''}", f"give every row {','.join(header)}"))
+            continue
         data = {h: v for h, v in zip(header, row, strict=False) if not (h != "name" and h != "email" and v == "")}
 
         def where(loc: tuple[Any, ...], key: bool = False, record: Record = record) -> Position:

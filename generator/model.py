@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import math
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -121,6 +122,14 @@ def _tls_version(value: Any) -> Any:
     # YAML reads `tls_min: 1.2` as a float; the number is unambiguous, so accept it as the version it names.
     if isinstance(value, float) and value in (1.2, 1.3):
         return f"{value:.1f}"
+    return value
+
+
+def _seconds(value: float) -> float:
+    # A plist <real> cannot carry inf or nan (plistlib writes them, Apple's parser refuses the profile).
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"must be a finite number of seconds, got {value} — write the number of seconds, such "
+                         "as 2592000 for 30 days")
     return value
 
 
@@ -265,7 +274,7 @@ class AppleSettings(Closed):
     allow_mail_drop: bool | None = Field(None, description="allowMailDrop (iOS 9.2, macOS 10.12).")
     removal_date: Annotated[datetime, BeforeValidator(_removal_date)] | None = Field(
         None, description="RemovalDate: when the device removes the profile (ISO 8601; without a zone, UTC).")
-    duration_until_removal: Annotated[float, Field(gt=0)] | None = Field(
+    duration_until_removal: Annotated[float, AfterValidator(_seconds)] | None = Field(
         None, description="DurationUntilRemoval: seconds after installation until removal.")
     signing: AppleSigning | None = Field(None, description="Also write a signed copy of every profile "
                                          "(CMS, SHA-256, with the chain). CLI --sign-* options override.")

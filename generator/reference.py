@@ -83,7 +83,7 @@ def limits() -> list[str]:
         ("inline accounts", f"at most {spec.MAX_INLINE_ACCOUNTS:,}; more belong in `accounts_csv`, which streams",
          "2"),
         ("YAML", f"no anchors or aliases; nesting at most {yamlload.MAX_DEPTH} levels; no tags; no duplicate keys; "
-                 "no YAML 1.1 readings (0110, on/no, 1:30)", "2"),
+                 "no YAML 1.1 readings (0110, 0995, on/no, 1:30)", "2"),
         ("CSV files (accounts, passwords)", f"regular files, UTF-8; RFC 4180 records (a quoted field may span "
          f"lines); a line at most {csvfile.MAX_LINE_BYTES // kib} KiB, a record at most "
          f"{csvfile.MAX_RECORD_BYTES // kib} KiB", "2"),

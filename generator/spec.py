@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from generator.errors import Position, Problem, SpecError, encoding_hint, text_position
 from generator.model import Spec
-from generator.yamlload import Document, load_yaml
+from generator.yamlload import Document, read_yaml
 
 
 @dataclass(frozen=True)
@@ -67,16 +67,25 @@ def load_spec(path: str | Path) -> LoadedSpec:
         line, column = text_position(raw, exc.start)
         raise SpecError([Problem(Position(str(path), line, column), f"the spec is not UTF-8 ({exc.reason})",
                                  encoding_hint(raw))]) from None
-    doc = load_yaml(text, str(path))
+    doc, problems = read_yaml(text, str(path))
     if not isinstance(doc.data, dict):
-        raise SpecError([Problem(Position(str(path), 1, 1), "the spec must be a YAML mapping at the top level",
-                                 "start with keys such as provider:, incoming:, outgoing:, accounts:")])
+        raise SpecError([*problems, Problem(Position(str(path), 1, 1), "the spec must be a YAML mapping at the top "
+                                            "level", "start with keys such as provider:, incoming:, outgoing:, "
+                                            "accounts:")])
     accounts = doc.data.get("accounts")
     if isinstance(accounts, list) and len(accounts) > MAX_INLINE_ACCOUNTS:
         raise SpecError([Problem(doc.where(("accounts",)), f"{len(accounts)} inline accounts; a spec holds at "
                                  f"most {MAX_INLINE_ACCOUNTS}", "move them to a CSV file (accounts_csv: users.csv "
                                  "with the columns name,email): it streams in constant memory")])
-    spec = validate(Spec, doc.data, doc.where)
+    try:
+        spec = validate(Spec, doc.data, doc.where)
+    except SpecError as exc:
+        # A value the YAML step reported (`port: 0110`, `security: on`) fails the model too, at the same place:
+        # one problem per place, the YAML one, which says what was meant.
+        reported = {p.position for p in problems}
+        raise SpecError([*problems, *(p for p in exc.problems if p.position not in reported)]) from None
+    if problems:
+        raise SpecError(problems)
     return LoadedSpec(spec=spec, path=path, document=doc)
 
 
@@ -176,6 +185,6 @@ def _problem(err: Any, loc: tuple[Any, ...], model: type[BaseModel], data: Any, 
     if kind in ("greater_than_equal", "less_than_equal", "too_short", "too_long"):
         return Problem(pos, f"{name}: {err['msg'].lower()}, got {value!r}", "change the value")
     if kind == "value_error":
-        msg = str(err.get("ctx", {}).get("error", err["msg"]))
-        return Problem(pos, f"{name}: {msg}", "")
+        msg, _, hint = str(err.get("ctx", {}).get("error", err["msg"])).partition(" — ")  # what — how to fix
+        return Problem(pos, f"{name}: {msg}", hint)
     return Problem(pos, f"{name}: {err['msg']}", "")

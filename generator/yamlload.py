@@ -107,6 +107,16 @@ class _SpecLoader(yaml.SafeLoader):
 
 def load_yaml(text: str, file: str) -> Document:
     """Parse `text`; raise SpecError listing every problem found (syntax errors stop at the first)."""
+    doc, problems = read_yaml(text, file)
+    if problems:
+        raise SpecError(problems)
+    return doc
+
+
+def read_yaml(text: str, file: str) -> tuple[Document, list[Problem]]:
+    """Parse `text` into a Document and the problems that still leave its data readable (tags, YAML 1.1
+    readings, duplicate keys, anchors: each value then stays as written), so the caller can validate it and
+    report everything in one run. Raises SpecError for what stops the parse (syntax, nesting, alias floods)."""
     loader = _SpecLoader(text, file)
     try:
         root = loader.get_single_node()
@@ -128,17 +138,11 @@ def load_yaml(text: str, file: str) -> Document:
         raise SpecError([Problem(Position(file), f"cannot read YAML: {exc}", "save the file as UTF-8")]) from None
     finally:
         loader.dispose()
-    if loader.problems:
-        raise SpecError(loader.problems)
-    doc = Document(file=file, data=None)
-    problems: list[Problem] = []
-    if root is None:
-        doc.data = {}
-        return doc
-    doc.data = _build(root, (), doc, problems)
-    if problems:
-        raise SpecError(problems)
-    return doc
+    doc = Document(file=file, data={})
+    problems = list(loader.problems)
+    if root is not None:
+        doc.data = _build(root, (), doc, problems)
+    return doc, problems
 
 
 def _pos(doc: Document, node: yaml.Node) -> Position:
@@ -180,6 +184,11 @@ def _tag_problem(doc: Document, node: yaml.Node) -> Problem:
 
 def _scalar(node: yaml.ScalarNode, doc: Document, problems: list[Problem]) -> Any:
     text = node.value
+    if node.style is None and node.tag == _STR and _YAML12_NUMBER.match(text):
+        value = _yaml12_number(text)
+        problems.append(Problem(_pos(doc, node), f"'{text}' is text in YAML 1.1 but the number {value} in YAML 1.2",
+                                f"write {value} for the number, or quote it (\"{text}\") for text"))
+        return text
     if node.style is not None or node.tag == _STR:  # quoted, block scalar, or explicit !!str
         if node.tag not in (_STR, "!"):
             problems.append(_tag_problem(doc, node))
@@ -196,15 +205,14 @@ def _scalar(node: yaml.ScalarNode, doc: Document, problems: list[Problem]) -> An
     if tag == _INT:
         if _CORE_INT.match(text):
             return int(text)
-        problems.append(Problem(_pos(doc, node), f"'{text}' is read as the number {_yaml11_int(text)} by YAML 1.1",
-                                f"write the number in plain decimal (e.g. {text.lstrip('0') or '0'}),"
-                                f" or quote it (\"{text}\") if it is text"))
+        problems.append(_yaml11_number(doc, node))
         return text
     if tag == _FLOAT:
         if _CORE_FLOAT.match(text):
-            return float(text)
-        problems.append(Problem(_pos(doc, node), f"'{text}' is read as a sexagesimal number by YAML 1.1",
-                                f"quote it (\"{text}\")"))
+            # YAML spells infinity and not-a-number .inf and .nan; float() reads them without the dot.
+            return float(text.replace(".", "", 1) if text.lstrip("+-").startswith(".") and text[-1] in "fFnN"
+                         else text)
+        problems.append(_yaml11_number(doc, node))
         return text
     if tag == _TIMESTAMP:
         return text  # kept as written; fields that take dates parse ISO 8601 themselves
@@ -214,9 +222,30 @@ def _scalar(node: yaml.ScalarNode, doc: Document, problems: list[Problem]) -> An
     return text
 
 
-def _yaml11_int(text: str) -> str:
+def _yaml11_number(doc: Document, node: yaml.ScalarNode) -> Problem:
+    """A plain scalar YAML 1.1 reads as a number and YAML 1.2 as text (or as another number): 0110 (octal),
+    0x1F, 1_000, 1:30 (base 60)."""
+    text = node.value
+    value = yaml.safe_load(text)
+    if ":" in text:  # a time or a ratio, almost always meant as text
+        return Problem(_pos(doc, node), f"'{text}' is read as the number {value} by YAML 1.1 (base 60)",
+                       f"quote it (\"{text}\")")
+    sign, digits = ("-", text[1:]) if text.startswith("-") else ("", text.lstrip("+"))
+    # A leading zero (0110) is usually a decimal number written with one; 0x1F and 1_000 mean what 1.1 reads.
+    meant = sign + (digits.lstrip("0") or "0") if re.fullmatch(r"0[0-7]+", digits) else str(value)
+    return Problem(_pos(doc, node), f"'{text}' is read as the number {value} by YAML 1.1",
+                   f"write the number in plain decimal (e.g. {meant}), or quote it (\"{text}\") if it is text")
+
+
+# Numbers in YAML 1.2's core schema that YAML 1.1 reads as text (a leading zero with an 8 or 9, an exponent
+# without a dot, 0o octal): a reader of the spec expects the number.
+_YAML12_NUMBER = re.compile(r"^[-+]?[0-9]+$|^0o[0-7]+$|^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
+
+
+def _yaml12_number(text: str) -> int | float:
+    if text.startswith("0o"):
+        return int(text[2:], 8)
     try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return "?"
-    return str(value)
+        return int(text, 10)
+    except ValueError:
+        return float(text)

@@ -17,6 +17,7 @@ from generator.cli import main
 from generator.errors import SpecError
 from generator.importers import import_sources
 from generator.importers.emit import needs_quotes, scalar
+from generator.yamlload import load_yaml
 from tests.conftest import ROOT
 
 PROFILES = ROOT / "tests" / "fixtures" / "import" / "profiles"
@@ -183,6 +184,17 @@ def test_bad_sources_give_located_errors(tmp_path: Path, name: str, data: bytes,
     assert len(problems) == 1 and problems[0].startswith(f"{tmp_path / name}{message}"), problems
 
 
+def test_a_value_the_model_refuses_across_keys_is_located_in_the_source(tmp_path: Path) -> None:
+    # A check across a section's keys (imap_path_prefix on a POP3 server) had no position: "incoming: ...".
+    golden = ROOT / "tests" / "golden" / "provider-imap" / "giulia.bianchi@esempio.it" / "apple"
+    data = (golden / "giulia.bianchi@esempio.it.mobileconfig").read_bytes().replace(
+        b"<string>EmailTypeIMAP</string>",
+        b"<string>EmailTypePOP</string><key>IncomingMailServerIMAPPathPrefix</key><string>INBOX</string>")
+    assert _refused(tmp_path, "pop.mobileconfig", data) == [
+        f"{tmp_path / 'pop.mobileconfig'}:13:4: incoming: imap_path_prefix applies to imap only; remove it for pop3 "
+        "— fix the source, or import it and edit the spec by hand"]
+
+
 def test_other_sqlite_databases_are_named_as_such(tmp_path: Path) -> None:
     db = tmp_path / "other.sqlite"
     with sqlite3.connect(db) as con:
@@ -209,13 +221,14 @@ def test_cli_exit_2_every_problem_no_traceback_nothing_written(tmp_path: Path) -
 
 
 @pytest.mark.parametrize("text", ["on", "no", "y", "N", "Off", "0110", "1:30", "2026-01-01", "~", "null", "1e3",
-                                  "0x1F", "%EMAILADDRESS%", "a: b", "x #y", "- item", "'q'", " lead", "yes",
-                                  "line\u2028break", "tab\there", "&anchor", "*alias", "!tag", "@at", "`tick"])
+                                  "0x1F", "0o17", "0995", "%EMAILADDRESS%", "a: b", "x #y", "- item", "'q'", " lead",
+                                  "yes", "line\u2028break", "tab\there", "&anchor", "*alias", "!tag", "@at", "`tick"])
 def test_yaml_scalars_that_yaml_1_1_would_misread_are_quoted(text: str) -> None:
     import yaml
 
     assert needs_quotes(text)
     assert yaml.safe_load(f"k: {scalar(text)}") == {"k": text}
+    assert load_yaml(f"k: {scalar(text)}", "x.yaml").data == {"k": text}  # and the spec loader reads it back
 
 
 @pytest.mark.parametrize("text", ["Aruba Mail", "pop3.%EMAILDOMAIN%", "Zoë Ünal", "imaps.aruba.it", "D'Amico, Luca"])

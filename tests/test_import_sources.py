@@ -245,6 +245,26 @@ def test_sources_of_one_provider_merge_and_stated_values_beat_guesses(tmp_path: 
     assert spec["accounts"][0]["email"] == "bob@school.example"  # from the profile: the XML has no mailboxes
 
 
+def test_names_are_compared_as_the_model_holds_them(tmp_path: Path) -> None:
+    # One source writes the domain in Unicode and upper case (twice), the other in A-labels: one domain, one
+    # mailbox, one server, no conflict. This was "domains lists the same domain twice" without a position.
+    xml = (GOLDEN / "provider-imap" / "domains" / "esempio.it" / "config-v1.1.xml").read_text(encoding="utf-8")
+    xml = xml.replace("<domain>esempio.it</domain>", "<domain>BÜCHER.example</domain><domain>bücher.example</domain>")
+    xml = xml.replace("imaps.aruba.it", "IMAPS.Aruba.IT")
+    (tmp_path / "config-v1.1.xml").write_text(xml, encoding="utf-8")
+    profile = GOLDEN / "provider-imap" / "giulia.bianchi@esempio.it" / "apple" / \
+        "giulia.bianchi@esempio.it.mobileconfig"
+    (tmp_path / "a.mobileconfig").write_bytes(profile.read_bytes().replace(b"esempio.it", b"xn--bcher-kva.example"))
+    (tmp_path / "b.mobileconfig").write_bytes(profile.read_bytes().replace(b"giulia.bianchi@esempio.it",
+                                                                            "Giulia.Bianchi@BÜCHER.example".encode()))
+    result = import_sources([tmp_path / "config-v1.1.xml", tmp_path / "a.mobileconfig", tmp_path / "b.mobileconfig"])
+    spec = _spec(result, tmp_path)
+    assert spec["provider"]["domains"] == ["xn--bcher-kva.example"]
+    assert spec["incoming"]["host"] == "imaps.aruba.it"
+    assert [a["email"] for a in spec["accounts"]] == ["giulia.bianchi@xn--bcher-kva.example"]
+    assert not any("conflict" in w for w in _warnings(result)), _warnings(result)
+
+
 def test_conflicting_sources_are_reported_not_silently_resolved(tmp_path: Path) -> None:
     xml = GOLDEN / "provider-imap" / "domains" / "esempio.it" / "config-v1.1.xml"
     original = GOLDEN / "provider-imap" / "giulia.bianchi@esempio.it" / "apple" / \

@@ -46,10 +46,60 @@ def test_yaml_12_scalars_are_read_as_written() -> None:
     assert str(doc.where(("d",))) == "x.yaml:4:4" and str(doc.where(("d",), key=True)) == "x.yaml:4:1"
 
 
+@pytest.mark.parametrize(("text", "problem"), [
+    # YAML 1.2 numbers that PyYAML (YAML 1.1) reads as text: `port: 0995` was "got the string '0995' — write
+    # the number without quotes", which has no quotes to remove.
+    ("0995", "'0995' is text in YAML 1.1 but the number 995 in YAML 1.2 — write 995 for the number, or quote it "
+             "(\"0995\") for text"),
+    ("-007", "'-007' is read as the number -7 by YAML 1.1 — write the number in plain decimal (e.g. -7), or quote "
+             "it (\"-007\") if it is text"),
+    ("1e3", "'1e3' is text in YAML 1.1 but the number 1000.0 in YAML 1.2 — write 1000.0 for the number, or quote "
+            "it (\"1e3\") for text"),
+    ("0o17", "'0o17' is text in YAML 1.1 but the number 15 in YAML 1.2 — write 15 for the number, or quote it "
+             "(\"0o17\") for text"),
+    # Hints that named no number: 'e.g. x1F', 'e.g. 1_000', 'e.g. 12:30'.
+    ("0x1F", "'0x1F' is read as the number 31 by YAML 1.1 — write the number in plain decimal (e.g. 31), or quote "
+             "it (\"0x1F\") if it is text"),
+    ("1_000", "'1_000' is read as the number 1000 by YAML 1.1 — write the number in plain decimal (e.g. 1000), or "
+              "quote it (\"1_000\") if it is text"),
+    ("12:30", "'12:30' is read as the number 750 by YAML 1.1 (base 60) — quote it (\"12:30\")"),
+    ("1_000.5", "'1_000.5' is read as the number 1000.5 by YAML 1.1 — write the number in plain decimal (e.g. "
+                "1000.5), or quote it (\"1_000.5\") if it is text"),
+    ("1:30.5", "'1:30.5' is read as the number 90.5 by YAML 1.1 (base 60) — quote it (\"1:30.5\")"),
+])
+def test_numbers_yaml_11_and_12_read_differently_say_what_to_write(text: str, problem: str) -> None:
+    with pytest.raises(SpecError) as info:
+        load_yaml(f"a: {text}\n", "x.yaml")
+    assert [str(p) for p in info.value.problems] == [f"x.yaml:1:4: {problem}"]
+
+
+@pytest.mark.parametrize("text", ["'0995'", '"1e3"', "0995 x", "1.5.3", "+", "0", "-12", "1.5", "1e-3x"])
+def test_text_and_plain_numbers_load_without_a_problem(text: str) -> None:
+    load_yaml(f"a: {text}\n", "x.yaml")
+
+
+def test_yaml_infinity_and_nan_are_read_as_floats() -> None:
+    # YAML spells them .inf and .nan; Python's float() does not read those spellings.
+    doc = load_yaml("a: .inf\nb: -.Inf\nc: +.INF\nd: .NaN\n", "x.yaml")
+    assert doc.data["a"] == float("inf") and doc.data["b"] == float("-inf") and doc.data["c"] == float("inf")
+    assert doc.data["d"] != doc.data["d"]  # NaN
+
+
+@pytest.mark.parametrize(("value", "read"), [(".inf", "inf"), (".nan", "nan"), ("1.0e+400", "inf")])
+def test_a_duration_must_be_a_finite_number(tmp_path: Path, value: str, read: str) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE + f"  apple: {{duration_until_removal: {value}}}\n", encoding="utf-8")
+    with pytest.raises(SpecError) as info:
+        load_spec(spec)
+    assert [str(p) for p in info.value.problems] == [
+        f"{spec}:19:35: targets.apple.duration_until_removal: must be a finite number of seconds, got {read} — "
+        "write the number of seconds, such as 2592000 for 30 days"]
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("a: 0x1F\n", "'0x1F' is read as the number 31 by YAML 1.1"),
     ("a: 1_000\n", "'1_000' is read as the number 1000 by YAML 1.1"),
-    ("a: 1:30\n", "'1:30' is read as the number 90 by YAML 1.1"),
+    ("a: 1:30\n", "'1:30' is read as the number 90 by YAML 1.1 (base 60)"),
     ("a: NO\n", "'NO' is a boolean in YAML 1.1 but a string in YAML 1.2"),
     ("a: y\n", None),  # PyYAML does not resolve y/n: a plain string, fine
     ("a: !!binary aGk=\n", "YAML tag 'tag:yaml.org,2002:binary' is not allowed in a spec"),

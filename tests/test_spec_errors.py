@@ -110,6 +110,32 @@ def test_every_problem_is_reported_in_one_run(tmp_path: Path, monkeypatch: pytes
         "spec.yaml:3:3", "spec.yaml:9:9", "spec.yaml:14:13"]
 
 
+def test_yaml_problems_and_model_problems_are_reported_in_one_run(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # A YAML 1.1 reading, a tag and a duplicate key used to stop the run before the model was checked.
+    monkeypatch.chdir(tmp_path)
+    text = BASE.replace("  port: 995\n", "  port: 0995\n  port: 0110\n")
+    text = text.replace("id: aruba.it", "id: aruba.it\n  colour: x")
+    text = text.replace("  security: ssl\nacc", "  security: on\nacc").replace("  port: 465\n", "  port: 70000\n")
+    text = text.replace("display_name: Aruba Mail", "display_name: !!binary QQ==")
+    code, lines = check(tmp_path, text)
+    assert code == 2
+    assert lines == [
+        "error: spec.yaml:3:3: unknown key 'colour' in provider — allowed keys here: display_name, "
+        "documentation_url, domains, id, organization, short_name",
+        "error: spec.yaml:4:17: YAML tag 'tag:yaml.org,2002:binary' is not allowed in a spec — remove the tag: a "
+        "spec holds only plain strings, numbers, booleans, lists and mappings",
+        "error: spec.yaml:9:9: '0995' is text in YAML 1.1 but the number 995 in YAML 1.2 — write 995 for the "
+        "number, or quote it (\"0995\") for text",
+        "error: spec.yaml:10:3: duplicate key 'port' (first at line 9) — remove one of them: YAML would silently keep "
+        "only the last",
+        "error: spec.yaml:14:9: outgoing.port: input should be less than or equal to 65535, got 70000 — change the "
+        "value",
+        "error: spec.yaml:15:13: 'on' is a boolean in YAML 1.1 but a string in YAML 1.2 — write true or false for a "
+        "yes/no value, or quote it (\"on\") for text",
+        "6 errors: nothing was written"]
+
+
 def test_csv_errors_name_the_csv_line_and_column(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     text = BASE.replace("accounts:\n  - name: Mario Rossi\n    email: mario.rossi@esempio.it\n",
@@ -126,6 +152,21 @@ def test_csv_errors_name_the_csv_line_and_column(tmp_path: Path, monkeypatch: py
         "error: users.csv:5:24: username: unknown placeholder %WHO%; use one of %EMAILADDRESS%, %EMAILLOCALPART%, "
         "%EMAILDOMAIN%, %REALNAME%",
     ]
+
+
+def test_a_short_csv_row_names_the_missing_column(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    text = BASE.replace("accounts:\n  - name: Mario Rossi\n    email: mario.rossi@esempio.it\n",
+                        "accounts_csv: users.csv\n")
+    csv = "name,email,username\nAnna,anna@esempio.it\nBruno\nemail,name\n"
+    code, lines = check(tmp_path, text, csv)
+    assert code == 2
+    assert [line for line in lines if line.startswith("error")] == [
+        "error: users.csv:3:1: row has 1 field, without the email column — give every row name,email,username",
+        "error: users.csv:4:7: 'name' is not an e-mail address (it needs exactly one @) — correct the address",
+    ]
+    code, lines = check(tmp_path, text, "email,name\nanna@esempio.it\n")
+    assert lines[0] == "error: users.csv:2:1: row has 1 field, without the name column — give every row email,name"
 
 
 def test_yaml_syntax_error_has_a_position(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -201,16 +201,23 @@ def _validate(m: Merged) -> Spec:
             where = _origin(m, loc)
             message = str(err.get("ctx", {}).get("error", err["msg"]))
             name = ".".join(str(p) for p in loc)
-            problems.append(Problem(where, f"{name}: {message} (value {err.get('input')!r} from this source)",
+            value = err.get("input")
+            shown = "" if isinstance(value, dict | list) else f" (value {value!r} from this source)"
+            problems.append(Problem(where, f"{name}: {message}{shown}",
                                     "fix the source, or import it and edit the spec by hand"))
         raise SpecError(problems) from None
 
 
-def _origin(m: Merged, loc: tuple[Any, ...]) -> Position | None:
+def _origin(m: Merged, loc: tuple[Any, ...]) -> Position:
+    """Where the value at `loc` came from; for a section (a check across its keys), where its first key did;
+    else the first source: a problem always names a file."""
     for i in range(len(loc), 0, -1):
         if loc[:i] in m.origins:
             return m.origins[loc[:i]]
-    return None
+    inside = [pos for path, pos in m.origins.items() if path[:len(loc)] == loc]
+    if inside:
+        return min(inside)
+    return Position(m.sources[0][0])
 
 
 def _loaded(text: str) -> LoadedSpec:

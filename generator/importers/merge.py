@@ -12,6 +12,7 @@ from typing import Any
 
 from generator.errors import Position
 from generator.importers.draft import Draft, Note, SpecPath
+from generator.model import to_a_label
 
 # Values merged as a whole (an ordered list of servers, or one server, is one decision, not a sum of fragments).
 WHOLE = {("imap_alternative",), ("fallbacks", "incoming"), ("fallbacks", "outgoing"),
@@ -31,10 +32,10 @@ def group(drafts: list[Draft]) -> list[list[Draft]]:
     server), each group in input order."""
     groups: list[tuple[set[str], list[Draft]]] = []
     for d in drafts:
-        keys = {f"domain:{x.lower()}" for x in d.get(("provider", "domains"), [])}
+        keys = {f"domain:{_name(x)}" for x in d.get(("provider", "domains"), [])}
         host = d.get(("incoming", "host"))
         if host and "%" not in str(host):
-            keys.add(f"host:{str(host).lower()}")  # one incoming server, one provider (serving several domains)
+            keys.add(f"host:{_name(host)}")  # one incoming server, one provider (serving several domains)
         if ("provider", "id") not in d.guessed and d.get(("provider", "id")):
             keys.add(f"id:{d.get(('provider', 'id'))}")
         joined = [g for g in groups if g[0] & keys]
@@ -52,6 +53,33 @@ def group(drafts: list[Draft]) -> list[list[Draft]]:
     return [sorted(g[1], key=lambda d: order[id(d)]) for g in groups]
 
 
+def _name(value: Any) -> str:
+    """A domain or host name as the model will hold it (A-labels, lower case), to tell when two sources name the
+    same one: 'BÜCHER.example' and 'xn--bcher-kva.example' are one domain."""
+    try:
+        return to_a_label(str(value))
+    except ValueError:  # an invalid name (or a placeholder) is compared as written; the model reports it
+        return str(value).lower()
+
+
+def _address(value: Any) -> str:
+    local, _, domain = str(value).rpartition("@")
+    return f"{local.lower()}@{_name(domain)}"
+
+
+def _canon(value: Any, key: Any = None) -> Any:
+    """`value` with its names and addresses in the model's form: what decides whether two sources agree."""
+    if isinstance(value, dict):
+        return {k: _canon(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_canon(v, key) for v in value]
+    if isinstance(value, str) and key in ("host", "domains"):
+        return _name(value)
+    if isinstance(value, str) and key in ("email", "notify"):
+        return _address(value)
+    return value
+
+
 def merge(drafts: list[Draft]) -> Merged:
     base = drafts[0]
     data = copy.deepcopy(base.data)
@@ -59,6 +87,12 @@ def merge(drafts: list[Draft]) -> Merged:
     guessed = set(base.guessed)
     notes: list[Note] = []
     sources = [(base.source, base.kind)]
+    provider = data.get("provider")
+    if isinstance(provider, dict) and isinstance(provider.get("domains"), list):
+        provider["domains"] = _union([], provider["domains"])
+    if isinstance(data.get("accounts"), list):  # one source may list a mailbox twice too
+        data["accounts"], listed = [], data["accounts"]
+        _accounts(data["accounts"], listed, base, notes)
     for d in drafts[1:]:
         if (d.source, d.kind) not in sources:
             sources.append((d.source, d.kind))
@@ -99,15 +133,16 @@ def _merge(into: dict[Any, Any], other: dict[Any, Any], path: SpecPath, d: Draft
             into[key] = copy.deepcopy(value)
             _adopt(here, value, d, origins, guessed)
             continue
+        same = _canon(into[key], key) == _canon(value, key)
         if here == ("provider", "domains"):
-            into[key] = into[key] + [x for x in value if x not in into[key]]
+            into[key] = _union(into[key], value)
         elif here == ("accounts",):
             _accounts(into[key], value, d, notes)
         elif isinstance(value, dict) and isinstance(into[key], dict) and here not in WHOLE:
             _merge(into[key], value, here, d, origins, guessed, notes)
-        elif into[key] != value and here == ("incoming", "username") and d.get(("accounts",)):
+        elif not same and here == ("incoming", "username") and d.get(("accounts",)):
             _per_account_users(str(value), d, notes)
-        elif into[key] != value:
+        elif not same:
             _conflict(into, key, value, here, d, origins, guessed, notes)
         elif here in guessed and here not in d.guessed:  # a source confirms the guess: no longer a guess
             origins[here] = d.origins.get(here, Position(d.source))
@@ -162,18 +197,29 @@ def _show(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def _union(domains: list[Any], more: list[Any]) -> list[Any]:
+    """`domains` and then those of `more` it does not name yet, each as first written."""
+    known = {_name(x) for x in domains}
+    out = list(domains)
+    for x in more:
+        if _name(x) not in known:
+            known.add(_name(x))
+            out.append(x)
+    return out
+
+
 def _accounts(into: list[dict[str, Any]], more: list[dict[str, Any]], d: Draft, notes: list[Note]) -> None:
-    known = {a["email"].lower(): a for a in into}
+    known = {_address(a["email"]): a for a in into}
     for account in more:
-        existing = known.get(account["email"].lower())
+        existing = known.get(_address(account["email"]))
         if existing is None:
             into.append(dict(account))
-            known[account["email"].lower()] = into[-1]
+            known[_address(account["email"])] = into[-1]
             continue
         for key, value in account.items():
             if key not in existing:
                 existing[key] = value
-            elif existing[key] != value:
+            elif _canon(existing[key], key) != _canon(value, key):
                 notes.append(Note(("accounts",), f"conflict: {account['email']} has {key} {_show(existing[key])} "
                                   f"in an earlier source but {_show(value)} in {d.source}; kept the first",
                                   d.origins.get(("accounts",)), hint="edit the account"))
