@@ -78,6 +78,7 @@ def file_name(address: str) -> str:
 
 def split_address(address: str) -> tuple[str, str]:
     """'Mario.Rossi@Bücher.example' -> ('Mario.Rossi', 'xn--bcher-kva.example'); ValueError when invalid."""
+    address = address.strip()  # ' mario@esempio.it' from a hand-made list: the spaces are not part of it
     if address.count("@") != 1:
         raise ValueError(f"'{address}' is not an e-mail address (it needs exactly one @)")
     local, domain = address.split("@")
@@ -282,7 +283,10 @@ def _account_rows(found: Iterator[Record], display: str, problems: list[Problem]
                                     f"{'s' if len(row) != 1 else ''}, without the {' and '.join(missing)} column"
                                     f"{'s' if len(missing) != 1 else ''}", f"give every row {','.join(header)}"))
             continue
-        data = {h: v for h, v in zip(header, row, strict=False) if not (h != "name" and h != "email" and v == "")}
+        # Spaces around a value are never meant (a spreadsheet saved with ", " between fields): dropped, as the
+        # passwords file drops them around its addresses.
+        data = {h: v.strip() for h, v in zip(header, row, strict=False)
+                if not (h != "name" and h != "email" and v.strip() == "")}
 
         def where(loc: tuple[Any, ...], key: bool = False, record: Record = record) -> Position:
             if loc and loc[0] in header:

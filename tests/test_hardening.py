@@ -161,6 +161,17 @@ def test_csv_values_with_commas_and_quotes_round_trip(tmp_path: Path, rows: list
     assert [(m.name, m.description) for m in mailboxes] == rows
 
 
+def test_spaces_around_csv_values_are_not_part_of_them(tmp_path: Path) -> None:
+    # A list saved with ", " between fields: the address was refused ("invalid part before the @") when a space
+    # led it and accepted when one trailed it; the name kept its spaces.
+    (tmp_path / "users.csv").write_text("name, email, description\nMario Rossi, mario@esempio.it , Roma\n"
+                                        "\u00a0Anna Bianchi\t,\tanna@esempio.it,\n", encoding="utf-8")
+    spec = _write(tmp_path, HEAD + "accounts_csv: users.csv\n")
+    mailboxes = load_accounts(load_spec(spec))
+    assert [(m.name, m.email, m.description) for m in mailboxes] == [
+        ("Mario Rossi", "mario@esempio.it", "Roma"), ("Anna Bianchi", "anna@esempio.it", None)]
+
+
 MULTILINE = ('name,email,description\n'
              'Mario,mario@esempio.it,"Sede di Roma,\nsecondo piano"\n'
              '"Anna\nBianchi",anna@esempio.it,ok\n'
