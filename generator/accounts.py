@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,6 +20,7 @@ from generator.csvfile import CsvProblem, Record, open_regular, read_header, rec
 from generator.errors import Position, Problem, SpecError
 from generator.model import AccountSpec, Server, Spec, to_a_label
 from generator.spec import LoadedSpec, problems_from
+from generator.yamlload import Document
 
 PasswordLookup = Callable[[str], str | None]
 CSV_COLUMNS = ("name", "email", "username", "description", "language", "notify")
@@ -132,22 +134,15 @@ class AccountSource:
 
     def _resolve(self, account: AccountSpec, index: int, position: Position, where: Callable[..., Position],
                  seen: dict[str, int], passwords: PasswordLookup | None) -> Mailbox | None:
-        try:
-            local, domain = split_address(account.email)
-        except ValueError as exc:
-            self.problems.append(Problem(where(("email",)), str(exc), "correct the address"))
+        checked = _address(account.email, self.spec.provider.domains, where(("email",)))
+        if isinstance(checked, Problem):
+            self.problems.append(checked)
             return None
-        if domain not in self.spec.provider.domains:
-            self.problems.append(Problem(where(("email",)), f"'{account.email}' is not in the provider's domains "
-                                         f"({', '.join(self.spec.provider.domains)})",
-                                         f"add {domain} to provider.domains or correct the address"))
-            return None
+        local, domain = checked
         email = f"{local}@{domain}"
         key = email.lower()
         if key in seen:
-            first = self._unpack(seen[key])
-            self.problems.append(Problem(where(("email",)), f"duplicate address '{email}' (first at {first})",
-                                         "each mailbox may appear only once"))
+            self.problems.append(_duplicate(email, self._unpack(seen[key]), where(("email",))))
             return None
         if account.notify is not None:
             try:
@@ -261,6 +256,77 @@ def _passwords(found: Iterator[Record], display: str, problems: list[Problem]) -
         else:
             out[email] = password
     return out
+
+
+def _address(address: str, domains: Collection[str] | None, at: Position) -> tuple[str, str] | Problem:
+    """(local part, A-label domain) of an account's address, or the problem with it (not an address, or not
+    in `domains` when they are known)."""
+    try:
+        local, domain = split_address(address)
+    except ValueError as exc:
+        return Problem(at, str(exc), "correct the address")
+    if domains is not None and domain not in domains:
+        return Problem(at, f"'{address}' is not in the provider's domains ({', '.join(domains)})",
+                       f"add {domain} to provider.domains or correct the address")
+    return local, domain
+
+
+def _duplicate(email: str, first: Position, at: Position) -> Problem:
+    return Problem(at, f"duplicate address '{email}' (first at {first})", "each mailbox may appear only once")
+
+
+def address_problems(doc: Document, base_dir: Path) -> list[Problem]:
+    """The address problems of a spec the model refused, so that they come in the same run as the model's:
+    every inline and CSV account's address checked for syntax, domain (when provider.domains can be read)
+    and duplicates, as AccountSource checks them once the spec is valid. Rows the model would refuse for
+    other reasons are left to the run after the spec is fixed."""
+    data = doc.data if isinstance(doc.data, dict) else {}
+    provider = data.get("provider")
+    raw_domains = provider.get("domains") if isinstance(provider, dict) else None
+    domains: list[str] | None = None
+    if isinstance(raw_domains, list) and all(isinstance(d, str) for d in raw_domains):
+        try:
+            domains = [to_a_label(d) for d in raw_domains]
+        except ValueError:
+            domains = None
+    problems: list[Problem] = []
+
+    def rows() -> Iterator[tuple[Any, Callable[..., Position]]]:
+        inline = data.get("accounts")
+        for i, item in enumerate(inline if isinstance(inline, list) else []):
+            yield item, lambda loc, key=False, i=i: doc.where(("accounts", i, *loc), key)
+        csv_name = data.get("accounts_csv")
+        if not isinstance(csv_name, str) or not csv_name:
+            return
+        path = base_dir / csv_name
+        try:
+            handle = open_regular(path)
+        except OSError as exc:
+            problems.append(Problem(doc.where(("accounts_csv",)), f"cannot read {path}: {exc.strerror}",
+                                    "check the path (relative to the spec file)"))
+            return
+        with handle:
+            try:
+                for row, _position, where in _account_rows(records(handle, str(path)), str(path), problems):
+                    yield row, where
+            except CsvProblem as exc:
+                problems.append(exc.problem)
+
+    seen: dict[str, Position] = {}
+    for item, where in rows():
+        if not isinstance(item, dict) or not isinstance(item.get("email"), str):
+            continue
+        at = where(("email",))
+        checked = _address(item["email"], domains, at)
+        if isinstance(checked, Problem):
+            problems.append(checked)
+            continue
+        key = f"{checked[0]}@{checked[1]}".lower()
+        if key in seen:
+            problems.append(_duplicate(f"{checked[0]}@{checked[1]}", seen[key], at))
+        else:
+            seen[key] = at
+    return problems
 
 
 def _account_rows(found: Iterator[Record], display: str, problems: list[Problem]) -> Iterator[

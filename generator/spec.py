@@ -83,10 +83,15 @@ def load_spec(path: str | Path) -> LoadedSpec:
         # A value the YAML step reported (`port: 0110`, `security: on`) fails the model too, at the same place:
         # one problem per place, the YAML one, which says what was meant.
         reported = {p.position for p in problems}
-        raise SpecError([*problems, *(p for p in exc.problems if p.position not in reported)]) from None
-    if problems:
-        raise SpecError(problems)
-    return LoadedSpec(spec=spec, path=path, document=doc)
+        problems += [p for p in exc.problems if p.position not in reported]
+    else:
+        if not problems:
+            return LoadedSpec(spec=spec, path=path, document=doc)
+    # The accounts' addresses are checked once the spec is valid; checked now too, they come in this run.
+    from generator.accounts import address_problems  # accounts builds on this module
+
+    reported = {p.position for p in problems}
+    raise SpecError([*problems, *(p for p in address_problems(doc, path.parent) if p.position not in reported)])
 
 
 M = TypeVar("M", bound=BaseModel)

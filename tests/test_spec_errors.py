@@ -169,6 +169,34 @@ def test_a_short_csv_row_names_the_missing_column(tmp_path: Path, monkeypatch: p
     assert lines[0] == "error: users.csv:2:1: row has 1 field, without the name column — give every row email,name"
 
 
+def test_address_problems_come_with_the_model_problems(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The addresses were checked only once the rest of the spec was valid: a bad port hid them until fixed.
+    monkeypatch.chdir(tmp_path)
+    text = BASE.replace("  port: 465\n", "  port: 70000\n").replace(
+        "    email: mario.rossi@esempio.it\n",
+        "    email: mario.rossi@esempio\n  - {name: A, email: 'a b@esempio.it'}\n  - {name: B, email: B@esempio.it}\n"
+        "  - {name: b, email: b@ESEMPIO.it}\naccounts_csv: users.csv\n")
+    code, lines = check(tmp_path, text, "name,email\nC,c@esempio.it\nC2,C@esempio.it\nD,d@x\n")
+    assert code == 2
+    assert lines == [
+        "error: spec.yaml:12:9: outgoing.port: input should be less than or equal to 65535, got 70000 — change the "
+        "value",
+        "error: spec.yaml:16:12: 'mario.rossi@esempio' is not in the provider's domains (esempio.it) — add esempio to "
+        "provider.domains or correct the address",
+        "error: spec.yaml:17:22: 'a b@esempio.it' has an invalid part before the @ — correct the address",
+        "error: spec.yaml:19:22: duplicate address 'b@esempio.it' (first at spec.yaml:18:22) — each mailbox may "
+        "appear only once",
+        "error: users.csv:3:4: duplicate address 'C@esempio.it' (first at users.csv:2:3) — each mailbox may appear "
+        "only once",
+        "error: users.csv:4:3: 'd@x' is not in the provider's domains (esempio.it) — add x to provider.domains or "
+        "correct the address",
+        "6 errors: nothing was written"]
+    # Unreadable domains: only what can be judged without them.
+    code, lines = check(tmp_path, text.replace("domains: [esempio.it]", "domains: esempio.it"))
+    assert [line.split(": ", 2)[1] for line in lines[:-1]] == [
+        "spec.yaml:4:12", "spec.yaml:12:9", "spec.yaml:17:22", "spec.yaml:19:22", "users.csv:3:4"]
+
+
 def test_yaml_syntax_error_has_a_position(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     code, lines = check(tmp_path, BASE.replace("  port: 995\n", "  port: [995\n"))
