@@ -21,11 +21,12 @@ from click.testing import CliRunner, Result
 
 from generator.build import BuildOptions, build, prepare
 from generator.cli import main
+from generator.errors import BuildError
 from generator.sender import MAX_BACKOFF, SendOptions, SmtpTarget, backoff_wait, load_outbox_messages, send_all
 from generator.spec import load_spec
 from generator.targets.guide import parse_html_guide
 from tests.conftest import EXAMPLES, ROOT
-from tests.smtpd import PASSWORD, USER, Handler, Received, smtp_server
+from tests.smtpd import PASSWORD, USER, Handler, Received, free_port, smtp_server
 from tests.test_spec_errors import BASE
 
 DELIVERY = EXAMPLES / "delivery.yaml"
@@ -127,9 +128,45 @@ def test_wrong_password_is_refused_before_sending(tmp_path: Path) -> None:
 def test_untrusted_certificate_is_not_accepted(tmp_path: Path) -> None:
     out = _out(tmp_path)
     with smtp_server(tmp_path, "ssl") as (handler, port, _ca):
-        result = _send(out, port, "--retries", "0")  # the system CAs do not know our test certificate
-    assert result.exit_code == 3 and "CERTIFICATE_VERIFY_FAILED" in result.output
-    assert handler.messages == []
+        result = _send(out, port)  # the system CAs do not know our test certificate
+    assert result.exit_code == 1 and handler.messages == []
+    assert result.output.splitlines() == [
+        f"error: 127.0.0.1:{port} (--security ssl): the server's certificate is not trusted (self-signed "
+        "certificate) — give --cafile with the CA that issued it, or use the name the certificate is for",
+        "nothing more was sent (messages already sent stay in the journal): correct it and run again"]
+    assert set(_states(out).values()) == {"pending"}
+
+
+@pytest.mark.parametrize(("server", "security", "expected"), [
+    ("starttls", "ssl", "TLS failed (WRONG_VERSION_NUMBER) — check the port and --security"),
+    ("none", "starttls", "STARTTLS extension not supported by server — check the port and --security"),
+], ids=["ssl-on-a-starttls-port", "starttls-not-offered"])
+def test_a_wrong_security_setting_stops_at_once(tmp_path: Path, server: str, security: str, expected: str) -> None:
+    """--security ssl against a STARTTLS port, or starttls against a server without it: every message waited
+    out --retries with doubling back-off (30 s each by default, 83 hours for 10,000) and stayed pending."""
+    out = _out(tmp_path, _spec(tmp_path, 3))
+    waits: list[float] = []
+    with smtp_server(tmp_path, server, auth=False) as (handler, port, ca):
+        result = _send(out, port, cafile=ca, security=security)
+        with pytest.raises(BuildError) as info:
+            send_all(out, load_outbox_messages(out), SmtpTarget("127.0.0.1", port, security, USER, PASSWORD, ca),
+                     SendOptions(), sleep=waits.append)
+    assert result.exit_code == 1 and f"error: 127.0.0.1:{port} (--security {security}): {expected}" in result.output
+    assert expected in str(info.value) and waits == [] and handler.messages == []
+    assert set(_states(out).values()) == {"pending"}
+
+
+def test_an_unreachable_server_stops_the_run_after_one_messages_retries(tmp_path: Path) -> None:
+    """Connection refused: the retries of the first message, then the run stops (every message pending);
+    it used to wait out the same retries again for each message."""
+    out = _out(tmp_path, _spec(tmp_path, 4))
+    waits: list[float] = []
+    summary = send_all(out, load_outbox_messages(out), SmtpTarget("127.0.0.1", free_port(), "ssl", USER, PASSWORD),
+                       SendOptions(retries=2, backoff=1.0), sleep=waits.append)
+    assert waits == [1.0, 2.0] and (summary.sent, summary.pending) == (0, 4)
+    assert summary.lines == ["stopped: connection failed: [Errno 111] Connection refused after 3 attempt(s); 4 "
+                             "message(s) still pending (run again)"]
+    assert set(_states(out).values()) == {"pending"}
 
 
 def test_451_then_250_delivers_once(tmp_path: Path) -> None:
