@@ -16,6 +16,8 @@ and SMTP replies, never a password or a message body.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -75,6 +77,7 @@ class Journal:
                     self.db.close()
                     raise BuildError(f"{path}: an SQLite database that is not a mailprofile outbox journal (tables: "
                                      f"{', '.join(sorted(tables)) or 'none'}); give --journal a new file")
+            self._lock()
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.executescript(SCHEMA)
@@ -82,8 +85,22 @@ class Journal:
             raise BuildError(f"{path}: not an outbox journal ({exc}); give --journal a new file, or the journal "
                              "of an earlier send") from None
 
+    def _lock(self) -> None:
+        """One run per journal: a second one would take the first's in-flight row for a crash ('uncertain') and
+        send every message the first had not finished yet a second time. flock, not SQLite's own fcntl locks:
+        held for the whole run, released by the kernel when the process dies (SIGKILL included)."""
+        self.lock_fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.lock_fd)
+            self.db.close()
+            raise BuildError(f"{self.path}: another mailprofile send is using this journal; wait for it to finish "
+                             "(two at once would send the same messages twice)") from None
+
     def close(self) -> None:
         self.db.close()
+        os.close(self.lock_fd)
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

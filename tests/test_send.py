@@ -344,6 +344,38 @@ def test_sigkill_mid_run_then_rerun(tmp_path: Path) -> None:
     _check_delivery(out, handler.messages)
 
 
+def test_a_second_send_on_the_same_journal_is_refused_while_the_first_runs(tmp_path: Path) -> None:
+    """Two runs at once (a cron job that overlaps the previous one): the second took the first's in-flight
+    message for a crash ('uncertain') and sent again every message the first had not finished."""
+    out = _out(tmp_path, _spec(tmp_path, 4))
+    handler = Handler(delay=0.0)
+    with smtp_server(tmp_path, "ssl", handler) as (_, port, ca):
+        handler.delay = 1.0
+        env = {**os.environ, "MAILPROFILE_SMTP_PASSWORD": PASSWORD}
+        argv = [sys.executable, "-m", "generator", "send", str(out), "--smtp", f"127.0.0.1:{port}", "--security",
+                "ssl", "--cafile", str(ca), "--user", USER, "-q"]
+        first = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 60
+            while handler.data_seen < 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            second = _send(out, port, cafile=ca)
+            dry = _send(out, port, "--dry-run", cafile=ca)
+        finally:
+            first_out, first_err = first.communicate(timeout=60)
+        handler.delay = 0.0
+        third = _send(out, port, cafile=ca)
+    journal = out.with_name("out.outbox.sqlite")
+    for refused in (second, dry):
+        assert refused.exit_code == 1 and refused.output == (
+            f"error: {journal}: another mailprofile send is using this journal; wait for it to finish (two at once "
+            "would send the same messages twice)\n")
+    assert first.returncode == 0, first_err
+    assert first_out.decode().startswith("send: 4 sent, 0 failed, 0 uncertain")
+    assert sorted(m.recipients[0] for m in handler.messages) == [f"user{i}@esempio.it" for i in range(4)]
+    assert third.exit_code == 0 and "0 sent" in third.output and "4 sent before" in third.output
+
+
 def test_send_refuses_folders_and_manifests_that_are_not_a_mailprofile_build(tmp_path: Path) -> None:
     site = tmp_path / "site"
     site.mkdir()
