@@ -32,7 +32,7 @@ from typing import Any
 
 from generator.errors import BuildError
 from generator.outbox import Journal, Row
-from generator.output import is_our_folder
+from generator.output import Lock, is_our_folder
 from generator.targets.message import ACCOUNT_HEADER, CONTENT_HEADER, SECRET_HEADER
 
 EXIT_SEND_FAILED = 3
@@ -75,6 +75,7 @@ class OutboxMessage:
     message_id: str
     content: str
     secret: bool
+    sha256: str  # of the .eml as checked against the manifest: what is sent must still be these bytes
 
 
 @dataclass
@@ -147,7 +148,7 @@ def _outbox(out: Path, manifest: dict[str, Any]) -> list[OutboxMessage]:
         messages.append(OutboxMessage(account=str(msg[ACCOUNT_HEADER]), path=entry["path"],
                                       sender=parseaddr(str(msg["From"]))[1], recipient=parseaddr(str(msg["To"]))[1],
                                       message_id=str(msg["Message-ID"]), content=str(msg[CONTENT_HEADER]),
-                                      secret=msg[SECRET_HEADER] is not None))
+                                      secret=msg[SECRET_HEADER] is not None, sha256=entry["sha256"]))
     if not messages:
         raise BuildError(f"{out}: the build has no messages: run mailprofile messages SPEC --out {out}")
     return messages
@@ -327,7 +328,13 @@ def send_all(out: Path, messages: list[OutboxMessage], target: SmtpTarget, optio
     check_safety(messages, target, options, warn)
     batch = hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest()[:16]
     path = journal_path(out, options)
-    journal = Journal(path)
+    # A rebuild of OUT during the run would have the rest of this batch go out with the next build's bytes.
+    lock = Lock(out, role="send")
+    try:
+        journal = Journal(path)
+    except BaseException:
+        lock.release()
+        raise
     summary = SendSummary(batch=batch, journal=path)
     try:
         for stale in journal.recover():
@@ -371,6 +378,7 @@ def send_all(out: Path, messages: list[OutboxMessage], target: SmtpTarget, optio
         _send_rows(out, todo, target, options, journal, summary, progress, clock, sleep)
     finally:
         journal.close()
+        lock.release()
     return summary
 
 
@@ -383,6 +391,9 @@ def _send_rows(out: Path, todo: list[tuple[OutboxMessage, Row]], target: SmtpTar
     try:
         for done, (msg, row) in enumerate(todo):
             data = (out / msg.path).read_bytes()
+            if hashlib.sha256(data).hexdigest() != msg.sha256:
+                raise BuildError(f"{msg.path} changed after the send started (edited by hand?): nothing more was "
+                                 "sent; rebuild with mailprofile messages and run send again")
             attempt = 0
             while True:
                 wait = next_start - clock()

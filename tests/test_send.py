@@ -376,6 +376,48 @@ def test_a_second_send_on_the_same_journal_is_refused_while_the_first_runs(tmp_p
     assert third.exit_code == 0 and "0 sent" in third.output and "4 sent before" in third.output
 
 
+def test_no_rebuild_while_sending_and_only_the_checked_bytes_go_out(tmp_path: Path) -> None:
+    """A rebuild of OUT during a send had the rest of the batch go out with the new build's bytes (checked
+    against nothing; a message of a removed account was an internal error), and the next run on the new build
+    sent them all again. The send now holds OUT's build lock, and sends only the bytes it checked."""
+    spec = _spec(tmp_path, 3)
+    out = _out(tmp_path, spec)
+    built = {p.name: p.read_bytes() for p in out.rglob("*.eml")}
+    handler = Handler(delay=0.0)
+    with smtp_server(tmp_path, "ssl", handler) as (_, port, ca):
+        handler.delay = 1.0
+        env = {**os.environ, "MAILPROFILE_SMTP_PASSWORD": PASSWORD}
+        argv = [sys.executable, "-m", "generator", "send", str(out), "--smtp", f"127.0.0.1:{port}", "--security",
+                "ssl", "--cafile", str(ca), "--user", USER, "-q"]
+        sending = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 60
+            while handler.data_seen < 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            spec.write_text(spec.read_text(encoding="utf-8").replace("User 2,", "User Two,"), encoding="utf-8")
+            rebuild = CliRunner().invoke(main, ["messages", str(spec), "--out", str(out), "-j", "1", "-q"])
+        finally:
+            _sent_out, errors = sending.communicate(timeout=60)
+        assert sending.returncode == 0, errors
+        assert rebuild.exit_code == 1 and rebuild.output.startswith(
+            f"error: a mailprofile send (process {sending.pid}) is sending the messages in {out}; wait for it to "
+            "finish (a rebuild meanwhile would change what it sends)")
+        assert {p.name: p.read_bytes() for p in out.rglob("*.eml")} == built
+        # Bytes that change between the check and the send (a hand edit) are not sent.
+        handler.delay = 0.0
+        out2 = _out(tmp_path / "b", spec)
+        messages = load_outbox_messages(out2)
+        eml = out2 / messages[1].path
+        eml.write_bytes(eml.read_bytes().replace(b"Subject:", b"Subject: [edited]", 1))
+        with pytest.raises(BuildError) as info:
+            send_all(out2, messages, SmtpTarget("127.0.0.1", port, "ssl", USER, PASSWORD, ca), SendOptions())
+    assert str(info.value) == (f"{messages[1].path} changed after the send started (edited by hand?): nothing more "
+                               "was sent; rebuild with mailprofile messages and run send again")
+    assert [_parse(m.data)["X-Mailprofile-Account"] for m in handler.messages] == [
+        "user0@esempio.it", "user1@esempio.it", "user2@esempio.it", "user0@esempio.it"]
+    assert _states(out2) == {"user0@esempio.it": "sent", "user1@esempio.it": "pending", "user2@esempio.it": "pending"}
+
+
 def test_send_refuses_folders_and_manifests_that_are_not_a_mailprofile_build(tmp_path: Path) -> None:
     site = tmp_path / "site"
     site.mkdir()
