@@ -111,6 +111,11 @@ def send_command(out: Path, smtp: str, security: str, cafile: Path | None, user:
         finally:
             if bar:
                 bar.finish()
+    except KeyboardInterrupt:
+        # Each state change is committed before the next network step: what was sent is in the journal.
+        click.echo("\ninterrupted: run the same command again to resume (a message that was on the wire is "
+                   "reported uncertain)", err=True)
+        sys.exit(130)
     except UnsafeSend as exc:
         click.echo(f"error: {exc}", err=True)
         click.echo("stopped before sending (messages already sent stay in the journal)", err=True)

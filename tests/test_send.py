@@ -418,6 +418,32 @@ def test_no_rebuild_while_sending_and_only_the_checked_bytes_go_out(tmp_path: Pa
     assert _states(out2) == {"user0@esempio.it": "sent", "user1@esempio.it": "pending", "user2@esempio.it": "pending"}
 
 
+def test_ctrl_c_says_how_to_resume(tmp_path: Path) -> None:
+    """Ctrl-C printed click's bare 'Aborted!' with exit 1 (the status of 'OUT is not a message build')."""
+    out = _out(tmp_path, _spec(tmp_path, 3))
+    handler = Handler(delay=0.0)
+    with smtp_server(tmp_path, "ssl", handler) as (_, port, ca):
+        handler.delay = 1.0
+        env = {**os.environ, "MAILPROFILE_SMTP_PASSWORD": PASSWORD}
+        argv = [sys.executable, "-m", "generator", "send", str(out), "--smtp", f"127.0.0.1:{port}", "--security",
+                "ssl", "--cafile", str(ca), "--user", USER, "-q"]
+        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 60
+            while handler.data_seen < 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            process.send_signal(signal.SIGINT)
+        finally:
+            stdout, stderr = process.communicate(timeout=60)
+        handler.delay = 0.0
+        again = _send(out, port, cafile=ca)
+    assert process.returncode == 130 and stdout == b""
+    assert stderr.decode() == ("\ninterrupted: run the same command again to resume (a message that was on the wire "
+                               "is reported uncertain)\n")
+    assert _states(out) == {"user0@esempio.it": "uncertain", "user1@esempio.it": "sent", "user2@esempio.it": "sent"}
+    assert again.exit_code == 3 and "1 uncertain" in again.output
+
+
 def test_send_refuses_folders_and_manifests_that_are_not_a_mailprofile_build(tmp_path: Path) -> None:
     site = tmp_path / "site"
     site.mkdir()
