@@ -67,6 +67,9 @@ class Row:
 class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
+        if not path.parent.is_dir():  # SQLite would say "unable to open database file", which reads as corruption
+            raise BuildError(f"{path}: the folder {path.parent} does not exist; create it or give --journal a file "
+                             "in an existing folder")
         existed = path.exists() and path.stat().st_size > 0
         try:
             # isolation_level=None: we open transactions ourselves, so each state change is one explicit commit.

@@ -470,7 +470,9 @@ def test_journal_is_never_a_foreign_file_nor_inside_the_output(tmp_path: Path) -
     db.close()
     cases = {spec_copy: "not an outbox journal (file is not a database)",
              other_db: "an SQLite database that is not a mailprofile outbox journal (tables: provider)",
-             out / "journal.sqlite": "which the next build replaces"}
+             out / "journal.sqlite": "which the next build replaces",
+             tmp_path / "no-such-folder/j.sqlite": f"the folder {tmp_path / 'no-such-folder'} does not exist; "
+                                                    "create it or give --journal a file in an existing folder"}
     for journal, message in cases.items():
         before = journal.read_bytes() if journal.exists() else None
         result = CliRunner().invoke(main, ["send", str(out), "--smtp", "127.0.0.1:1", "--security", "none",
