@@ -161,8 +161,8 @@ class Lock:
                 os.close(fd)
                 if held_by == "send":
                     raise BuildError(f"a mailprofile send (process {holder or '?'}) is sending the messages in "
-                                     f"{dest}; wait for it to finish (a rebuild meanwhile would change what it "
-                                     "sends)") from None
+                                     f"{dest}; wait for it to finish (meanwhile a rebuild would change what it "
+                                     "sends, a second send would repeat it)") from None
                 raise BuildError(f"another mailprofile build (process {holder or '?'}) is writing to {dest}; wait "
                                  "for it to finish or choose another destination") from None
             try:

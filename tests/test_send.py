@@ -347,7 +347,10 @@ def test_sigkill_mid_run_then_rerun(tmp_path: Path) -> None:
 def test_a_second_send_on_the_same_journal_is_refused_while_the_first_runs(tmp_path: Path) -> None:
     """Two runs at once (a cron job that overlaps the previous one): the second took the first's in-flight
     message for a crash ('uncertain') and sent again every message the first had not finished."""
-    out = _out(tmp_path, _spec(tmp_path, 4))
+    spec = _spec(tmp_path, 4)
+    out = _out(tmp_path, spec)
+    other = _out(tmp_path / "other", spec)  # the same build elsewhere, sharing the journal
+    journal = out.with_name("out.outbox.sqlite")
     handler = Handler(delay=0.0)
     with smtp_server(tmp_path, "ssl", handler) as (_, port, ca):
         handler.delay = 1.0
@@ -359,17 +362,19 @@ def test_a_second_send_on_the_same_journal_is_refused_while_the_first_runs(tmp_p
             deadline = time.monotonic() + 60
             while handler.data_seen < 1 and time.monotonic() < deadline:
                 time.sleep(0.01)
-            second = _send(out, port, cafile=ca)
-            dry = _send(out, port, "--dry-run", cafile=ca)
+            second = _send(other, port, "--journal", str(journal), cafile=ca)
+            dry = _send(other, port, "--journal", str(journal), "--dry-run", cafile=ca)
+            same_out = _send(out, port, cafile=ca)
         finally:
             first_out, first_err = first.communicate(timeout=60)
         handler.delay = 0.0
         third = _send(out, port, cafile=ca)
-    journal = out.with_name("out.outbox.sqlite")
     for refused in (second, dry):
         assert refused.exit_code == 1 and refused.output == (
             f"error: {journal}: another mailprofile send is using this journal; wait for it to finish (two at once "
             "would send the same messages twice)\n")
+    assert same_out.exit_code == 1 and same_out.output.startswith(
+        f"error: a mailprofile send (process {first.pid}) is sending the messages in {out}; wait for it")
     assert first.returncode == 0, first_err
     assert first_out.decode().startswith("send: 4 sent, 0 failed, 0 uncertain")
     assert sorted(m.recipients[0] for m in handler.messages) == [f"user{i}@esempio.it" for i in range(4)]
@@ -401,7 +406,7 @@ def test_no_rebuild_while_sending_and_only_the_checked_bytes_go_out(tmp_path: Pa
         assert sending.returncode == 0, errors
         assert rebuild.exit_code == 1 and rebuild.output.startswith(
             f"error: a mailprofile send (process {sending.pid}) is sending the messages in {out}; wait for it to "
-            "finish (a rebuild meanwhile would change what it sends)")
+            "finish (meanwhile a rebuild would change what it sends, a second send would repeat it)")
         assert {p.name: p.read_bytes() for p in out.rglob("*.eml")} == built
         # Bytes that change between the check and the send (a hand edit) are not sent.
         handler.delay = 0.0
