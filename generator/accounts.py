@@ -144,9 +144,10 @@ class AccountSource:
         if key in seen:
             self.problems.append(_duplicate(email, self._unpack(seen[key]), where(("email",))))
             return None
+        notify = None
         if account.notify is not None:
             try:
-                split_address(account.notify)
+                notify = "@".join(split_address(account.notify))  # the domain as an A-label, as for the address
             except ValueError as exc:
                 self.problems.append(Problem(where(("notify",)), str(exc), "correct the notify address"))
                 return None
@@ -168,7 +169,7 @@ class AccountSource:
         return Mailbox(index=index, name=account.name, email=email, local=local, domain=domain,
                        username=incoming_user, smtp_username=smtp_user, description=account.description,
                        position=position, password=password,
-                       language=account.language or self.spec.delivery.language, notify=account.notify)
+                       language=account.language or self.spec.delivery.language, notify=notify)
 
     def _raw_accounts(self) -> Iterator[tuple[Any, Position, Callable[..., Position]]]:
         for i, data in enumerate(self.loaded.document.data.get("accounts") or []):

@@ -20,6 +20,7 @@ from generator.sender import (
     EXIT_SEND_FAILED,
     MAX_BACKOFF,
     SendOptions,
+    ServerUnusable,
     SmtpTarget,
     UnsafeSend,
     load_outbox_messages,
@@ -110,10 +111,20 @@ def send_command(out: Path, smtp: str, security: str, cafile: Path | None, user:
         finally:
             if bar:
                 bar.finish()
+    except KeyboardInterrupt:
+        # Each state change is committed before the next network step: what was sent is in the journal.
+        click.echo("\ninterrupted: run the same command again to resume (a message that was on the wire is "
+                   "reported uncertain)", err=True)
+        sys.exit(130)
     except UnsafeSend as exc:
         click.echo(f"error: {exc}", err=True)
         click.echo("stopped before sending (messages already sent stay in the journal)", err=True)
         sys.exit(2)
+    except ServerUnusable as exc:
+        click.echo(f"error: {exc}", err=True)
+        click.echo("nothing more was sent (messages already sent stay in the journal): correct it and run again",
+                   err=True)
+        sys.exit(1)
     except BuildError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

@@ -16,6 +16,8 @@ and SMTP replies, never a password or a message body.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -65,6 +67,9 @@ class Row:
 class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
+        if not path.parent.is_dir():  # SQLite would say "unable to open database file", which reads as corruption
+            raise BuildError(f"{path}: the folder {path.parent} does not exist; create it or give --journal a file "
+                             "in an existing folder")
         existed = path.exists() and path.stat().st_size > 0
         try:
             # isolation_level=None: we open transactions ourselves, so each state change is one explicit commit.
@@ -75,6 +80,7 @@ class Journal:
                     self.db.close()
                     raise BuildError(f"{path}: an SQLite database that is not a mailprofile outbox journal (tables: "
                                      f"{', '.join(sorted(tables)) or 'none'}); give --journal a new file")
+            self._lock()
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.executescript(SCHEMA)
@@ -82,8 +88,22 @@ class Journal:
             raise BuildError(f"{path}: not an outbox journal ({exc}); give --journal a new file, or the journal "
                              "of an earlier send") from None
 
+    def _lock(self) -> None:
+        """One run per journal: a second one would take the first's in-flight row for a crash ('uncertain') and
+        send every message the first had not finished yet a second time. flock, not SQLite's own fcntl locks:
+        held for the whole run, released by the kernel when the process dies (SIGKILL included)."""
+        self.lock_fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.lock_fd)
+            self.db.close()
+            raise BuildError(f"{self.path}: another mailprofile send is using this journal; wait for it to finish "
+                             "(two at once would send the same messages twice)") from None
+
     def close(self) -> None:
         self.db.close()
+        os.close(self.lock_fd)
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

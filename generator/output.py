@@ -149,17 +149,22 @@ class Lock:
     the path still names the file it locked (else a releasing build removed it in between: try again), so
     at most one build holds the lock on the file that is there."""
 
-    def __init__(self, dest: Path) -> None:
+    def __init__(self, dest: Path, role: str = "build") -> None:
+        """role: 'build' (writes dest) or 'send' (reads dest, which a build must not replace meanwhile)."""
         self.path = _work_name(dest, "lock")
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                holder, _, held_by = os.pread(fd, 32, 0).decode(errors="replace").strip().partition(" ")
                 os.close(fd)
-                raise BuildError(f"another mailprofile build (process {holder}) is writing to {dest}; wait for it "
-                                 "to finish or choose another destination") from None
+                if held_by == "send":
+                    raise BuildError(f"a mailprofile send (process {holder or '?'}) is sending the messages in "
+                                     f"{dest}; wait for it to finish (meanwhile a rebuild would change what it "
+                                     "sends, a second send would repeat it)") from None
+                raise BuildError(f"another mailprofile build (process {holder or '?'}) is writing to {dest}; wait "
+                                 "for it to finish or choose another destination") from None
             try:
                 same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
             except FileNotFoundError:
@@ -169,7 +174,7 @@ class Lock:
             os.close(fd)
         self.fd = fd
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        os.pwrite(fd, f"{os.getpid()} {role}\n".encode(), 0)
 
     def release(self) -> None:
         if self.fd >= 0:

@@ -18,6 +18,7 @@ import ipaddress
 import json
 import re
 import smtplib
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from typing import Any
 
 from generator.errors import BuildError
 from generator.outbox import Journal, Row
-from generator.output import is_our_folder
+from generator.output import Lock, is_our_folder
 from generator.targets.message import ACCOUNT_HEADER, CONTENT_HEADER, SECRET_HEADER
 
 EXIT_SEND_FAILED = 3
@@ -74,6 +75,7 @@ class OutboxMessage:
     message_id: str
     content: str
     secret: bool
+    sha256: str  # of the .eml as checked against the manifest: what is sent must still be these bytes
 
 
 @dataclass
@@ -146,7 +148,7 @@ def _outbox(out: Path, manifest: dict[str, Any]) -> list[OutboxMessage]:
         messages.append(OutboxMessage(account=str(msg[ACCOUNT_HEADER]), path=entry["path"],
                                       sender=parseaddr(str(msg["From"]))[1], recipient=parseaddr(str(msg["To"]))[1],
                                       message_id=str(msg["Message-ID"]), content=str(msg[CONTENT_HEADER]),
-                                      secret=msg[SECRET_HEADER] is not None))
+                                      secret=msg[SECRET_HEADER] is not None, sha256=entry["sha256"]))
     if not messages:
         raise BuildError(f"{out}: the build has no messages: run mailprofile messages SPEC --out {out}")
     return messages
@@ -232,6 +234,48 @@ class _Temporary(Exception):
         self.reply, self.uncertain = reply, uncertain
 
 
+class _Unreachable(_Temporary):
+    """The session could not be opened (refused, timed out, greeting 4xx): nothing about one message."""
+
+
+class ServerUnusable(BuildError):
+    """The server cannot be used as given (TLS not verified or not spoken, STARTTLS or AUTH not offered, no such
+    host): no retry and no other message can succeed, so the run stops before its next message."""
+
+
+def open_session(conn: _Connection) -> smtplib.SMTP:
+    """conn.open(), its failures sorted: UnsafeSend (login refused), ServerUnusable (a setting is wrong), or
+    _Unreachable (worth another try later)."""
+    t = conn.target
+    where = f"{t.host}:{t.port} (--security {t.security})"
+    try:
+        return conn.open()
+    except smtplib.SMTPAuthenticationError as exc:
+        raise UnsafeSend(f"SMTP authentication failed: {_reply(exc.smtp_code, exc.smtp_error)}") from None
+    except ssl.SSLCertVerificationError as exc:
+        raise ServerUnusable(f"{where}: the server's certificate is not trusted ({exc.verify_message}) — give "
+                             "--cafile with the CA that issued it, or use the name the certificate is for") from None
+    except ssl.SSLError as exc:
+        raise ServerUnusable(f"{where}: TLS failed ({exc.reason or exc}) — check the port and --security: ssl is "
+                             "implicit TLS (usually 465), starttls upgrades a plain session (usually 587)") from None
+    except smtplib.SMTPNotSupportedError as exc:
+        raise ServerUnusable(f"{where}: {str(exc).rstrip('.')} — check the port and --security (AUTH is usually "
+                             "offered only after TLS)") from None
+    except socket.gaierror as exc:
+        if exc.errno == socket.EAI_AGAIN:
+            raise _Unreachable(f"connection failed: {exc}") from None
+        raise ServerUnusable(f"{where}: no such host ({exc.strerror}) — check --smtp") from None
+    except smtplib.SMTPResponseException as exc:
+        if exc.smtp_code >= 500:
+            raise ServerUnusable(f"{where}: the server refused the session: {_reply(exc.smtp_code, exc.smtp_error)}"
+                                 " — check --smtp, --security and --user") from None
+        raise _Unreachable(f"connection failed: {_reply(exc.smtp_code, exc.smtp_error)}") from None
+    except (smtplib.SMTPServerDisconnected, OSError) as exc:
+        raise _Unreachable(f"connection failed: {exc}") from None
+    except smtplib.SMTPException as exc:  # e.g. "No suitable authentication method found."
+        raise ServerUnusable(f"{where}: {exc} — check --security and --user") from None
+
+
 class _Permanent(Exception):
     pass
 
@@ -241,14 +285,8 @@ def _reply(code: int, text: bytes | str) -> str:
 
 
 def _transmit(conn: _Connection, msg: OutboxMessage, data: bytes) -> str:
-    """MAIL, RCPT, DATA. Returns the 250 reply; raises _Temporary or _Permanent."""
-    try:
-        smtp = conn.open()
-    except smtplib.SMTPAuthenticationError as exc:
-        raise UnsafeSend(f"SMTP authentication failed: {_reply(exc.smtp_code, exc.smtp_error)}") from None
-    except (smtplib.SMTPException, OSError) as exc:
-        conn.drop()
-        raise _Temporary(f"connection failed: {exc}") from None
+    """MAIL, RCPT, DATA. Returns the 250 reply; raises _Temporary or _Permanent (or open_session's errors)."""
+    smtp = open_session(conn)
     try:
         code, text = smtp.mail(msg.sender)
         if code >= 400:
@@ -290,7 +328,13 @@ def send_all(out: Path, messages: list[OutboxMessage], target: SmtpTarget, optio
     check_safety(messages, target, options, warn)
     batch = hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest()[:16]
     path = journal_path(out, options)
-    journal = Journal(path)
+    # A rebuild of OUT during the run would have the rest of this batch go out with the next build's bytes.
+    lock = Lock(out, role="send")
+    try:
+        journal = Journal(path)
+    except BaseException:
+        lock.release()
+        raise
     summary = SendSummary(batch=batch, journal=path)
     try:
         for stale in journal.recover():
@@ -323,11 +367,9 @@ def send_all(out: Path, messages: list[OutboxMessage], target: SmtpTarget, optio
         if options.dry_run:
             conn = _Connection(target)
             try:
-                conn.open()  # prove the server, TLS and credentials work
-            except smtplib.SMTPAuthenticationError as exc:
-                raise UnsafeSend(f"SMTP authentication failed: {_reply(exc.smtp_code, exc.smtp_error)}") from None
-            except (smtplib.SMTPException, OSError) as exc:
-                raise BuildError(f"cannot reach {target.host}:{target.port}: {exc}") from None
+                open_session(conn)  # prove the server, TLS and credentials work
+            except _Unreachable as exc:
+                raise BuildError(f"cannot reach {target.host}:{target.port}: {exc.reply}") from None
             finally:
                 conn.quit()
             summary.would_send = len(todo)
@@ -336,6 +378,7 @@ def send_all(out: Path, messages: list[OutboxMessage], target: SmtpTarget, optio
         _send_rows(out, todo, target, options, journal, summary, progress, clock, sleep)
     finally:
         journal.close()
+        lock.release()
     return summary
 
 
@@ -346,8 +389,11 @@ def _send_rows(out: Path, todo: list[tuple[OutboxMessage, Row]], target: SmtpTar
     interval = 1.0 / options.rate if options.rate else 0.0
     next_start = clock()
     try:
-        for msg, row in todo:
+        for done, (msg, row) in enumerate(todo):
             data = (out / msg.path).read_bytes()
+            if hashlib.sha256(data).hexdigest() != msg.sha256:
+                raise BuildError(f"{msg.path} changed after the send started (edited by hand?): nothing more was "
+                                 "sent; rebuild with mailprofile messages and run send again")
             attempt = 0
             while True:
                 wait = next_start - clock()
@@ -360,9 +406,9 @@ def _send_rows(out: Path, todo: list[tuple[OutboxMessage, Row]], target: SmtpTar
                 assert stored is not None and stored.date is not None
                 try:
                     reply = _transmit(conn, msg, stamped(data, stored.date))
-                except UnsafeSend:
-                    # Refused at (re)login: nothing went out for this message.
-                    journal.finish(row.batch, msg.message_id, "pending", "not sent: SMTP login refused")
+                except (UnsafeSend, ServerUnusable) as exc:
+                    # Refused at (re)login, or a setting is wrong: nothing went out for this message.
+                    journal.finish(row.batch, msg.message_id, "pending", f"not sent: {exc}")
                     raise
                 except _Permanent as exc:
                     journal.finish(row.batch, msg.message_id, "failed", str(exc))
@@ -376,6 +422,15 @@ def _send_rows(out: Path, todo: list[tuple[OutboxMessage, Row]], target: SmtpTar
                         summary.lines.append(f"uncertain  {msg.account} -> {msg.recipient}: {exc.reply}")
                         break
                     journal.finish(row.batch, msg.message_id, "pending", exc.reply)
+                    if attempt >= options.retries and isinstance(exc, _Unreachable):
+                        # The server, not this message: the next message would wait out the same retries.
+                        left = len(todo) - done
+                        summary.pending += left
+                        summary.lines.append(f"stopped: {exc.reply} after {attempt + 1} attempt(s); {left} message(s) "
+                                             "still pending (run again)")
+                        if progress is not None:
+                            progress(left)
+                        return
                     if attempt >= options.retries:
                         summary.pending += 1
                         summary.lines.append(f"deferred  {msg.account} -> {msg.recipient}: {exc.reply} (run again)")

@@ -6,12 +6,16 @@ import hashlib
 import json
 import os
 from email import policy
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.parser import BytesParser
+from email.utils import getaddresses, parseaddr
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from generator.build import BuildOptions, SignRequest, build, prepare
 from generator.cli import main
@@ -19,6 +23,7 @@ from generator.errors import SpecError
 from generator.signing import unsigned_content
 from generator.spec import load_spec
 from generator.targets.guide import parse_html_guide
+from generator.targets.message import fold, mailbox_words, text_words
 from tests.conftest import EXAMPLES
 from tests.test_signing import PKI, pki  # noqa: F401  (session fixture)
 from tests.test_spec_errors import BASE
@@ -153,7 +158,7 @@ def test_bad_sender_is_a_located_error(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as info:
         prepare(load_spec(spec), ["message"])
     [problem] = info.value.problems
-    assert str(problem).startswith(f"{spec}:20:11: delivery.sender: 'IT at esempio' is not an address")
+    assert str(problem).startswith(f"{spec}:20:11: delivery.sender: 'IT at esempio' is not one address")
 
 
 def test_messages_command(tmp_path: Path) -> None:
@@ -182,4 +187,91 @@ def test_bad_notify_address_is_a_located_error(tmp_path: Path) -> None:
     [problem] = info.value.problems
     assert str(problem) == (f"{tmp_path / 'users.csv'}:2:22: 'anna-at-home' is not an e-mail address (it needs "
                             "exactly one @) — correct the notify address")
+    assert not (tmp_path / "out").exists()
+
+
+# --- header fields from free text ------------------------------------------------------------------------------
+
+def _decoded_header(data: bytes, name: str) -> str:
+    """A header field decoded as RFC 2047 says (adjacent encoded words join without the space between them),
+    which is how mail apps read it (the email package's newer parser puts a space there in a display name)."""
+    return str(make_header(decode_header(BytesParser(policy=policy.compat32).parsebytes(data)[name]
+                                         .replace("\r\n", "").strip())))
+
+
+HOSTILE_NAMES = ["Niccolò Rossi", "=?utf-8?q?Evil=2C_x?=", "a =?utf-8?b?QQ==?= b", "Rossi, Mario <evil@x.com>",
+                 'Mario "The Boss" Rossi\\', "Mario Rossi ", " Mario  Rossi", "x" * 1200, "Jürgen" * 80,
+                 "山田太郎", "\tTab"]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES, ids=range(len(HOSTILE_NAMES)))
+def test_names_and_subjects_arrive_exactly_as_the_spec_says(tmp_path: Path, name: str) -> None:
+    """A non-ASCII name (Niccolò) failed the build's own proof; a literal encoded word was decoded into other
+    text by every reader; a 1200-character name made a 1201-character line (RFC 5322: at most 998)."""
+    quoted = json.dumps(name)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE.replace("  - name: Mario Rossi\n", f"  - name: {quoted}\n") +
+                    f"delivery: {{sender: \"Servizio ÎT <it@esempio.it>\", subject: {{en: {quoted}}}}}\n",
+                    encoding="utf-8")
+    out = _messages(tmp_path, spec)
+    data = (out / "mario.rossi@esempio.it/message/mario.rossi@esempio.it.eml").read_bytes()
+    assert max(len(line) for line in data.split(b"\r\n")) <= 78
+    msg = _parse(out / "mario.rossi@esempio.it/message/mario.rossi@esempio.it.eml")
+    assert msg.defects == [] and msg["To"].defects == () and msg["From"].defects == ()
+    assert msg["To"].addresses[0].addr_spec == "mario.rossi@esempio.it"
+    raw = BytesParser(policy=policy.compat32).parsebytes(data)
+    to_name, to_address = parseaddr(raw["To"].replace("\r\n", ""))
+    assert (str(make_header(decode_header(to_name))), to_address) == (name, "mario.rossi@esempio.it")
+    from_name, from_address = parseaddr(raw["From"].replace("\r\n", ""))
+    assert (str(make_header(decode_header(from_name))), from_address) == ("Servizio ÎT", "it@esempio.it")
+    assert _decoded_header(data, "Subject") == name
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(exclude_categories=["Cs", "Cc"], exclude_characters="\u2028\u2029\x85"), max_size=300))
+def test_any_text_survives_our_header_folding(text: str) -> None:
+    for name, words in (("To", mailbox_words(text, "a@esempio.it")), ("Subject", text_words(text))):
+        field = fold(name, words)
+        assert all(len(line) <= 78 for line in field.split("\r\n")) and field.isascii()
+        raw = field.removeprefix(f"{name}:").replace("\r\n", "")
+        if name == "Subject":
+            assert str(make_header(decode_header(raw.strip()))) == text
+        else:
+            [(display, address)] = getaddresses([raw])
+            assert (str(make_header(decode_header(display))), address) == (text, "a@esempio.it")
+
+
+def test_sender_is_exactly_one_ascii_address(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    for sender in ("IT <it@esempio.it>, boss@example.com", "IT <ït@esempio.it>"):
+        spec.write_text(BASE + f'delivery:\n  sender: "{sender}"\n', encoding="utf-8")
+        with pytest.raises(SpecError) as info:
+            prepare(load_spec(spec), ["message"])
+        assert [str(p) for p in info.value.problems] == [
+            f"{spec}:20:11: delivery.sender: '{sender}' is not one address such as 'Name <it@example.com>' (ASCII "
+            "before the @: messages do not use SMTPUTF8) — correct the address"]
+
+
+def test_internationalised_domains_go_out_as_a_labels(tmp_path: Path) -> None:
+    """An IDN in the sender or notify address was an internal error (UnicodeEncodeError)."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE.replace("    email: mario.rossi@esempio.it\n",
+                                 "    email: mario.rossi@esempio.it\n    notify: Mario@Bücher.example\n")
+                    + 'delivery: {sender: "IT <it@Bücher.example>"}\n', encoding="utf-8")
+    msg = _parse(_messages(tmp_path, spec) / "mario.rossi@esempio.it/message/mario.rossi@esempio.it.eml")
+    assert msg["To"].addresses[0].addr_spec == "Mario@xn--bcher-kva.example"
+    assert msg["From"].addresses[0].addr_spec == "it@xn--bcher-kva.example"
+    assert msg["Message-ID"].endswith("@xn--bcher-kva.example>")
+
+
+def test_a_non_ascii_recipient_is_a_located_error(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE.replace("    email: mario.rossi@esempio.it\n",
+                                 "    email: mario.rossi@esempio.it\n    notify: jürgen@example.org\n") + SENDER,
+                    encoding="utf-8")
+    with pytest.raises(SpecError) as info:
+        _messages(tmp_path, spec)
+    assert [str(p) for p in info.value.problems] == [
+        f"{spec}:15:5: 'jürgen@example.org' has non-ASCII characters before the @, which a message can carry only "
+        "with SMTPUTF8 (not used here) — give the account a notify address with an ASCII local part"]
     assert not (tmp_path / "out").exists()

@@ -21,11 +21,12 @@ from click.testing import CliRunner, Result
 
 from generator.build import BuildOptions, build, prepare
 from generator.cli import main
+from generator.errors import BuildError
 from generator.sender import MAX_BACKOFF, SendOptions, SmtpTarget, backoff_wait, load_outbox_messages, send_all
 from generator.spec import load_spec
 from generator.targets.guide import parse_html_guide
 from tests.conftest import EXAMPLES, ROOT
-from tests.smtpd import PASSWORD, USER, Handler, Received, smtp_server
+from tests.smtpd import PASSWORD, USER, Handler, Received, free_port, smtp_server
 from tests.test_spec_errors import BASE
 
 DELIVERY = EXAMPLES / "delivery.yaml"
@@ -127,9 +128,45 @@ def test_wrong_password_is_refused_before_sending(tmp_path: Path) -> None:
 def test_untrusted_certificate_is_not_accepted(tmp_path: Path) -> None:
     out = _out(tmp_path)
     with smtp_server(tmp_path, "ssl") as (handler, port, _ca):
-        result = _send(out, port, "--retries", "0")  # the system CAs do not know our test certificate
-    assert result.exit_code == 3 and "CERTIFICATE_VERIFY_FAILED" in result.output
-    assert handler.messages == []
+        result = _send(out, port)  # the system CAs do not know our test certificate
+    assert result.exit_code == 1 and handler.messages == []
+    assert result.output.splitlines() == [
+        f"error: 127.0.0.1:{port} (--security ssl): the server's certificate is not trusted (self-signed "
+        "certificate) — give --cafile with the CA that issued it, or use the name the certificate is for",
+        "nothing more was sent (messages already sent stay in the journal): correct it and run again"]
+    assert set(_states(out).values()) == {"pending"}
+
+
+@pytest.mark.parametrize(("server", "security", "expected"), [
+    ("starttls", "ssl", "TLS failed (WRONG_VERSION_NUMBER) — check the port and --security"),
+    ("none", "starttls", "STARTTLS extension not supported by server — check the port and --security"),
+], ids=["ssl-on-a-starttls-port", "starttls-not-offered"])
+def test_a_wrong_security_setting_stops_at_once(tmp_path: Path, server: str, security: str, expected: str) -> None:
+    """--security ssl against a STARTTLS port, or starttls against a server without it: every message waited
+    out --retries with doubling back-off (30 s each by default, 83 hours for 10,000) and stayed pending."""
+    out = _out(tmp_path, _spec(tmp_path, 3))
+    waits: list[float] = []
+    with smtp_server(tmp_path, server, auth=False) as (handler, port, ca):
+        result = _send(out, port, cafile=ca, security=security)
+        with pytest.raises(BuildError) as info:
+            send_all(out, load_outbox_messages(out), SmtpTarget("127.0.0.1", port, security, USER, PASSWORD, ca),
+                     SendOptions(), sleep=waits.append)
+    assert result.exit_code == 1 and f"error: 127.0.0.1:{port} (--security {security}): {expected}" in result.output
+    assert expected in str(info.value) and waits == [] and handler.messages == []
+    assert set(_states(out).values()) == {"pending"}
+
+
+def test_an_unreachable_server_stops_the_run_after_one_messages_retries(tmp_path: Path) -> None:
+    """Connection refused: the retries of the first message, then the run stops (every message pending);
+    it used to wait out the same retries again for each message."""
+    out = _out(tmp_path, _spec(tmp_path, 4))
+    waits: list[float] = []
+    summary = send_all(out, load_outbox_messages(out), SmtpTarget("127.0.0.1", free_port(), "ssl", USER, PASSWORD),
+                       SendOptions(retries=2, backoff=1.0), sleep=waits.append)
+    assert waits == [1.0, 2.0] and (summary.sent, summary.pending) == (0, 4)
+    assert summary.lines == ["stopped: connection failed: [Errno 111] Connection refused after 3 attempt(s); 4 "
+                             "message(s) still pending (run again)"]
+    assert set(_states(out).values()) == {"pending"}
 
 
 def test_451_then_250_delivers_once(tmp_path: Path) -> None:
@@ -307,6 +344,111 @@ def test_sigkill_mid_run_then_rerun(tmp_path: Path) -> None:
     _check_delivery(out, handler.messages)
 
 
+def test_a_second_send_on_the_same_journal_is_refused_while_the_first_runs(tmp_path: Path) -> None:
+    """Two runs at once (a cron job that overlaps the previous one): the second took the first's in-flight
+    message for a crash ('uncertain') and sent again every message the first had not finished."""
+    spec = _spec(tmp_path, 4)
+    out = _out(tmp_path, spec)
+    other = _out(tmp_path / "other", spec)  # the same build elsewhere, sharing the journal
+    journal = out.with_name("out.outbox.sqlite")
+    handler = Handler(delay=0.0)
+    with smtp_server(tmp_path, "ssl", handler) as (_, port, ca):
+        handler.delay = 1.0
+        env = {**os.environ, "MAILPROFILE_SMTP_PASSWORD": PASSWORD}
+        argv = [sys.executable, "-m", "generator", "send", str(out), "--smtp", f"127.0.0.1:{port}", "--security",
+                "ssl", "--cafile", str(ca), "--user", USER, "-q"]
+        first = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 60
+            while handler.data_seen < 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            second = _send(other, port, "--journal", str(journal), cafile=ca)
+            dry = _send(other, port, "--journal", str(journal), "--dry-run", cafile=ca)
+            same_out = _send(out, port, cafile=ca)
+        finally:
+            first_out, first_err = first.communicate(timeout=60)
+        handler.delay = 0.0
+        third = _send(out, port, cafile=ca)
+    for refused in (second, dry):
+        assert refused.exit_code == 1 and refused.output == (
+            f"error: {journal}: another mailprofile send is using this journal; wait for it to finish (two at once "
+            "would send the same messages twice)\n")
+    assert same_out.exit_code == 1 and same_out.output.startswith(
+        f"error: a mailprofile send (process {first.pid}) is sending the messages in {out}; wait for it")
+    assert first.returncode == 0, first_err
+    assert first_out.decode().startswith("send: 4 sent, 0 failed, 0 uncertain")
+    assert sorted(m.recipients[0] for m in handler.messages) == [f"user{i}@esempio.it" for i in range(4)]
+    assert third.exit_code == 0 and "0 sent" in third.output and "4 sent before" in third.output
+
+
+def test_no_rebuild_while_sending_and_only_the_checked_bytes_go_out(tmp_path: Path) -> None:
+    """A rebuild of OUT during a send had the rest of the batch go out with the new build's bytes (checked
+    against nothing; a message of a removed account was an internal error), and the next run on the new build
+    sent them all again. The send now holds OUT's build lock, and sends only the bytes it checked."""
+    spec = _spec(tmp_path, 3)
+    out = _out(tmp_path, spec)
+    built = {p.name: p.read_bytes() for p in out.rglob("*.eml")}
+    handler = Handler(delay=0.0)
+    with smtp_server(tmp_path, "ssl", handler) as (_, port, ca):
+        handler.delay = 1.0
+        env = {**os.environ, "MAILPROFILE_SMTP_PASSWORD": PASSWORD}
+        argv = [sys.executable, "-m", "generator", "send", str(out), "--smtp", f"127.0.0.1:{port}", "--security",
+                "ssl", "--cafile", str(ca), "--user", USER, "-q"]
+        sending = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 60
+            while handler.data_seen < 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            spec.write_text(spec.read_text(encoding="utf-8").replace("User 2,", "User Two,"), encoding="utf-8")
+            rebuild = CliRunner().invoke(main, ["messages", str(spec), "--out", str(out), "-j", "1", "-q"])
+        finally:
+            _sent_out, errors = sending.communicate(timeout=60)
+        assert sending.returncode == 0, errors
+        assert rebuild.exit_code == 1 and rebuild.output.startswith(
+            f"error: a mailprofile send (process {sending.pid}) is sending the messages in {out}; wait for it to "
+            "finish (meanwhile a rebuild would change what it sends, a second send would repeat it)")
+        assert {p.name: p.read_bytes() for p in out.rglob("*.eml")} == built
+        # Bytes that change between the check and the send (a hand edit) are not sent.
+        handler.delay = 0.0
+        out2 = _out(tmp_path / "b", spec)
+        messages = load_outbox_messages(out2)
+        eml = out2 / messages[1].path
+        eml.write_bytes(eml.read_bytes().replace(b"Subject:", b"Subject: [edited]", 1))
+        with pytest.raises(BuildError) as info:
+            send_all(out2, messages, SmtpTarget("127.0.0.1", port, "ssl", USER, PASSWORD, ca), SendOptions())
+    assert str(info.value) == (f"{messages[1].path} changed after the send started (edited by hand?): nothing more "
+                               "was sent; rebuild with mailprofile messages and run send again")
+    assert [_parse(m.data)["X-Mailprofile-Account"] for m in handler.messages] == [
+        "user0@esempio.it", "user1@esempio.it", "user2@esempio.it", "user0@esempio.it"]
+    assert _states(out2) == {"user0@esempio.it": "sent", "user1@esempio.it": "pending", "user2@esempio.it": "pending"}
+
+
+def test_ctrl_c_says_how_to_resume(tmp_path: Path) -> None:
+    """Ctrl-C printed click's bare 'Aborted!' with exit 1 (the status of 'OUT is not a message build')."""
+    out = _out(tmp_path, _spec(tmp_path, 3))
+    handler = Handler(delay=0.0)
+    with smtp_server(tmp_path, "ssl", handler) as (_, port, ca):
+        handler.delay = 1.0
+        env = {**os.environ, "MAILPROFILE_SMTP_PASSWORD": PASSWORD}
+        argv = [sys.executable, "-m", "generator", "send", str(out), "--smtp", f"127.0.0.1:{port}", "--security",
+                "ssl", "--cafile", str(ca), "--user", USER, "-q"]
+        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 60
+            while handler.data_seen < 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            process.send_signal(signal.SIGINT)
+        finally:
+            stdout, stderr = process.communicate(timeout=60)
+        handler.delay = 0.0
+        again = _send(out, port, cafile=ca)
+    assert process.returncode == 130 and stdout == b""
+    assert stderr.decode() == ("\ninterrupted: run the same command again to resume (a message that was on the wire "
+                               "is reported uncertain)\n")
+    assert _states(out) == {"user0@esempio.it": "uncertain", "user1@esempio.it": "sent", "user2@esempio.it": "sent"}
+    assert again.exit_code == 3 and "1 uncertain" in again.output
+
+
 def test_send_refuses_folders_and_manifests_that_are_not_a_mailprofile_build(tmp_path: Path) -> None:
     site = tmp_path / "site"
     site.mkdir()
@@ -333,7 +475,9 @@ def test_journal_is_never_a_foreign_file_nor_inside_the_output(tmp_path: Path) -
     db.close()
     cases = {spec_copy: "not an outbox journal (file is not a database)",
              other_db: "an SQLite database that is not a mailprofile outbox journal (tables: provider)",
-             out / "journal.sqlite": "which the next build replaces"}
+             out / "journal.sqlite": "which the next build replaces",
+             tmp_path / "no-such-folder/j.sqlite": f"the folder {tmp_path / 'no-such-folder'} does not exist; "
+                                                    "create it or give --journal a file in an existing folder"}
     for journal, message in cases.items():
         before = journal.read_bytes() if journal.exists() else None
         result = CliRunner().invoke(main, ["send", str(out), "--smtp", "127.0.0.1:1", "--security", "none",

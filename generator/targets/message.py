@@ -21,19 +21,21 @@ was composed (the guide inside them was proven against the spec as a file: table
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import html
 import os
 from datetime import UTC, datetime
 from email import policy
+from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.parser import BytesParser
-from email.utils import format_datetime, formataddr, parseaddr
+from email.utils import format_datetime, formataddr, getaddresses
 from typing import Any
 
 from generator.accounts import Mailbox, split_address
-from generator.errors import Problem, VerificationError
+from generator.errors import Problem, SpecError, VerificationError
 from generator.i18n import gettext_for
 from generator.render import prove
 from generator.signing import unsigned_content
@@ -78,9 +80,10 @@ class MessageTarget(Target):
                                "add delivery: {sender: \"IT <it@example.com>\"}"))
         for key in ("sender", "reply_to"):
             value = getattr(d, key)
-            if value is not None and not _address_ok(value):
-                out.append(Problem(where("delivery", key), f"delivery.{key}: '{value}' is not an address such as "
-                                   "'Name <it@example.com>'", "correct the address"))
+            if value is not None and single_mailbox(value) is None:
+                out.append(Problem(where("delivery", key), f"delivery.{key}: '{value}' is not one address such as "
+                                   "'Name <it@example.com>' (ASCII before the @: messages do not use SMTPUTF8)",
+                                   "correct the address"))
         if self.ctx.mdm is not None:
             out.append(Problem(where(), "messages are per account; MDM builds have none",
                                "build messages without --mdm"))
@@ -94,6 +97,10 @@ class MessageTarget(Target):
         if not self.wants("eml"):
             return []
         path = f"{mailbox.slug}/message/{mailbox.slug}.eml"
+        if not self.to_address(mailbox).isascii():
+            raise SpecError([Problem(mailbox.position, f"'{self.to_address(mailbox)}' has non-ASCII characters before "
+                                     "the @, which a message can carry only with SMTPUTF8 (not used here)",
+                                     "give the account a notify address with an ASCII local part")])
         profile = _pick(earlier, mailbox, "mobileconfig-signed") or _pick(earlier, mailbox, "mobileconfig")
         guide_html = _pick(earlier, mailbox, "guide-html")
         guide_text = _pick(earlier, mailbox, "guide-text")
@@ -113,8 +120,20 @@ class MessageTarget(Target):
         custom = self.spec.delivery.intro.get(mailbox.language)
         return custom if custom else gettext_for(mailbox.language)(DEFAULT_INTRO) % {"address": mailbox.email}
 
+    def to_address(self, mailbox: Mailbox) -> str:
+        return mailbox.notify or mailbox.email
+
     def recipient(self, mailbox: Mailbox) -> str:
-        return formataddr((mailbox.name, mailbox.notify or mailbox.email))
+        """The addressing as the content key hashes it (unchanged, so Message-IDs stay what they were)."""
+        return formataddr((mailbox.name, self.to_address(mailbox)))
+
+    def mailboxes(self, mailbox: Mailbox) -> dict[str, tuple[str, str]]:
+        """From, To and Reply-To as (display name, address): what each header must decode to."""
+        d = self.spec.delivery
+        out = {"From": single_mailbox(d.sender or "") or ("", ""), "To": (mailbox.name, self.to_address(mailbox))}
+        if d.reply_to:
+            out["Reply-To"] = single_mailbox(d.reply_to) or ("", "")
+        return out
 
     def content_key(self, mailbox: Mailbox, profile: OutputFile, guide_html: bytes) -> str:
         """What the message says, independent of signature bytes (which change per signing)."""
@@ -126,26 +145,21 @@ class MessageTarget(Target):
         return digest.hexdigest()
 
     def message_id(self, key: str) -> str:
-        sender = parseaddr(self.spec.delivery.sender or "")[1]
+        sender = (single_mailbox(self.spec.delivery.sender or "") or ("", ""))[1]
         domain = sender.rpartition("@")[2] or self.spec.provider.domains[0]
         return f"<mailprofile.{key[:32]}@{domain}>"
 
     def compose(self, mailbox: Mailbox, profile: OutputFile, guide_html: bytes, guide_text: bytes) -> bytes:
-        d = self.spec.delivery
         key = self.content_key(mailbox, profile, guide_html)
-        msg = EmailMessage(policy=policy.SMTP)
-        msg["From"] = d.sender or ""
-        msg["To"] = self.recipient(mailbox)
-        if d.reply_to:
-            msg["Reply-To"] = d.reply_to
-        msg["Subject"] = self.subject(mailbox)
-        msg["Date"] = format_datetime(build_date())
-        msg["Message-ID"] = self.message_id(key)
-        msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to the admin
-        msg[ACCOUNT_HEADER] = mailbox.email
-        msg[CONTENT_HEADER] = key
+        head = [fold(name, mailbox_words(*value)) for name, value in self.mailboxes(mailbox).items()]
+        head.append(fold("Subject", text_words(self.subject(mailbox))))
+        for name, value in (("Date", format_datetime(build_date())), ("Message-ID", self.message_id(key)),
+                            ("Auto-Submitted", "auto-generated"),  # RFC 3834: no vacation replies to the admin
+                            (ACCOUNT_HEADER, mailbox.email), (CONTENT_HEADER, key)):
+            head.append(fold(name, [value]))
         if profile.secret:
-            msg[SECRET_HEADER] = "password"  # `send` refuses it without --allow-secrets
+            head.append(fold(SECRET_HEADER, ["password"]))  # `send` refuses it without --allow-secrets
+        msg = EmailMessage(policy=policy.SMTP)  # the MIME structure; the headers above are written as they are
         msg.set_content(self.text_body(mailbox, guide_text), subtype="plain", charset="utf-8", cte="quoted-printable")
         msg.add_alternative(self.html_body(mailbox, guide_html), subtype="html", charset="utf-8",
                             cte="quoted-printable")
@@ -156,7 +170,7 @@ class MessageTarget(Target):
         msg.set_boundary(f"mixed-{key[:24]}")
         alternative = next(msg.iter_parts())
         alternative.set_boundary(f"alt-{key[:24]}")
-        return msg.as_bytes(policy=policy.SMTP)
+        return "".join(head).encode("ascii") + msg.as_bytes(policy=policy.SMTP)
 
     def text_body(self, mailbox: Mailbox, guide_text: bytes) -> str:
         return f"{self.intro(mailbox)}\n\n{guide_text.decode('utf-8')}"
@@ -182,8 +196,14 @@ class MessageTarget(Target):
             raise VerificationError(path, [f"structure: expected {expected_structure}, found {structure}"])
         text, body, attachment = parts[2][1], parts[3][1], parts[4][1]
         name = attachment.get_filename() or ""
+        # Read back as RFC 2047 says (the email package's own header parser puts a space between the encoded
+        # words of a long display name, and so would fail names that mail apps show right).
+        raw = [(k, v.replace("\r\n", "").replace("\n", "")) for k, v in msg.raw_items()]
+        mailboxes = self.mailboxes(mailbox)
         actual: dict[str, Any] = {
-            "to": str(msg["To"]), "from": str(msg["From"]), "subject": str(msg["Subject"]),
+            "headers": [k for k, _ in raw],
+            **{h: [decoded_mailboxes(v) for k, v in raw if k == h] for h in mailboxes},
+            "subject": [_decoded(v) for k, v in raw if k == "Subject"],
             "attachment": (attachment.get_content_disposition(), name, attachment.get_content()),
             "blocked": name.lower().endswith(BLOCKED_EXTENSIONS),
             "text": text.get_content().replace("\r\n", "\n"),
@@ -192,8 +212,11 @@ class MessageTarget(Target):
             "html": body.get_content().replace("\r\n", "\n"),
         }
         expected: dict[str, Any] = {
-            "to": self.recipient(mailbox), "from": self.spec.delivery.sender or "",
-            "subject": self.subject(mailbox),
+            "headers": [*mailboxes, "Subject", "Date", "Message-ID", "Auto-Submitted", ACCOUNT_HEADER,
+                        CONTENT_HEADER, *([SECRET_HEADER] if profile.secret else []), "MIME-Version",
+                        "Content-Type", "Content-Language"],
+            **{h: [[value]] for h, value in mailboxes.items()},
+            "subject": [self.subject(mailbox)],
             "attachment": ("attachment", profile.path.rsplit("/", 1)[-1], profile.data),
             "blocked": False,
             "text": self.text_body(mailbox, guide_text).replace("\r\n", "\n"),
@@ -202,11 +225,81 @@ class MessageTarget(Target):
         prove(path, expected, actual)
 
 
-def _address_ok(value: str) -> bool:
-    name, address = parseaddr(value)
+def single_mailbox(value: str) -> tuple[str, str] | None:
+    """'IT <it@Bücher.example>' -> ('IT', 'it@xn--bcher-kva.example'); None unless exactly one address with an
+    ASCII local part (a second address in From would need a Sender header; non-ASCII needs SMTPUTF8)."""
+    header = policy.default.header_factory("From", value)
+    addresses: tuple[Address, ...] = getattr(header, "addresses", ())
+    if len(addresses) != 1 or header.defects:
+        return None
     try:
-        split_address(address)
-        Address(display_name=name, addr_spec=address)
+        local, domain = split_address(addresses[0].addr_spec)
     except (ValueError, IndexError):
-        return False
-    return True
+        return None
+    return (addresses[0].display_name, f"{local}@{domain}") if local.isascii() else None
+
+
+# --- headers we write ourselves ---------------------------------------------------------------------------------
+# Not through the email package's folder: it passes a literal '=?utf-8?q?...?=' in a name or subject through,
+# so every reader decodes it into other text, and cuts a long non-ASCII display name into encoded words that
+# its own parser reads back with a space inside. Plain ASCII text stays readable; anything else becomes RFC 2047
+# encoded words, which readers join without the whitespace between them, so they decode to exactly the spec's text.
+
+MAX_LINE = 78  # RFC 5322 2.1.1: lines SHOULD be at most 78 characters (MUST at most 998)
+_WORD_BYTES = 42  # UTF-8 bytes per encoded word: '=?utf-8?b?' + 56 base64 characters + '?=' = 68 characters
+_SPECIALS = set('()<>[]:;@\\,."')
+
+
+def _plain(text: str) -> bool:
+    """Text a header can carry as it is: printable ASCII, single spaces, short words, nothing like an encoded word."""
+    return text.isascii() and text.isprintable() and "=?" not in text and text == " ".join(text.split()) \
+        and all(len(word) <= 60 for word in text.split(" "))
+
+
+def encoded_words(text: str) -> list[str]:
+    """RFC 2047 'B' words of UTF-8, cut between characters, each at most _WORD_BYTES bytes."""
+    words, chunk = [], b""
+    for char in text:
+        data = char.encode("utf-8")
+        if len(chunk) + len(data) > _WORD_BYTES:
+            words.append(chunk)
+            chunk = b""
+        chunk += data
+    words.append(chunk)
+    return [f"=?utf-8?b?{base64.b64encode(w).decode('ascii')}?=" for w in words]
+
+
+def text_words(text: str) -> list[str]:
+    """Unstructured text (Subject) as the words to fold."""
+    return text.split(" ") if _plain(text) else encoded_words(text)
+
+
+def mailbox_words(name: str, address: str) -> list[str]:
+    if not name:
+        return [address]
+    if _plain(name) and not _SPECIALS & set(name):
+        phrase = name.split(" ")
+    elif _plain(name) and len(name) <= 60:
+        phrase = ['"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"']  # one quoted-string
+    else:
+        phrase = encoded_words(name)
+    return [*phrase, f"<{address}>"]
+
+
+def fold(name: str, words: list[str]) -> str:
+    """One header field, folded between words (CRLF + space) to keep lines within MAX_LINE."""
+    lines, line = [], f"{name}:"
+    for word in words:
+        if len(line) + 1 + len(word) > MAX_LINE and line.strip():
+            lines.append(line)
+            line = ""
+        line += " " + word
+    return "\r\n".join([*lines, line]) + "\r\n"
+
+
+def _decoded(raw: str) -> str:
+    return str(make_header(decode_header(raw.strip())))
+
+
+def decoded_mailboxes(raw: str) -> list[tuple[str, str]]:
+    return [(_decoded(name), address) for name, address in getaddresses([raw])]
