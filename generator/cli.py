@@ -263,6 +263,9 @@ def run() -> None:
     except Exception as exc:
         if os.environ.get("MAILPROFILE_DEBUG") == "1":
             raise
-        click.echo(f"error: internal error ({type(exc).__name__}: {exc}); nothing was written. Please report it "
+        # build and messages commit nothing on an error; send has journaled what it sent (a re-run resumes).
+        done = ("every message sent is in the journal: run send again to resume" if sys.argv[1:2] == ["send"]
+                else "nothing was written")
+        click.echo(f"error: internal error ({type(exc).__name__}: {exc}); {done}. Please report it "
                    "with the command and spec (MAILPROFILE_DEBUG=1 shows the details)", err=True)
         sys.exit(70)

@@ -85,8 +85,9 @@ class Journal:
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
-            raise BuildError(f"{path}: not an outbox journal ({exc}); give --journal a new file, or the journal "
-                             "of an earlier send") from None
+            raise BuildError(f"{path}: not an outbox journal ({exc}); give the journal of the earlier sends (from a "
+                             "backup if this one is damaged), or a new file for a first send: a new journal has no "
+                             "record of what was sent, so every message would go out again") from None
 
     def _lock(self) -> None:
         """One run per journal: a second one would take the first's in-flight row for a crash ('uncertain') and

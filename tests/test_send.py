@@ -473,7 +473,9 @@ def test_journal_is_never_a_foreign_file_nor_inside_the_output(tmp_path: Path) -
     with sqlite3.connect(other_db) as db:
         db.execute("CREATE TABLE provider (id INTEGER)")
     db.close()
-    cases = {spec_copy: "not an outbox journal (file is not a database)",
+    cases = {spec_copy: "not an outbox journal (file is not a database); give the journal of the earlier sends (from "
+                        "a backup if this one is damaged), or a new file for a first send: a new journal has no "
+                        "record of what was sent, so every message would go out again",
              other_db: "an SQLite database that is not a mailprofile outbox journal (tables: provider)",
              out / "journal.sqlite": "which the next build replaces",
              tmp_path / "no-such-folder/j.sqlite": f"the folder {tmp_path / 'no-such-folder'} does not exist; "
