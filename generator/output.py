@@ -25,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -57,6 +58,11 @@ def _work_name(dest: Path, tag: str) -> Path:
     if len(name.encode()) > 180:
         name = name.encode()[:160].decode(errors="ignore") + "~" + hashlib.sha256(dest.name.encode()).hexdigest()[:8]
     return dest.parent / f".{name}{WORK_TAG}{tag}"
+
+
+def _is_work_path(path: Path, dest: Path) -> bool:
+    """Whether `path` is one of the work folders a build makes beside `dest` (.<name>.mailprofile-*)."""
+    return path.parent == dest.parent and path.name.startswith(_work_name(dest, "").name) and ".." not in path.parts
 
 
 # --- ownership ---------------------------------------------------------------------------------------------
@@ -143,6 +149,27 @@ def check_destinations(out: Path | None, zip_path: Path | None, inputs: Sequence
 
 # --- locks, journal, leftovers -----------------------------------------------------------------------------
 
+def open_work_file(path: Path, flags: int) -> int:
+    """Open one of the build's fixed-name files beside a destination (lock, journal), never through what
+    someone else put there under that name: a symbolic or hard link to another file (the lock is truncated,
+    the journal overwritten: with a link, the file linked to would be), a FIFO or a device. Whoever can
+    write in the destination's folder can plant one; the build may run as root."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise BuildError(f"{path} is a symbolic link, where mailprofile keeps a plain file of its own; remove it "
+                         "(and find out who made it: it would make the build write elsewhere)") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        what = "has other hard links" if stat.S_ISREG(info.st_mode) else "is not a regular file"
+        raise BuildError(f"{path} {what}, where mailprofile keeps a plain file of its own; remove it (and find out "
+                         "who made it: it would make the build write elsewhere)")
+    return fd
+
+
 class Lock:
     """An exclusive, non-blocking lock beside a destination (.<name>.mailprofile-lock): two builds into the
     same place never run at once. The file is removed on release; whoever locks it checks afterwards that
@@ -152,7 +179,7 @@ class Lock:
     def __init__(self, dest: Path) -> None:
         self.path = _work_name(dest, "lock")
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = open_work_file(self.path, os.O_RDWR | os.O_CREAT)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -161,7 +188,7 @@ class Lock:
                 raise BuildError(f"another mailprofile build (process {holder}) is writing to {dest}; wait for it "
                                  "to finish or choose another destination") from None
             try:
-                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+                same = os.lstat(self.path).st_ino == os.fstat(fd).st_ino
             except FileNotFoundError:
                 same = False
             if same:
@@ -185,7 +212,10 @@ def _remove_tree(path: Path) -> None:
         path.unlink(missing_ok=True)
         return
     mark = path / PARTIAL_MARK
-    mark.touch()
+    if not _is_plain_file(mark):
+        with contextlib.suppress(OSError):  # a link planted in a look-alike folder: never written through
+            os.unlink(mark)
+    os.close(os.open(mark, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644))
     with os.scandir(path) as entries:
         for entry in list(entries):
             if entry.name != PARTIAL_MARK:
@@ -195,6 +225,13 @@ def _remove_tree(path: Path) -> None:
                     os.unlink(entry.path)
     mark.unlink()
     os.rmdir(path)
+
+
+def _is_plain_file(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _empty(folder: Path) -> bool:
@@ -220,7 +257,7 @@ def remove_leftovers(dest: Path) -> list[Path]:
         if _empty(path):
             os.rmdir(path)
             removed.append(path)
-        elif (path / PARTIAL_MARK).is_file() or is_our_folder(path):
+        elif _is_plain_file(path / PARTIAL_MARK) or is_our_folder(path):
             _remove_tree(path)
             removed.append(path)
     return removed
@@ -243,7 +280,8 @@ class Journal:
 
     def write(self, record: dict[str, Any]) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")
-        with tmp.open("w", encoding="utf-8") as handle:
+        tmp.unlink(missing_ok=True)
+        with os.fdopen(open_work_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "w", encoding="utf-8") as handle:
             json.dump(record, handle)
             handle.flush()
             os.fsync(handle.fileno())
@@ -257,14 +295,29 @@ class Journal:
     def recover(self) -> str | None:
         """Finish (or undo) a commit that a killed run left half-done; say what was done, None if nothing."""
         try:
-            record = json.loads(self.path.read_text(encoding="utf-8"))
+            fd = open_work_file(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            self.remove()
+            return None
+        with os.fdopen(fd, "rb") as handle:
+            owner, data = os.fstat(fd).st_uid, handle.read(_MANIFEST_HEAD_MAX)
+        if owner != os.geteuid():
+            raise BuildError(f"{self.path} belongs to another user (uid {owner}), so no build of yours wrote it; it "
+                             "names files to rename: remove it after checking who made it")
+        try:
+            record = json.loads(data.decode("utf-8"))
             new_inode = int(record["new_inode"])
             new = self.out.parent / str(record["new"])
             zip_tmp = Path(record["zip_tmp"]) if record.get("zip_tmp") else None
             zip_path = Path(record["zip"]) if record.get("zip") else None
-        except (OSError, ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):
             self.remove()  # unreadable: written only partly, so no rename had happened yet
             return None
+        if not _is_work_path(new, self.out) or (zip_tmp is None) != (zip_path is None) or (
+                zip_tmp is not None and zip_path is not None
+                and not (zip_tmp.name == "bundle.zip" and _is_work_path(zip_tmp.parent, zip_path))):
+            raise BuildError(f"{self.path} names files that are not this build's work files; remove it after "
+                             "checking who made it")
         try:
             current = os.stat(self.out, follow_symlinks=False).st_ino
         except FileNotFoundError:

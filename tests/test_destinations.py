@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -158,3 +159,71 @@ def test_leftovers_of_a_killed_build_are_removed_and_only_those(tmp_path: Path) 
     assert not partial.exists() and (lookalike / "diary.txt").read_text() == "precious"
     assert report.notes == [f"removed {partial.resolve()}, left by an interrupted build"]
     assert remove_leftovers(out.resolve()) == []
+
+
+@pytest.mark.parametrize("name", ["lock", "journal"])
+@pytest.mark.parametrize("link", ["symlink", "hardlink"])
+def test_a_link_planted_under_a_work_file_name_is_refused_and_its_target_kept(tmp_path: Path, name: str,
+                                                                              link: str) -> None:
+    """Whoever can write beside --out could make the build truncate (lock) or overwrite (journal) any file
+    the build's user may write, by naming a link like the build's own files."""
+    spec = _spec(tmp_path / "spec")
+    out = tmp_path / "out"
+    build(prepare(load_spec(spec)), out)
+    before = _files(out)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    planted = tmp_path / f".out.mailprofile-{name}"
+    if link == "symlink":
+        planted.symlink_to(victim)
+    else:
+        os.link(victim, planted)
+    what = "is a symbolic link" if link == "symlink" else "has other hard links"
+    with pytest.raises(BuildError, match=f"{planted.name} {what}, where mailprofile keeps a plain file"):
+        build(prepare(load_spec(spec)), out)
+    assert victim.read_text() == "precious"
+    assert _files(out) == before
+
+
+def test_a_journal_naming_files_outside_the_build_is_not_acted_on(tmp_path: Path) -> None:
+    """A journal finishes a killed commit by renaming the files it names: only the build's own work files."""
+    spec = _spec(tmp_path / "spec")
+    out = tmp_path / "out"
+    build(prepare(load_spec(spec)), out)
+    victim, planted = tmp_path / "authorized_keys", tmp_path / "evil"
+    victim.write_text("precious")
+    planted.write_text("attacker's key")
+    journal = tmp_path / ".out.mailprofile-journal"
+    journal.write_text(json.dumps({"new": "x", "new_inode": out.stat().st_ino, "zip_tmp": str(planted),
+                                   "zip": str(victim)}))
+    with pytest.raises(BuildError, match="names files that are not this build's work files"):
+        build(prepare(load_spec(spec)), out)
+    assert victim.read_text() == "precious" and planted.read_text() == "attacker's key"
+
+
+def test_a_journal_of_another_user_is_not_acted_on(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip(reason="giving a file to another user needs root")
+    spec = _spec(tmp_path / "spec")
+    out = tmp_path / "out"
+    build(prepare(load_spec(spec)), out)
+    journal = tmp_path / ".out.mailprofile-journal"
+    journal.write_text(json.dumps({"new": ".out.mailprofile-x", "new_inode": out.stat().st_ino}))
+    os.chown(journal, 65534, 65534)
+    with pytest.raises(BuildError, match=r"belongs to another user \(uid 65534\)"):
+        build(prepare(load_spec(spec)), out)
+
+
+def test_leftover_cleanup_never_writes_through_a_planted_mark(tmp_path: Path) -> None:
+    """A folder named like a work folder, holding our manifest and a mark that links elsewhere: removing it
+    must not create or touch the file the link names."""
+    spec = _spec(tmp_path / "spec")
+    out = tmp_path / "out"
+    build(prepare(load_spec(spec)), out)
+    lookalike = tmp_path / ".out.mailprofile-zz"
+    lookalike.mkdir()
+    shutil.copy(out / "manifest.json", lookalike / "manifest.json")
+    target = tmp_path / "nologin"
+    (lookalike / ".mailprofile-partial").symlink_to(target)
+    build(prepare(load_spec(spec)), out)
+    assert not target.exists() and not lookalike.exists()
