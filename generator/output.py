@@ -44,6 +44,7 @@ _GENERATOR_RE = re.compile(r"^mailprofile \d")
 WORK_TAG = ".mailprofile-"  # every file or folder a build makes beside a destination: .<name>.mailprofile-*
 PARTIAL_MARK = ".mailprofile-partial"  # inside a tree being built; removed just before the commit
 _MANIFEST_HEAD_MAX = 1 << 16  # the manifest's first line (its head) is far smaller
+_REMOVED_BATCH = 1 << 16  # files no longer written, checked against the old manifest this many at a time
 
 
 def _umask() -> int:
@@ -95,6 +96,23 @@ def _read_head(path: Path) -> dict[str, Any] | None:
     except OSError:
         return None
     return manifest_head(data.decode("utf-8", errors="replace"))
+
+
+def manifest_paths(path: Path) -> Iterator[str]:
+    """The paths a mailprofile manifest lists, read one entry a line (as every version writes it)."""
+    try:
+        handle = path.open("rb")
+    except OSError:
+        return
+    with handle:
+        handle.readline()  # the head
+        for line in handle:
+            try:
+                entry = json.loads(line.rstrip().rstrip(b","))
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+                yield entry["path"]
 
 
 def is_our_folder(folder: Path) -> bool:
@@ -443,15 +461,38 @@ class DirSink(Sink):
             raise _located(exc, f"{self.tmp}/{path}") from None
 
     def removed(self) -> Iterator[str]:
-        """Files of the previous output that this build does not write again."""
+        """Files of the previous output that this build does not write again. Each must be listed in the
+        previous manifest: one that is not was put there by someone else (a `git init` in the output, an
+        .htaccess, notes), and the commit would delete it with the old tree, so the build stops first."""
         if not self.out.is_dir():
             return
+        batch: list[str] = []
         for root, dirs, files in os.walk(self.out):
             dirs.sort()
-            for name in sorted(files):
+            links = [d for d in dirs if os.path.islink(os.path.join(root, d))]  # walk does not enter these
+            for name in sorted(files + links):
                 rel = (Path(root) / name).relative_to(self.out).as_posix()
                 if rel != self.manifest and not (self.tmp / rel).exists():
-                    yield rel
+                    batch.append(rel)
+                    if len(batch) >= _REMOVED_BATCH:  # checked in batches: memory stays flat on a layout change
+                        yield from self._ours(batch)
+                        batch = []
+        yield from self._ours(batch)
+
+    def _ours(self, paths: list[str]) -> list[str]:
+        """`paths`, once every one is proven listed in the previous manifest; else a BuildError naming them."""
+        if not paths:
+            return paths
+        unlisted = set(paths)
+        for listed in manifest_paths(self.out / self.manifest):
+            unlisted.discard(listed)
+            if not unlisted:
+                return paths
+        examples = ", ".join(sorted(unlisted)[:3]) + (", ..." if len(unlisted) > 3 else "")
+        raise BuildError(f"refusing to replace {self.out}: {len(unlisted)} file(s) in it are not in its {MANIFEST}, "
+                         f"so mailprofile did not write them ({examples}); the build replaces the folder as a "
+                         "whole: move them out of --out (keep a git repository around the output folder, not "
+                         "inside it), or delete them if they are not needed")
 
     def abort(self) -> None:
         with contextlib.suppress(OSError):  # what is left carries our mark: the next run removes it

@@ -62,9 +62,28 @@ def test_our_own_output_is_replaced(tmp_path: Path) -> None:
     build(prepare(load_spec(spec)), tmp_path / "out")
     head = json.loads((tmp_path / "out" / "manifest.json").read_text().split("\n")[0] + "]}")
     assert head["generator"].startswith("mailprofile ") and head["format"] == 1
-    (tmp_path / "out" / "stale.txt").write_text("from an earlier build")
-    report = build(prepare(load_spec(spec)), tmp_path / "out")
-    assert report.count("removed") == 1 and not (tmp_path / "out" / "stale.txt").exists()
+    fewer = _spec(tmp_path / "spec", SPEC.replace("targets: {build: [apple]}", "targets: {build: [thunderbird]}"))
+    report = build(prepare(load_spec(fewer)), tmp_path / "out")
+    assert report.count("removed") == 1 and not (tmp_path / "out" / "mario@esempio.it" / "apple").exists()
+
+
+@pytest.mark.parametrize("layout", ["account", "per-target"])
+def test_files_the_previous_manifest_does_not_list_are_not_deleted(tmp_path: Path, layout: str) -> None:
+    """README: "safe to keep in git". A `git init` inside the output, or an .htaccess an admin added, is not
+    ours: the build that would replace the folder (and with it these files) stops before the commit."""
+    spec = _spec(tmp_path / "spec")
+    out = tmp_path / "out"
+    build(prepare(load_spec(spec)), BuildOptions(out=out, layout=layout))  # type: ignore[arg-type]
+    (out / ".git").mkdir()
+    (out / ".git" / "HEAD").write_text("ref: refs/heads/main")
+    (out / ".htaccess").write_text("Require all granted")
+    (out / "elsewhere").symlink_to(tmp_path / "spec")
+    before = _files(out)
+    with pytest.raises(BuildError, match=r"3 file\(s\) in it are not in its manifest.json, so mailprofile did not "
+                                         r"write them \(.git/HEAD, .htaccess, elsewhere\)"):
+        build(prepare(load_spec(spec)), BuildOptions(out=out, layout=layout))  # type: ignore[arg-type]
+    assert _files(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "spec"]
 
 
 def test_zip_inside_out_is_refused_before_anything_changes(tmp_path: Path) -> None:
