@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -206,3 +207,49 @@ def test_separate_smtp_credentials_show_the_smtp_user(tmp_path: Path) -> None:
     table = _table(out / "mario.rossi@esempio.it/guide/mario.rossi@esempio.it.html")
     assert table["outgoing.authentication"] == "Normal password"
     assert table["outgoing.username"] == "smtp-mario.rossi"
+
+
+def test_links_in_guides_are_web_pages_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A javascript: or data: link runs in the reader's browser (the domain guide is made for an intranet
+    page, and an imported autoconfig file fills in documentation_url): refused where the spec says it."""
+    monkeypatch.chdir(tmp_path)
+    spec = BASE.replace("  domains: [esempio.it]\n", "  domains: [esempio.it]\n  documentation_url: javascript:alert(1)\n")
+    spec += ("delivery:\n  support:\n    url: \"data:text/html,<script>alert(1)</script>\"\n"
+             "    email: \"x@esempio.it?bcc=all@esempio.it\"\n")
+    code, lines = check(tmp_path, spec)
+    assert code == 2
+    assert lines[:3] == [
+        "error: spec.yaml:5:22: provider.documentation_url: 'javascript:alert(1)' is not an http(s) URL such as "
+        "https://example.com/help (guides link it)",
+        "error: spec.yaml:22:10: delivery.support.url: 'data:text/html,<script>alert(1)</script>' is not an "
+        "http(s) URL such as https://example.com/help (guides link it)",
+        "error: spec.yaml:23:12: delivery.support.email: 'x@esempio.it?bcc=all@esempio.it' is not an e-mail "
+        "address (it needs exactly one @)"]
+
+
+def test_help_links_carry_the_spec_values_exactly(tmp_path: Path) -> None:
+    """'#' and '&' are legal in a local part; in a mailto: link they would cut the address or add headers."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE.replace("  domains: [esempio.it]\n", "  domains: [esempio.it]\n  documentation_url: "
+                                 "https://esempio.it/help?a=1&b=2#pop\n")
+                    + "delivery:\n  support: {url: 'https://help.esempio.it/', email: 'help&desk#1@esempio.it'}\n",
+                    encoding="utf-8")
+    out = _build(tmp_path, spec)
+    for page in ("mario.rossi@esempio.it/guide/mario.rossi@esempio.it.html", "domains/esempio.it/guide/esempio.it.it.html"):
+        links = parse_html_guide((out / page).read_bytes()).links
+        assert links == {"support-email": "mailto:help%26desk%231@esempio.it", "support-url": "https://help.esempio.it/",
+                         "documentation": "https://esempio.it/help?a=1&b=2#pop"}
+        assert urllib.parse.unquote(links["support-email"].removeprefix("mailto:")) == "help&desk#1@esempio.it"
+
+
+def test_a_template_that_changes_a_help_link_stops_the_build(tmp_path: Path) -> None:
+    override = tmp_path / "tpl" / "guide"
+    override.mkdir(parents=True)
+    packaged = Path(__file__).resolve().parent.parent / "templates" / "guide" / "guide.html.j2"
+    (override / "guide.html.j2").write_text(
+        packaged.read_text(encoding="utf-8").replace('href="{{ support_mailto }}"', 'href="mailto:phish@evil.example"'),
+        encoding="utf-8")
+    with pytest.raises(VerificationError) as info:
+        _build(tmp_path, templates=tmp_path / "tpl")
+    assert "support-email: expected 'mailto:assistenza@esempio.it', found 'mailto:phish@evil.example'" in \
+        info.value.mismatches

@@ -288,6 +288,12 @@ def parse_text_tables(text: str, keys: dict[str, list[str]]) -> dict[str, dict[s
 
 # --- the target --------------------------------------------------------------------------------------------
 
+def mailto(address: str) -> str:
+    """The mailto: URL of an address (RFC 6068): '#', '%', '&' and '?' are legal in a local part and would
+    otherwise end the address or start headers of the link."""
+    return "mailto:" + urllib.parse.quote(address, safe="@!$'*+=^`{}~-._")
+
+
 def profile_link(base_url: str, address: str) -> str:
     """The service's URL of one account's Apple profile (the `serve` endpoint)."""
     return f"{base_url}/apple/{urllib.parse.quote(address, safe='@!$&()*+,;=')}.mobileconfig"
@@ -375,6 +381,7 @@ class GuideTarget(Target):
             "android_qr": android_qr_uri(spec, mailbox) if personal else None,
             "html_file": f"{mailbox.slug}.html",
             "password_hint": d.password_hint.get(language), "support": d.support,
+            "support_mailto": mailto(d.support.email) if d.support.email else None,
         }
 
     def render_account(self, mailbox: Mailbox) -> list[OutputFile]:
@@ -443,6 +450,12 @@ class GuideTarget(Target):
             actual["legacy"] = read_back(parsed.tables["legacy"], language)
         if "profile-link" in parsed.links:
             actual["profile-link"] = parsed.links["profile-link"]
+        support, documentation = self.spec.delivery.support, self.spec.provider.documentation_url
+        help_links = {"support-email": mailto(support.email) if support.email else None,
+                      "support-url": support.url, "documentation": documentation}
+        for key, href in help_links.items():  # a template may leave a link out, never change it
+            if key in parsed.links:
+                actual[key] = parsed.links[key]
         if parsed.qr_paths:
             try:
                 actual["qr"] = decode(matrix_from_paths(parsed.qr_paths)).decode("utf-8")
@@ -455,6 +468,7 @@ class GuideTarget(Target):
                 raise VerificationError(path, [str(exc)]) from None
         problems = []
         expected = self._expected(mailbox, link)
+        expected.update((key, help_links[key]) for key in help_links if key in actual)
         if link is not None:
             expected["qr"] = link
         if android:
