@@ -468,8 +468,11 @@ def _build_into(plan: Plan, options: BuildOptions, report: BuildReport, output: 
         raise SpecError(source.problems)
     report.skipped = source.problems
     targets = [t.name for t in plan.targets]
+    # The manifest holds the sha256 of every file: of one with a password, that is enough to test guesses
+    # of the password offline (all else in the file follows from the spec). As secret as those files.
+    secret = bool(report.secret_files)
     for sink in output.sinks:
-        sink.add_stream(MANIFEST, _manifest(plan, report, targets, options.layout, spool))
+        sink.add_stream(MANIFEST, _manifest(plan, report, targets, options.layout, spool), secret)
     for sink in output.sinks:
         for path in sink.removed():
             report.counts["removed"] += 1

@@ -384,7 +384,7 @@ class Sink:
     def add(self, path: str, data: bytes, secret: bool) -> Status | None:
         raise NotImplementedError
 
-    def add_stream(self, path: str, chunks: Iterable[bytes]) -> None:
+    def add_stream(self, path: str, chunks: Iterable[bytes], secret: bool = False) -> None:
         raise NotImplementedError
 
     def removed(self) -> Iterator[str]:
@@ -452,9 +452,9 @@ class DirSink(Sink):
             return "created"
         return "unchanged" if _same(old, data) else "changed"
 
-    def add_stream(self, path: str, chunks: Iterable[bytes]) -> None:
+    def add_stream(self, path: str, chunks: Iterable[bytes], secret: bool = False) -> None:
         try:
-            with os.fdopen(self._open(path, False), "wb") as handle:
+            with os.fdopen(self._open(path, secret), "wb") as handle:
                 for chunk in chunks:
                     handle.write(chunk)
         except OSError as exc:
@@ -567,9 +567,10 @@ class ZipSink(Sink):
             raise _located(exc, str(self.tmp)) from None
         return None
 
-    def add_stream(self, path: str, chunks: Iterable[bytes]) -> None:
+    def add_stream(self, path: str, chunks: Iterable[bytes], secret: bool = False) -> None:
+        self.secret |= secret
         try:
-            with self.zip.open(self._info(path, False), "w", force_zip64=True) as handle:
+            with self.zip.open(self._info(path, secret), "w", force_zip64=True) as handle:
                 for chunk in chunks:
                     handle.write(chunk)
         except OSError as exc:
