@@ -142,6 +142,9 @@ def check_destinations(out: Path | None, zip_path: Path | None, inputs: Sequence
             raise BuildError(f"--out {out} exists and is not a folder; choose a folder")
         if out.parent == out:
             raise BuildError(f"--out {out} is the root of the file system; choose a folder of its own")
+        if os.path.ismount(out):
+            raise BuildError(f"--out {out} is a mount point (a volume or bind mount), which the build cannot swap "
+                             f"for the new output by a rename; write to a folder inside it, e.g. {out / 'profiles'}")
         if out.is_dir() and not _empty(out) and not is_our_folder(out):
             raise BuildError(f"refusing to replace {out}: it is not empty and has no {MANIFEST} written by "
                              "mailprofile, so it is not a mailprofile output; choose another --out folder")
@@ -157,6 +160,9 @@ def check_destinations(out: Path | None, zip_path: Path | None, inputs: Sequence
                              "the zip somewhere else")
         if zip_path.is_dir():
             raise BuildError(f"--zip {zip_path} is a folder; give a file name such as {zip_path / 'profiles.zip'}")
+        if os.path.ismount(zip_path):
+            raise BuildError(f"--zip {zip_path} is a mount point (a file bind-mounted on its own), which the build "
+                             "cannot replace by a rename; mount the folder that holds it and write there")
         if zip_path.exists() and not (zip_path.is_file() and is_our_zip(zip_path)):
             raise BuildError(f"refusing to replace {zip_path}: it is not a zip written by mailprofile; choose "
                              "another --zip file")
@@ -654,14 +660,22 @@ class Output:
         journal.write({"new": new.name, "new_inode": os.stat(new).st_ino,
                        "zip_tmp": str(self.zip.tmp) if self.zip else None,
                        "zip": str(self.zip_path) if self.zip_path else None})
-        if not out.exists():
-            os.rename(new, out)
-        elif not exchange(new, out):
-            old = _work_name(out, "old")
-            _remove_tree(old)
-            os.rename(out, old)
-            os.rename(new, out)
-            new = old
+        try:
+            if not out.exists():
+                os.rename(new, out)
+            elif not exchange(new, out):
+                old = _work_name(out, "old")
+                _remove_tree(old)
+                os.rename(out, old)
+                try:
+                    os.rename(new, out)
+                except OSError:
+                    os.rename(old, out)
+                    raise
+                new = old
+        except OSError:
+            journal.remove()  # nothing was swapped: no commit for the next run to finish or undo
+            raise
         if self.zip is not None:
             os.replace(self.zip.tmp, self.zip_path)  # type: ignore[arg-type]
         _fsync_dir(out.parent)
