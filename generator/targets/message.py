@@ -33,11 +33,11 @@ from email.utils import format_datetime, formataddr, parseaddr
 from typing import Any
 
 from generator.accounts import Mailbox, split_address
-from generator.errors import Problem, VerificationError
+from generator.errors import BuildError, Problem, VerificationError
 from generator.i18n import gettext_for
 from generator.render import prove
 from generator.signing import unsigned_content
-from generator.targets.base import OutputFile, Target
+from generator.targets.base import OutputFile, RenderContext, Target
 
 
 def N_(message: str) -> str:
@@ -56,11 +56,22 @@ SECRET_HEADER = "X-Mailprofile-Secret"
 
 
 def build_date() -> datetime:
-    """SOURCE_DATE_EPOCH (the reproducible-builds convention) or the zip epoch: never the clock."""
+    """SOURCE_DATE_EPOCH (the reproducible-builds convention) or the zip epoch: never the clock. A value that
+    is set but not a date a message can carry is an error (the convention says to stop, not to guess): a
+    Date header of 1980 or one silently taken from a typo would both go out to every user."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
-    if epoch.isdigit():
-        return datetime.fromtimestamp(int(epoch), UTC)
-    return datetime(1980, 1, 1, tzinfo=UTC)
+    if not epoch:
+        return datetime(1980, 1, 1, tzinfo=UTC)
+    try:
+        if not epoch.isascii() or not epoch.isdigit():
+            raise ValueError
+        date = datetime.fromtimestamp(int(epoch), UTC)
+        if date.year > 9999:  # RFC 5322 dates have four-digit years
+            raise ValueError
+    except (ValueError, OverflowError, OSError):
+        raise BuildError(f"SOURCE_DATE_EPOCH={epoch!r} is not a date in seconds since 1970 (e.g. "
+                         "$(git log -1 --format=%ct)); set it to one or unset it (messages then say 1980-01-01)") from None
+    return date
 
 
 def _pick(earlier: list[OutputFile], mailbox: Mailbox, kind: str) -> OutputFile | None:
@@ -69,6 +80,10 @@ def _pick(earlier: list[OutputFile], mailbox: Mailbox, kind: str) -> OutputFile 
 
 class MessageTarget(Target):
     name = "message"
+
+    def __init__(self, ctx: RenderContext) -> None:
+        super().__init__(ctx)
+        self.date = build_date()  # checked before anything is rendered
 
     def lint(self) -> list[Problem]:
         d, where = self.spec.delivery, self.ctx.loaded.where
@@ -139,7 +154,7 @@ class MessageTarget(Target):
         if d.reply_to:
             msg["Reply-To"] = d.reply_to
         msg["Subject"] = self.subject(mailbox)
-        msg["Date"] = format_datetime(build_date())
+        msg["Date"] = format_datetime(self.date)
         msg["Message-ID"] = self.message_id(key)
         msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to the admin
         msg[ACCOUNT_HEADER] = mailbox.email
