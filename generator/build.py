@@ -420,14 +420,20 @@ def build(plan: Plan, options: BuildOptions | Path) -> BuildReport:
         raise BuildError("nowhere to write: give --out DIR, --zip FILE or both")
     report = BuildReport(out=options.out.resolve() if options.out else None,
                          zip=options.zip.resolve() if options.zip else None, warnings=list(plan.warnings))
+    output = Output(report.out, report.zip, plan.inputs())
+    report.notes = output.notes
     try:
-        with tempfile.TemporaryFile("w+b") as spool, \
-                Output(report.out, report.zip, plan.inputs()) as output:
-            report.notes = output.notes
+        with tempfile.TemporaryFile("w+b") as spool, output:
             _build_into(plan, options, report, output, spool)
             output.commit()
     except OSError as exc:
         raise BuildError(describe_os_error(exc)) from None
+    except KeyboardInterrupt:
+        if not output.committed:
+            raise
+        # Ctrl-C during the swap waits for it; after it, the run did write: not "nothing was written".
+        report.notes.append("interrupted after the new output was in place: it is complete (a build into the "
+                            "same place removes what is left of the previous one)")
     return report
 
 

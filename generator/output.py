@@ -25,8 +25,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import stat
 import tempfile
+import threading
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -236,7 +238,7 @@ def _remove_tree(path: Path) -> None:
         path.unlink(missing_ok=True)
         return
     mark = path / PARTIAL_MARK
-    if not _is_plain_file(mark):
+    if os.path.lexists(mark) and not _is_plain_file(mark):
         with contextlib.suppress(OSError):  # a link planted in a look-alike folder: never written through
             os.unlink(mark)
     os.close(os.open(mark, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644))
@@ -615,6 +617,7 @@ class Output:
         self.zip: ZipSink | None = None
         self.notes: list[str] = []  # what recovery did, for the report
         self.committed = False
+        self._old: Path | None = None
 
     def __enter__(self) -> Output:
         check_destinations(self.out, self.zip_path, self.inputs)
@@ -648,6 +651,22 @@ class Output:
     def commit(self) -> None:
         if self.zip is not None:
             self.zip.finish()
+        # From the journal to the last rename, Ctrl-C waits: a KeyboardInterrupt raised between two renames
+        # left --out new and the zip old, and the run said "nothing was written". The steps take milliseconds.
+        interrupted: list[int] = []
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGINT, lambda signum, _frame: interrupted.append(signum))
+        try:
+            self._swap()
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+        if interrupted:
+            raise KeyboardInterrupt  # now the new output is complete: the caller says so
+        self._cleanup()
+
+    def _swap(self) -> None:
         if self.dir is None:
             assert self.zip is not None
             os.replace(self.zip.tmp, self.zip_path)  # type: ignore[arg-type]
@@ -681,7 +700,11 @@ class Output:
         _fsync_dir(out.parent)
         journal.remove()
         self.committed = True
-        _remove_tree(new)  # the old output, now at the temporary name (gone already if there was none)
+        self._old = new  # the old output, now at the temporary name (gone already if there was none)
+
+    def _cleanup(self) -> None:
+        if self._old is not None:
+            _remove_tree(self._old)
         if self.zip is not None:
             _remove_tree(self.zip.work)
 
