@@ -151,7 +151,8 @@ def test_the_manifest_is_as_secret_as_the_files_it_hashes(tmp_path: Path, monkey
     """A profile's sha256 and the spec are all it takes to test password guesses offline: with a password in
     the build, manifest.json is 0600 in the folder and in the zip, like the files it lists."""
     monkeypatch.setenv("MP_PW", "Welcome1!")
-    (tmp_path / "spec.yaml").write_text(BASE + ("passwords:\n  include: true\n  from_env: MP_PW\n" if passwords else ""))
+    extra = "passwords:\n  include: true\n  from_env: MP_PW\n" if passwords else ""
+    (tmp_path / "spec.yaml").write_text(BASE + extra)
     build(prepare(load_spec(tmp_path / "spec.yaml")), BuildOptions(out=tmp_path / "out", zip=tmp_path / "p.zip"))
     expected = 0o600 if passwords else 0o644 & ~_umask()
     assert stat.S_IMODE((tmp_path / "out" / "manifest.json").stat().st_mode) == expected

@@ -213,7 +213,8 @@ def test_links_in_guides_are_web_pages_only(tmp_path: Path, monkeypatch: pytest.
     """A javascript: or data: link runs in the reader's browser (the domain guide is made for an intranet
     page, and an imported autoconfig file fills in documentation_url): refused where the spec says it."""
     monkeypatch.chdir(tmp_path)
-    spec = BASE.replace("  domains: [esempio.it]\n", "  domains: [esempio.it]\n  documentation_url: javascript:alert(1)\n")
+    spec = BASE.replace("  domains: [esempio.it]\n",
+                        "  domains: [esempio.it]\n  documentation_url: javascript:alert(1)\n")
     spec += ("delivery:\n  support:\n    url: \"data:text/html,<script>alert(1)</script>\"\n"
              "    email: \"x@esempio.it?bcc=all@esempio.it\"\n")
     code, lines = check(tmp_path, spec)
@@ -235,10 +236,11 @@ def test_help_links_carry_the_spec_values_exactly(tmp_path: Path) -> None:
                     + "delivery:\n  support: {url: 'https://help.esempio.it/', email: 'help&desk#1@esempio.it'}\n",
                     encoding="utf-8")
     out = _build(tmp_path, spec)
-    for page in ("mario.rossi@esempio.it/guide/mario.rossi@esempio.it.html", "domains/esempio.it/guide/esempio.it.it.html"):
+    for page in ("mario.rossi@esempio.it/guide/mario.rossi@esempio.it.html",
+                 "domains/esempio.it/guide/esempio.it.it.html"):
         links = parse_html_guide((out / page).read_bytes()).links
-        assert links == {"support-email": "mailto:help%26desk%231@esempio.it", "support-url": "https://help.esempio.it/",
-                         "documentation": "https://esempio.it/help?a=1&b=2#pop"}
+        assert links == {"support-email": "mailto:help%26desk%231@esempio.it",
+                         "support-url": "https://help.esempio.it/", "documentation": "https://esempio.it/help?a=1&b=2#pop"}
         assert urllib.parse.unquote(links["support-email"].removeprefix("mailto:")) == "help&desk#1@esempio.it"
 
 

@@ -453,7 +453,7 @@ class GuideTarget(Target):
         support, documentation = self.spec.delivery.support, self.spec.provider.documentation_url
         help_links = {"support-email": mailto(support.email) if support.email else None,
                       "support-url": support.url, "documentation": documentation}
-        for key, href in help_links.items():  # a template may leave a link out, never change it
+        for key in help_links:  # a template may leave a link out, never change it
             if key in parsed.links:
                 actual[key] = parsed.links[key]
         if parsed.qr_paths:

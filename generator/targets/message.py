@@ -69,8 +69,8 @@ def build_date() -> datetime:
         if date.year > 9999:  # RFC 5322 dates have four-digit years
             raise ValueError
     except (ValueError, OverflowError, OSError):
-        raise BuildError(f"SOURCE_DATE_EPOCH={epoch!r} is not a date in seconds since 1970 (e.g. "
-                         "$(git log -1 --format=%ct)); set it to one or unset it (messages then say 1980-01-01)") from None
+        raise BuildError(f"SOURCE_DATE_EPOCH={epoch!r} is not a date in seconds since 1970 (e.g. $(git log -1 "
+                         "--format=%ct)); set it to one or unset it (messages then say 1980-01-01)") from None
     return date
 
 
