@@ -12,7 +12,8 @@ import pytest
 
 from generator.accounts import load_accounts
 from generator.build import BuildOptions, build, prepare
-from generator.errors import VerificationError
+from generator.errors import SpecError, VerificationError
+from generator.qrdecode import decode_png
 from generator.spec import load_spec
 from generator.targets.guide import manual_settings, parse_html_guide, profile_link
 from tests.conftest import EXAMPLES, require_binary
@@ -255,3 +256,20 @@ def test_a_template_that_changes_a_help_link_stops_the_build(tmp_path: Path) -> 
         _build(tmp_path, templates=tmp_path / "tpl")
     assert "support-email: expected 'mailto:assistenza@esempio.it', found 'mailto:phish@evil.example'" in \
         info.value.mismatches
+
+
+def test_a_profile_link_no_qr_code_can_hold_is_a_located_error(tmp_path: Path) -> None:
+    """segno raised DataOverflowError (exit 70, "internal error") for a base URL that leaves the link over
+    2,331 bytes, the most a QR code holds at error correction M; one byte less still builds and decodes."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE + "delivery: {language: en}\n", encoding="utf-8")
+    fixed = len(profile_link("https://m.esempio.it/", "mario.rossi@esempio.it"))
+    base = "https://m.esempio.it/" + "p" * (2331 - fixed)
+    out = _build(tmp_path, spec, base_url=base)
+    png = out / "mario.rossi@esempio.it/guide/mario.rossi@esempio.it.qr.png"
+    assert decode_png(png.read_bytes()).decode() == profile_link(base, "mario.rossi@esempio.it")
+    with pytest.raises(SpecError) as info:
+        _build(tmp_path, spec, base_url=base + "p", only=["guide"])
+    assert [str(p) for p in info.value.problems] == [
+        f"{spec}:15:5: the profile link of mario.rossi@esempio.it is 2332 bytes, more than a QR code holds (2331) — "
+        "shorten the base URL (delivery.base_url or --base-url)"]

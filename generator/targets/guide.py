@@ -32,7 +32,7 @@ import jinja2
 import segno
 
 from generator.accounts import Mailbox
-from generator.errors import Position, VerificationError
+from generator.errors import Position, Problem, SpecError, VerificationError
 from generator.i18n import LANGUAGES, gettext_for, install
 from generator.model import IncomingServer, OutgoingServer, Server, Spec
 from generator.qrdecode import QRDecodeError, decode, decode_png, matrix_from_paths
@@ -299,6 +299,21 @@ def profile_link(base_url: str, address: str) -> str:
     return f"{base_url}/apple/{urllib.parse.quote(address, safe='@!$&()*+,;=')}.mobileconfig"
 
 
+QR_LINK_MAX = 2331  # bytes a QR code holds in byte mode at error correction M (version 40, ISO/IEC 18004)
+
+
+def qr_link(base_url: str, mailbox: Mailbox) -> str:
+    """The profile link a guide shows as a QR code; a SpecError at the account when no QR code can hold it
+    (segno's DataOverflowError was an internal error)."""
+    link = profile_link(base_url, mailbox.email)
+    size = len(link.encode("utf-8"))
+    if size > QR_LINK_MAX:
+        raise SpecError([Problem(mailbox.position, f"the profile link of {mailbox.email} is {size} bytes, more "
+                                 f"than a QR code holds ({QR_LINK_MAX})",
+                                 "shorten the base URL (delivery.base_url or --base-url)")])
+    return link
+
+
 @lru_cache(maxsize=16)
 def qr_code(link: str) -> segno.QRCode:
     """Encoded once per link (the inline SVG and the PNG share it).
@@ -370,7 +385,7 @@ class GuideTarget(Target):
 
     def context(self, mailbox: Mailbox, language: str, personal: bool) -> dict[str, Any]:
         spec = self.spec
-        link = profile_link(self.base_url, mailbox.email) if self.base_url and personal else None
+        link = qr_link(self.base_url, mailbox) if self.base_url and personal else None
         d = spec.delivery
         return {
             "lang": language, "spec": spec, "provider": spec.provider, "mailbox": mailbox, "personal": personal,
@@ -392,7 +407,7 @@ class GuideTarget(Target):
         files = self._render(mailbox, mailbox.language, base, personal=True, account=mailbox.email,
                              kinds=("guide-html", "guide-text"))
         if self.base_url and self.wants("guide-qr"):
-            link = profile_link(self.base_url, mailbox.email)
+            link = qr_link(self.base_url, mailbox)
             data = qr_png(link)
             try:
                 actual = decode_png(data).decode("utf-8")
