@@ -49,6 +49,11 @@ _MANIFEST_HEAD_MAX = 1 << 16  # the manifest's first line (its head) is far smal
 _REMOVED_BATCH = 1 << 16  # files no longer written, checked against the old manifest this many at a time
 
 
+# What others may do with an output is read it, whatever the umask: a world-writable folder (umask 000) let
+# any local user swap a profile before it is mailed or served. A stricter umask (077) still applies.
+FILE_MODE, FOLDER_MODE = 0o644, 0o755
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -422,7 +427,7 @@ class DirSink(Sink):
             self._last_dir = folder
         try:
             # Files that carry a password are created 0600 from the start: no window in which others can read.
-            return os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if secret else 0o644)
+            return os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if secret else FILE_MODE)
         except FileExistsError:
             raise BuildError(f"two outputs share the path {path}") from None
 
@@ -433,14 +438,17 @@ class DirSink(Sink):
         parent = folder.rpartition("/")[0]
         if parent != self._last_parent:
             try:
-                os.mkdir(parent)
+                os.mkdir(parent, FOLDER_MODE)
             except FileExistsError:
                 pass
-            except FileNotFoundError:
-                os.makedirs(parent, exist_ok=True)
+            except FileNotFoundError:  # makedirs gives the folders above the last one 0777 & ~umask
+                for above in reversed(Path(parent).relative_to(self.tmp).parents[:-1]):
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(self.tmp / above, FOLDER_MODE)
+                os.mkdir(parent, FOLDER_MODE)
             self._last_parent = parent
         with contextlib.suppress(FileExistsError):
-            os.mkdir(folder)
+            os.mkdir(folder, FOLDER_MODE)
 
     def add(self, path: str, data: bytes, secret: bool) -> Status:
         try:
@@ -590,7 +598,7 @@ class ZipSink(Sink):
         except OSError as exc:
             raise _located(exc, str(self.tmp)) from None
         # An archive that holds a password is as secret as the file inside it.
-        os.chmod(self.tmp, 0o600 if self.secret else 0o666 & ~_umask())
+        os.chmod(self.tmp, 0o600 if self.secret else FILE_MODE & ~_umask())
         with self.tmp.open("rb") as handle:
             os.fsync(handle.fileno())
 
@@ -673,7 +681,7 @@ class Output:
             self.committed = True
             return
         out, new = self.dir.out, self.dir.tmp
-        os.chmod(new, 0o777 & ~_umask())
+        os.chmod(new, FOLDER_MODE & ~_umask())
         (new / PARTIAL_MARK).unlink()
         journal = Journal(out)
         journal.write({"new": new.name, "new_inode": os.stat(new).st_ino,

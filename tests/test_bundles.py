@@ -7,6 +7,8 @@ import hashlib
 import json
 import os
 import stat
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -168,3 +170,20 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@pytest.mark.parametrize(("umask", "folder", "file"), [("000", 0o755, 0o644), ("077", 0o700, 0o600)])
+def test_others_may_only_read_an_output_whatever_the_umask(tmp_path: Path, umask: str, folder: int, file: int) -> None:
+    """Under umask 000 the folders were 0777 and a zip 0666: any local user could swap a profile before it was
+    mailed or served. Files were 0644 already; a stricter umask still applies to everything."""
+    (tmp_path / "spec.yaml").write_text(BASE.replace("build: [apple]", "build: [apple, thunderbird, guide]"))
+    out, bundle = tmp_path / "out", tmp_path / "p.zip"
+    command = f'umask {umask} && exec "$0" -m generator build "$1" --out "$2" --zip "$3" -q -j 2'
+    run = subprocess.run(["sh", "-c", command, sys.executable, str(tmp_path / "spec.yaml"), str(out), str(bundle)],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    modes = {p.relative_to(tmp_path).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in [out, *out.rglob("*")]}
+    assert {m for p, m in modes.items() if (tmp_path / p).is_dir()} == {folder}
+    assert {m for p, m in modes.items() if (tmp_path / p).is_file()} == {file}
+    assert "out/domains/esempio.it/guide" in modes  # a folder two levels below one made first
+    assert stat.S_IMODE(bundle.stat().st_mode) == file
