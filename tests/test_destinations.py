@@ -11,8 +11,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from generator.build import BuildOptions, build, prepare
+from generator.cli import main
 from generator.errors import BuildError
 from generator.output import Lock, remove_leftovers
 from generator.spec import load_spec
@@ -246,3 +248,16 @@ def test_leftover_cleanup_never_writes_through_a_planted_mark(tmp_path: Path) ->
     (lookalike / ".mailprofile-partial").symlink_to(target)
     build(prepare(load_spec(spec)), out)
     assert not target.exists() and not lookalike.exists()
+
+
+@pytest.mark.parametrize(("option", "dest"), [("--out", "loop"), ("--out", "loop/out"), ("--zip", "loop/b.zip")])
+def test_a_symbolic_link_loop_in_a_destination_is_one_line(tmp_path: Path, option: str, dest: str) -> None:
+    """Path.resolve() raises RuntimeError on a loop (Python < 3.13): it was an internal error, exit 70."""
+    spec = _spec(tmp_path / "spec")
+    (tmp_path / "loop").symlink_to(tmp_path / "again")
+    (tmp_path / "again").symlink_to(tmp_path / "loop")
+    result = CliRunner().invoke(main, ["build", str(spec), option, str(tmp_path / dest)])
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-2:] == [
+        f"error: {option} {tmp_path / dest}: the symbolic links on this path form a loop; fix or remove them",
+        "nothing was written"]
