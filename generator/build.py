@@ -115,7 +115,7 @@ class Plan:
         if sign is not None:
             found += [("the signing certificate", sign.certificate), ("the signing key", sign.key),
                       ("the signing chain", sign.chain)]
-        return [(what, path.resolve()) for what, path in found if path is not None]
+        return [(what, resolved(path, what)) for what, path in found if path is not None]
 
 
 @dataclass
@@ -418,17 +418,32 @@ def build(plan: Plan, options: BuildOptions | Path) -> BuildReport:
         options = BuildOptions(out=options)
     if options.out is None and options.zip is None:
         raise BuildError("nowhere to write: give --out DIR, --zip FILE or both")
-    report = BuildReport(out=options.out.resolve() if options.out else None,
-                         zip=options.zip.resolve() if options.zip else None, warnings=list(plan.warnings))
+    report = BuildReport(out=resolved(options.out, "--out") if options.out else None,
+                         zip=resolved(options.zip, "--zip") if options.zip else None, warnings=list(plan.warnings))
+    output = Output(report.out, report.zip, plan.inputs())
+    report.notes = output.notes
     try:
-        with tempfile.TemporaryFile("w+b") as spool, \
-                Output(report.out, report.zip, plan.inputs()) as output:
-            report.notes = output.notes
+        with tempfile.TemporaryFile("w+b") as spool, output:
             _build_into(plan, options, report, output, spool)
             output.commit()
     except OSError as exc:
         raise BuildError(describe_os_error(exc)) from None
+    except KeyboardInterrupt:
+        if not output.committed:
+            raise
+        # Ctrl-C during the swap waits for it; after it, the run did write: not "nothing was written".
+        report.notes.append("interrupted after the new output was in place: it is complete (a build into the "
+                            "same place removes what is left of the previous one)")
     return report
+
+
+def resolved(path: Path, what: str) -> Path:
+    """The absolute path with every link followed; a link loop is a BuildError (resolve() raises RuntimeError
+    on Python 3.11/3.12, OSError from 3.13)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        raise BuildError(f"{what} {path}: the symbolic links on this path form a loop; fix or remove them") from None
 
 
 def describe_os_error(exc: OSError) -> str:
@@ -468,8 +483,11 @@ def _build_into(plan: Plan, options: BuildOptions, report: BuildReport, output: 
         raise SpecError(source.problems)
     report.skipped = source.problems
     targets = [t.name for t in plan.targets]
+    # The manifest holds the sha256 of every file: of one with a password, that is enough to test guesses
+    # of the password offline (all else in the file follows from the spec). As secret as those files.
+    secret = bool(report.secret_files)
     for sink in output.sinks:
-        sink.add_stream(MANIFEST, _manifest(plan, report, targets, options.layout, spool))
+        sink.add_stream(MANIFEST, _manifest(plan, report, targets, options.layout, spool), secret)
     for sink in output.sinks:
         for path in sink.removed():
             report.counts["removed"] += 1

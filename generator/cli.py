@@ -20,6 +20,7 @@ from generator.accounts import estimate_accounts
 from generator.build import KIND_TARGET, BuildOptions, Layout, Plan, SignRequest, build, check, prepare
 from generator.errors import BuildError, Problem, SpecError, VerificationError
 from generator.model import ALL_TARGETS, Spec, base_url_value
+from generator.output import MANIFEST
 from generator.spec import load_spec
 from generator.targets.base import Verify
 from generator.targets.mdm import CONSOLES
@@ -178,8 +179,8 @@ def build_command(spec: str, out: Path | None, zip_path: Path | None, layout: La
         click.echo(f"skipped {len(report.skipped)} invalid account(s) (--keep-going):", err=True)
         _echo_problems(report.skipped)
     if report.secret_files:
-        click.echo(f"note: {len(report.secret_files)} file(s) contain a password and were written with mode 0600; "
-                   "deliver them privately", err=True)
+        click.echo(f"note: {len(report.secret_files)} file(s) contain a password and were written with mode 0600 "
+                   f"(and {MANIFEST}, which holds their checksums); deliver them privately", err=True)
     counts = ", ".join(f"{report.count(s)} {s}" for s in ("created", "changed", "unchanged", "removed")
                        if report.count(s))
     where = " and ".join(str(p) for p in (report.out, report.zip) if p is not None)

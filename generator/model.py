@@ -140,7 +140,27 @@ def _windows_path(value: str) -> str:
     return value
 
 
+def _web_url(value: str) -> str:
+    """A page the guides link (documentation, support): http(s) only. A javascript: or data: link would run
+    in the reader's browser, on the intranet page the domain guide is made for (and an imported autoconfig
+    file, which the provider writes, fills in documentation_url)."""
+    _text(value)
+    if not re.fullmatch(r"https?://[^\s/?#@\\]+(?:[/?#]\S*)?", value, re.IGNORECASE):
+        raise ValueError(f"'{value}' is not an http(s) URL such as https://example.com/help (guides link it)")
+    return value
+
+
+def _contact_address(value: str) -> str:
+    from generator.accounts import split_address  # accounts builds on this module
+
+    _text(value)
+    split_address(value)
+    return value
+
+
 Host = Annotated[str, AfterValidator(_host)]
+WebUrl = Annotated[str, AfterValidator(_web_url)]
+ContactAddress = Annotated[str, AfterValidator(_contact_address)]
 Domain = Annotated[str, AfterValidator(_domain)]
 Username = Annotated[str, AfterValidator(_username)]
 Text = Annotated[str, AfterValidator(_text)]
@@ -207,7 +227,8 @@ class Provider(Closed):
     short_name: Text | None = Field(None, description="Short name (autoconfig displayShortName).")
     organization: Text | None = Field(None, description="Organisation shown in profiles (PayloadOrganization).")
     domains: list[Domain] = Field(min_length=1, description="Mail domains this provider serves.")
-    documentation_url: Text | None = Field(None, description="A page explaining the settings to users.")
+    documentation_url: WebUrl | None = Field(None, description="A page explaining the settings to users "
+                                             "(http or https).")
 
     @model_validator(mode="after")
     def _unique_domains(self) -> Provider:
@@ -338,9 +359,9 @@ def base_url_value(value: str) -> str:
 
 
 class Support(Closed):
-    email: Text | None = Field(None, description="Support e-mail address shown in guides and messages.")
+    email: ContactAddress | None = Field(None, description="Support e-mail address shown in guides and messages.")
     phone: Text | None = Field(None, description="Support telephone number.")
-    url: Text | None = Field(None, description="Support web page.")
+    url: WebUrl | None = Field(None, description="Support web page (http or https).")
     hours: Text | None = Field(None, description="When support answers, e.g. 'Mon-Fri 9-18'.")
 
 

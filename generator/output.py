@@ -25,7 +25,10 @@ import json
 import os
 import re
 import shutil
+import signal
+import stat
 import tempfile
+import threading
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -43,6 +46,12 @@ _GENERATOR_RE = re.compile(r"^mailprofile \d")
 WORK_TAG = ".mailprofile-"  # every file or folder a build makes beside a destination: .<name>.mailprofile-*
 PARTIAL_MARK = ".mailprofile-partial"  # inside a tree being built; removed just before the commit
 _MANIFEST_HEAD_MAX = 1 << 16  # the manifest's first line (its head) is far smaller
+_REMOVED_BATCH = 1 << 16  # files no longer written, checked against the old manifest this many at a time
+
+
+# What others may do with an output is read it, whatever the umask: a world-writable folder (umask 000) let
+# any local user swap a profile before it is mailed or served. A stricter umask (077) still applies.
+FILE_MODE, FOLDER_MODE = 0o644, 0o755
 
 
 def _umask() -> int:
@@ -57,6 +66,11 @@ def _work_name(dest: Path, tag: str) -> Path:
     if len(name.encode()) > 180:
         name = name.encode()[:160].decode(errors="ignore") + "~" + hashlib.sha256(dest.name.encode()).hexdigest()[:8]
     return dest.parent / f".{name}{WORK_TAG}{tag}"
+
+
+def _is_work_path(path: Path, dest: Path) -> bool:
+    """Whether `path` is one of the work folders a build makes beside `dest` (.<name>.mailprofile-*)."""
+    return path.parent == dest.parent and path.name.startswith(_work_name(dest, "").name) and ".." not in path.parts
 
 
 # --- ownership ---------------------------------------------------------------------------------------------
@@ -91,6 +105,23 @@ def _read_head(path: Path) -> dict[str, Any] | None:
     return manifest_head(data.decode("utf-8", errors="replace"))
 
 
+def manifest_paths(path: Path) -> Iterator[str]:
+    """The paths a mailprofile manifest lists, read one entry a line (as every version writes it)."""
+    try:
+        handle = path.open("rb")
+    except OSError:
+        return
+    with handle:
+        handle.readline()  # the head
+        for line in handle:
+            try:
+                entry = json.loads(line.rstrip().rstrip(b","))
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+                yield entry["path"]
+
+
 def is_our_folder(folder: Path) -> bool:
     return (folder / MANIFEST).is_file() and is_our_manifest(_read_head(folder / MANIFEST))
 
@@ -118,6 +149,9 @@ def check_destinations(out: Path | None, zip_path: Path | None, inputs: Sequence
             raise BuildError(f"--out {out} exists and is not a folder; choose a folder")
         if out.parent == out:
             raise BuildError(f"--out {out} is the root of the file system; choose a folder of its own")
+        if os.path.ismount(out):
+            raise BuildError(f"--out {out} is a mount point (a volume or bind mount), which the build cannot swap "
+                             f"for the new output by a rename; write to a folder inside it, e.g. {out / 'profiles'}")
         if out.is_dir() and not _empty(out) and not is_our_folder(out):
             raise BuildError(f"refusing to replace {out}: it is not empty and has no {MANIFEST} written by "
                              "mailprofile, so it is not a mailprofile output; choose another --out folder")
@@ -133,6 +167,9 @@ def check_destinations(out: Path | None, zip_path: Path | None, inputs: Sequence
                              "the zip somewhere else")
         if zip_path.is_dir():
             raise BuildError(f"--zip {zip_path} is a folder; give a file name such as {zip_path / 'profiles.zip'}")
+        if os.path.ismount(zip_path):
+            raise BuildError(f"--zip {zip_path} is a mount point (a file bind-mounted on its own), which the build "
+                             "cannot replace by a rename; mount the folder that holds it and write there")
         if zip_path.exists() and not (zip_path.is_file() and is_our_zip(zip_path)):
             raise BuildError(f"refusing to replace {zip_path}: it is not a zip written by mailprofile; choose "
                              "another --zip file")
@@ -142,6 +179,27 @@ def check_destinations(out: Path | None, zip_path: Path | None, inputs: Sequence
 
 
 # --- locks, journal, leftovers -----------------------------------------------------------------------------
+
+def open_work_file(path: Path, flags: int) -> int:
+    """Open one of the build's fixed-name files beside a destination (lock, journal), never through what
+    someone else put there under that name: a symbolic or hard link to another file (the lock is truncated,
+    the journal overwritten: with a link, the file linked to would be), a FIFO or a device. Whoever can
+    write in the destination's folder can plant one; the build may run as root."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise BuildError(f"{path} is a symbolic link, where mailprofile keeps a plain file of its own; remove it "
+                         "(and find out who made it: it would make the build write elsewhere)") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        what = "has other hard links" if stat.S_ISREG(info.st_mode) else "is not a regular file"
+        raise BuildError(f"{path} {what}, where mailprofile keeps a plain file of its own; remove it (and find out "
+                         "who made it: it would make the build write elsewhere)")
+    return fd
+
 
 class Lock:
     """An exclusive, non-blocking lock beside a destination (.<name>.mailprofile-lock): two builds into the
@@ -153,7 +211,7 @@ class Lock:
         """role: 'build' (writes dest) or 'send' (reads dest, which a build must not replace meanwhile)."""
         self.path = _work_name(dest, "lock")
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = open_work_file(self.path, os.O_RDWR | os.O_CREAT)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -166,7 +224,7 @@ class Lock:
                 raise BuildError(f"another mailprofile build (process {holder or '?'}) is writing to {dest}; wait "
                                  "for it to finish or choose another destination") from None
             try:
-                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+                same = os.lstat(self.path).st_ino == os.fstat(fd).st_ino
             except FileNotFoundError:
                 same = False
             if same:
@@ -190,7 +248,10 @@ def _remove_tree(path: Path) -> None:
         path.unlink(missing_ok=True)
         return
     mark = path / PARTIAL_MARK
-    mark.touch()
+    if os.path.lexists(mark) and not _is_plain_file(mark):
+        with contextlib.suppress(OSError):  # a link planted in a look-alike folder: never written through
+            os.unlink(mark)
+    os.close(os.open(mark, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644))
     with os.scandir(path) as entries:
         for entry in list(entries):
             if entry.name != PARTIAL_MARK:
@@ -200,6 +261,13 @@ def _remove_tree(path: Path) -> None:
                     os.unlink(entry.path)
     mark.unlink()
     os.rmdir(path)
+
+
+def _is_plain_file(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _empty(folder: Path) -> bool:
@@ -225,7 +293,7 @@ def remove_leftovers(dest: Path) -> list[Path]:
         if _empty(path):
             os.rmdir(path)
             removed.append(path)
-        elif (path / PARTIAL_MARK).is_file() or is_our_folder(path):
+        elif _is_plain_file(path / PARTIAL_MARK) or is_our_folder(path):
             _remove_tree(path)
             removed.append(path)
     return removed
@@ -248,7 +316,8 @@ class Journal:
 
     def write(self, record: dict[str, Any]) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")
-        with tmp.open("w", encoding="utf-8") as handle:
+        tmp.unlink(missing_ok=True)
+        with os.fdopen(open_work_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "w", encoding="utf-8") as handle:
             json.dump(record, handle)
             handle.flush()
             os.fsync(handle.fileno())
@@ -262,14 +331,29 @@ class Journal:
     def recover(self) -> str | None:
         """Finish (or undo) a commit that a killed run left half-done; say what was done, None if nothing."""
         try:
-            record = json.loads(self.path.read_text(encoding="utf-8"))
+            fd = open_work_file(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            self.remove()
+            return None
+        with os.fdopen(fd, "rb") as handle:
+            owner, data = os.fstat(fd).st_uid, handle.read(_MANIFEST_HEAD_MAX)
+        if owner != os.geteuid():
+            raise BuildError(f"{self.path} belongs to another user (uid {owner}), so no build of yours wrote it; it "
+                             "names files to rename: remove it after checking who made it")
+        try:
+            record = json.loads(data.decode("utf-8"))
             new_inode = int(record["new_inode"])
             new = self.out.parent / str(record["new"])
             zip_tmp = Path(record["zip_tmp"]) if record.get("zip_tmp") else None
             zip_path = Path(record["zip"]) if record.get("zip") else None
-        except (OSError, ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):
             self.remove()  # unreadable: written only partly, so no rename had happened yet
             return None
+        if not _is_work_path(new, self.out) or (zip_tmp is None) != (zip_path is None) or (
+                zip_tmp is not None and zip_path is not None
+                and not (zip_tmp.name == "bundle.zip" and _is_work_path(zip_tmp.parent, zip_path))):
+            raise BuildError(f"{self.path} names files that are not this build's work files; remove it after "
+                             "checking who made it")
         try:
             current = os.stat(self.out, follow_symlinks=False).st_ino
         except FileNotFoundError:
@@ -318,7 +402,7 @@ class Sink:
     def add(self, path: str, data: bytes, secret: bool) -> Status | None:
         raise NotImplementedError
 
-    def add_stream(self, path: str, chunks: Iterable[bytes]) -> None:
+    def add_stream(self, path: str, chunks: Iterable[bytes], secret: bool = False) -> None:
         raise NotImplementedError
 
     def removed(self) -> Iterator[str]:
@@ -348,7 +432,7 @@ class DirSink(Sink):
             self._last_dir = folder
         try:
             # Files that carry a password are created 0600 from the start: no window in which others can read.
-            return os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if secret else 0o644)
+            return os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if secret else FILE_MODE)
         except FileExistsError:
             raise BuildError(f"two outputs share the path {path}") from None
 
@@ -359,14 +443,17 @@ class DirSink(Sink):
         parent = folder.rpartition("/")[0]
         if parent != self._last_parent:
             try:
-                os.mkdir(parent)
+                os.mkdir(parent, FOLDER_MODE)
             except FileExistsError:
                 pass
-            except FileNotFoundError:
-                os.makedirs(parent, exist_ok=True)
+            except FileNotFoundError:  # makedirs gives the folders above the last one 0777 & ~umask
+                for above in reversed(Path(parent).relative_to(self.tmp).parents[:-1]):
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(self.tmp / above, FOLDER_MODE)
+                os.mkdir(parent, FOLDER_MODE)
             self._last_parent = parent
         with contextlib.suppress(FileExistsError):
-            os.mkdir(folder)
+            os.mkdir(folder, FOLDER_MODE)
 
     def add(self, path: str, data: bytes, secret: bool) -> Status:
         try:
@@ -386,24 +473,47 @@ class DirSink(Sink):
             return "created"
         return "unchanged" if _same(old, data) else "changed"
 
-    def add_stream(self, path: str, chunks: Iterable[bytes]) -> None:
+    def add_stream(self, path: str, chunks: Iterable[bytes], secret: bool = False) -> None:
         try:
-            with os.fdopen(self._open(path, False), "wb") as handle:
+            with os.fdopen(self._open(path, secret), "wb") as handle:
                 for chunk in chunks:
                     handle.write(chunk)
         except OSError as exc:
             raise _located(exc, f"{self.tmp}/{path}") from None
 
     def removed(self) -> Iterator[str]:
-        """Files of the previous output that this build does not write again."""
+        """Files of the previous output that this build does not write again. Each must be listed in the
+        previous manifest: one that is not was put there by someone else (a `git init` in the output, an
+        .htaccess, notes), and the commit would delete it with the old tree, so the build stops first."""
         if not self.out.is_dir():
             return
+        batch: list[str] = []
         for root, dirs, files in os.walk(self.out):
             dirs.sort()
-            for name in sorted(files):
+            links = [d for d in dirs if os.path.islink(os.path.join(root, d))]  # walk does not enter these
+            for name in sorted(files + links):
                 rel = (Path(root) / name).relative_to(self.out).as_posix()
                 if rel != self.manifest and not (self.tmp / rel).exists():
-                    yield rel
+                    batch.append(rel)
+                    if len(batch) >= _REMOVED_BATCH:  # checked in batches: memory stays flat on a layout change
+                        yield from self._ours(batch)
+                        batch = []
+        yield from self._ours(batch)
+
+    def _ours(self, paths: list[str]) -> list[str]:
+        """`paths`, once every one is proven listed in the previous manifest; else a BuildError naming them."""
+        if not paths:
+            return paths
+        unlisted = set(paths)
+        for listed in manifest_paths(self.out / self.manifest):
+            unlisted.discard(listed)
+            if not unlisted:
+                return paths
+        examples = ", ".join(sorted(unlisted)[:3]) + (", ..." if len(unlisted) > 3 else "")
+        raise BuildError(f"refusing to replace {self.out}: {len(unlisted)} file(s) in it are not in its {MANIFEST}, "
+                         f"so mailprofile did not write them ({examples}); the build replaces the folder as a "
+                         "whole: move them out of --out (keep a git repository around the output folder, not "
+                         "inside it), or delete them if they are not needed")
 
     def abort(self) -> None:
         with contextlib.suppress(OSError):  # what is left carries our mark: the next run removes it
@@ -478,9 +588,10 @@ class ZipSink(Sink):
             raise _located(exc, str(self.tmp)) from None
         return None
 
-    def add_stream(self, path: str, chunks: Iterable[bytes]) -> None:
+    def add_stream(self, path: str, chunks: Iterable[bytes], secret: bool = False) -> None:
+        self.secret |= secret
         try:
-            with self.zip.open(self._info(path, False), "w", force_zip64=True) as handle:
+            with self.zip.open(self._info(path, secret), "w", force_zip64=True) as handle:
                 for chunk in chunks:
                     handle.write(chunk)
         except OSError as exc:
@@ -492,7 +603,7 @@ class ZipSink(Sink):
         except OSError as exc:
             raise _located(exc, str(self.tmp)) from None
         # An archive that holds a password is as secret as the file inside it.
-        os.chmod(self.tmp, 0o600 if self.secret else 0o666 & ~_umask())
+        os.chmod(self.tmp, 0o600 if self.secret else FILE_MODE & ~_umask())
         with self.tmp.open("rb") as handle:
             os.fsync(handle.fileno())
 
@@ -519,6 +630,7 @@ class Output:
         self.zip: ZipSink | None = None
         self.notes: list[str] = []  # what recovery did, for the report
         self.committed = False
+        self._old: Path | None = None
 
     def __enter__(self) -> Output:
         check_destinations(self.out, self.zip_path, self.inputs)
@@ -552,32 +664,60 @@ class Output:
     def commit(self) -> None:
         if self.zip is not None:
             self.zip.finish()
+        # From the journal to the last rename, Ctrl-C waits: a KeyboardInterrupt raised between two renames
+        # left --out new and the zip old, and the run said "nothing was written". The steps take milliseconds.
+        interrupted: list[int] = []
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGINT, lambda signum, _frame: interrupted.append(signum))
+        try:
+            self._swap()
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+        if interrupted:
+            raise KeyboardInterrupt  # now the new output is complete: the caller says so
+        self._cleanup()
+
+    def _swap(self) -> None:
         if self.dir is None:
             assert self.zip is not None
             os.replace(self.zip.tmp, self.zip_path)  # type: ignore[arg-type]
             self.committed = True
             return
         out, new = self.dir.out, self.dir.tmp
-        os.chmod(new, 0o777 & ~_umask())
+        os.chmod(new, FOLDER_MODE & ~_umask())
         (new / PARTIAL_MARK).unlink()
         journal = Journal(out)
         journal.write({"new": new.name, "new_inode": os.stat(new).st_ino,
                        "zip_tmp": str(self.zip.tmp) if self.zip else None,
                        "zip": str(self.zip_path) if self.zip_path else None})
-        if not out.exists():
-            os.rename(new, out)
-        elif not exchange(new, out):
-            old = _work_name(out, "old")
-            _remove_tree(old)
-            os.rename(out, old)
-            os.rename(new, out)
-            new = old
+        try:
+            if not out.exists():
+                os.rename(new, out)
+            elif not exchange(new, out):
+                old = _work_name(out, "old")
+                _remove_tree(old)
+                os.rename(out, old)
+                try:
+                    os.rename(new, out)
+                except OSError:
+                    os.rename(old, out)
+                    raise
+                new = old
+        except OSError:
+            journal.remove()  # nothing was swapped: no commit for the next run to finish or undo
+            raise
         if self.zip is not None:
             os.replace(self.zip.tmp, self.zip_path)  # type: ignore[arg-type]
         _fsync_dir(out.parent)
         journal.remove()
         self.committed = True
-        _remove_tree(new)  # the old output, now at the temporary name (gone already if there was none)
+        self._old = new  # the old output, now at the temporary name (gone already if there was none)
+
+    def _cleanup(self) -> None:
+        if self._old is not None:
+            _remove_tree(self._old)
         if self.zip is not None:
             _remove_tree(self.zip.work)
 

@@ -3,8 +3,12 @@ parallel builds equal to serial ones, --keep-going."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import stat
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -141,3 +145,45 @@ def test_accounts_stream_memory_does_not_grow_with_the_list(tmp_path: Path) -> N
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
     assert peaks[1] - peaks[0] < 2000 * 300, f"heap peak grew {(peaks[1] - peaks[0]) / 2000:.0f} bytes per account"
+
+
+@pytest.mark.parametrize("passwords", [True, False])
+def test_the_manifest_is_as_secret_as_the_files_it_hashes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          passwords: bool) -> None:
+    """A profile's sha256 and the spec are all it takes to test password guesses offline: with a password in
+    the build, manifest.json is 0600 in the folder and in the zip, like the files it lists."""
+    monkeypatch.setenv("MP_PW", "Welcome1!")
+    extra = "passwords:\n  include: true\n  from_env: MP_PW\n" if passwords else ""
+    (tmp_path / "spec.yaml").write_text(BASE + extra)
+    build(prepare(load_spec(tmp_path / "spec.yaml")), BuildOptions(out=tmp_path / "out", zip=tmp_path / "p.zip"))
+    expected = 0o600 if passwords else 0o644 & ~_umask()
+    assert stat.S_IMODE((tmp_path / "out" / "manifest.json").stat().st_mode) == expected
+    with zipfile.ZipFile(tmp_path / "p.zip") as archive:
+        assert (archive.getinfo("manifest.json").external_attr >> 16) & 0o777 == (0o600 if passwords else 0o644)
+    entry = json.loads((tmp_path / "out" / "manifest.json").read_text())["files"][0]
+    profile = (tmp_path / "out" / entry["path"]).read_bytes()
+    assert (b"Welcome1!" in profile) == passwords and entry.get("secret", False) == passwords
+    assert hashlib.sha256(profile).hexdigest() == entry["sha256"]  # what a reader of the manifest could test
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@pytest.mark.parametrize(("umask", "folder", "file"), [("000", 0o755, 0o644), ("077", 0o700, 0o600)])
+def test_others_may_only_read_an_output_whatever_the_umask(tmp_path: Path, umask: str, folder: int, file: int) -> None:
+    """Under umask 000 the folders were 0777 and a zip 0666: any local user could swap a profile before it was
+    mailed or served. Files were 0644 already; a stricter umask still applies to everything."""
+    (tmp_path / "spec.yaml").write_text(BASE.replace("build: [apple]", "build: [apple, thunderbird, guide]"))
+    out, bundle = tmp_path / "out", tmp_path / "p.zip"
+    command = f'umask {umask} && exec "$0" -m generator build "$1" --out "$2" --zip "$3" -q -j 2'
+    run = subprocess.run(["sh", "-c", command, sys.executable, str(tmp_path / "spec.yaml"), str(out), str(bundle)],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    modes = {p.relative_to(tmp_path).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in [out, *out.rglob("*")]}
+    assert {m for p, m in modes.items() if (tmp_path / p).is_dir()} == {folder}
+    assert {m for p, m in modes.items() if (tmp_path / p).is_file()} == {file}
+    assert "out/domains/esempio.it/guide" in modes  # a folder two levels below one made first
+    assert stat.S_IMODE(bundle.stat().st_mode) == file

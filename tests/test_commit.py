@@ -126,3 +126,32 @@ def test_kill_at_every_rename_and_unlink_leaves_old_or_new(tmp_path: Path, state
             assert _zip(zip_path) == states["new_zip"]
             assert sorted(p.name for p in work.iterdir()) == ["bundle.zip", "out"], f"leftovers after {name}#{n}"
     assert kills >= 6
+
+
+def test_ctrl_c_at_every_rename_and_unlink_says_what_holds(tmp_path: Path, states: dict[str, object]) -> None:
+    """Ctrl-C (SIGINT) at each rename and unlink: either the run says "interrupted: nothing was written" and
+    the old output and zip are there, or it finished and the new ones are, never --out new and the zip old
+    (a KeyboardInterrupt between the exchange and the zip's rename did that, and said nothing was written)."""
+    strace = require_binary("strace", "strace")
+    work = tmp_path / "work"
+    counts = _count(strace, states, work, [])
+    spec = states["new_spec"]
+    assert isinstance(spec, Path)
+    outcomes = set()
+    for name, total in counts.items():
+        for n in range(1, total + 1):
+            out, zip_path = _reset(work, states)
+            inject = ["-e", f"inject={name}:signal=SIGINT:when={n}"]
+            run = _build(spec, out, zip_path, [strace, "-f", "-qq", "-o", "/dev/null", *inject])
+            assert "Traceback" not in run.stderr, run.stderr
+            state = "new" if run.returncode == 0 else "old"
+            assert run.returncode in (0, 130), f"{name}#{n}: {run.stderr}"
+            if state == "old":
+                assert "interrupted: nothing was written" in run.stderr
+            assert _tree(out) == states[state], f"Ctrl-C at {name}#{n}: --out is not the {state} build"
+            assert _zip(zip_path) == states[f"{state}_zip"], f"Ctrl-C at {name}#{n}: the zip is not the {state} one"
+            outcomes.add(state)
+            again = _build(spec, out, zip_path)
+            assert again.returncode == 0, again.stderr
+            assert sorted(p.name for p in work.iterdir()) == ["bundle.zip", "out"], f"leftovers after {name}#{n}"
+    assert outcomes == {"old", "new"}

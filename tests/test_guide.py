@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import subprocess
+import urllib.parse
 from pathlib import Path
 
 import pytest
 
 from generator.accounts import load_accounts
 from generator.build import BuildOptions, build, prepare
-from generator.errors import VerificationError
+from generator.errors import SpecError, VerificationError
+from generator.qrdecode import decode_png
 from generator.spec import load_spec
 from generator.targets.guide import manual_settings, parse_html_guide, profile_link
 from tests.conftest import EXAMPLES, require_binary
@@ -206,3 +208,68 @@ def test_separate_smtp_credentials_show_the_smtp_user(tmp_path: Path) -> None:
     table = _table(out / "mario.rossi@esempio.it/guide/mario.rossi@esempio.it.html")
     assert table["outgoing.authentication"] == "Normal password"
     assert table["outgoing.username"] == "smtp-mario.rossi"
+
+
+def test_links_in_guides_are_web_pages_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A javascript: or data: link runs in the reader's browser (the domain guide is made for an intranet
+    page, and an imported autoconfig file fills in documentation_url): refused where the spec says it."""
+    monkeypatch.chdir(tmp_path)
+    spec = BASE.replace("  domains: [esempio.it]\n",
+                        "  domains: [esempio.it]\n  documentation_url: javascript:alert(1)\n")
+    spec += ("delivery:\n  support:\n    url: \"data:text/html,<script>alert(1)</script>\"\n"
+             "    email: \"x@esempio.it?bcc=all@esempio.it\"\n")
+    code, lines = check(tmp_path, spec)
+    assert code == 2
+    assert lines[:3] == [
+        "error: spec.yaml:5:22: provider.documentation_url: 'javascript:alert(1)' is not an http(s) URL such as "
+        "https://example.com/help (guides link it)",
+        "error: spec.yaml:22:10: delivery.support.url: 'data:text/html,<script>alert(1)</script>' is not an "
+        "http(s) URL such as https://example.com/help (guides link it)",
+        "error: spec.yaml:23:12: delivery.support.email: 'x@esempio.it?bcc=all@esempio.it' is not an e-mail "
+        "address (it needs exactly one @)"]
+
+
+def test_help_links_carry_the_spec_values_exactly(tmp_path: Path) -> None:
+    """'#' and '&' are legal in a local part; in a mailto: link they would cut the address or add headers."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE.replace("  domains: [esempio.it]\n", "  domains: [esempio.it]\n  documentation_url: "
+                                 "https://esempio.it/help?a=1&b=2#pop\n")
+                    + "delivery:\n  support: {url: 'https://help.esempio.it/', email: 'help&desk#1@esempio.it'}\n",
+                    encoding="utf-8")
+    out = _build(tmp_path, spec)
+    for page in ("mario.rossi@esempio.it/guide/mario.rossi@esempio.it.html",
+                 "domains/esempio.it/guide/esempio.it.it.html"):
+        links = parse_html_guide((out / page).read_bytes()).links
+        assert links == {"support-email": "mailto:help%26desk%231@esempio.it",
+                         "support-url": "https://help.esempio.it/", "documentation": "https://esempio.it/help?a=1&b=2#pop"}
+        assert urllib.parse.unquote(links["support-email"].removeprefix("mailto:")) == "help&desk#1@esempio.it"
+
+
+def test_a_template_that_changes_a_help_link_stops_the_build(tmp_path: Path) -> None:
+    override = tmp_path / "tpl" / "guide"
+    override.mkdir(parents=True)
+    packaged = Path(__file__).resolve().parent.parent / "templates" / "guide" / "guide.html.j2"
+    (override / "guide.html.j2").write_text(
+        packaged.read_text(encoding="utf-8").replace('href="{{ support_mailto }}"', 'href="mailto:phish@evil.example"'),
+        encoding="utf-8")
+    with pytest.raises(VerificationError) as info:
+        _build(tmp_path, templates=tmp_path / "tpl")
+    assert "support-email: expected 'mailto:assistenza@esempio.it', found 'mailto:phish@evil.example'" in \
+        info.value.mismatches
+
+
+def test_a_profile_link_no_qr_code_can_hold_is_a_located_error(tmp_path: Path) -> None:
+    """segno raised DataOverflowError (exit 70, "internal error") for a base URL that leaves the link over
+    2,331 bytes, the most a QR code holds at error correction M; one byte less still builds and decodes."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE + "delivery: {language: en}\n", encoding="utf-8")
+    fixed = len(profile_link("https://m.esempio.it/", "mario.rossi@esempio.it"))
+    base = "https://m.esempio.it/" + "p" * (2331 - fixed)
+    out = _build(tmp_path, spec, base_url=base)
+    png = out / "mario.rossi@esempio.it/guide/mario.rossi@esempio.it.qr.png"
+    assert decode_png(png.read_bytes()).decode() == profile_link(base, "mario.rossi@esempio.it")
+    with pytest.raises(SpecError) as info:
+        _build(tmp_path, spec, base_url=base + "p", only=["guide"])
+    assert [str(p) for p in info.value.problems] == [
+        f"{spec}:15:5: the profile link of mario.rossi@esempio.it is 2332 bytes, more than a QR code holds (2331) — "
+        "shorten the base URL (delivery.base_url or --base-url)"]

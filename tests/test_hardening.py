@@ -264,6 +264,53 @@ def test_read_only_destination_is_one_line(tmp_path: Path, tmpfs: object) -> Non
     assert "Traceback" not in result.stderr
 
 
+def test_a_mount_point_as_out_or_zip_is_refused_before_anything_is_written(tmp_path: Path, tmpfs: object) -> None:
+    """`docker run -v ./out:/out ... --out /out`: a mount point cannot be swapped by a rename (EBUSY once the
+    whole tree was built, and a journal left behind); said before the first byte, with what to do."""
+    point = tmpfs("size=1m")  # type: ignore[operator]
+    spec = _spec_with_accounts(tmp_path, 2)
+    result = _cli(["build", str(spec), "--out", str(point), "-q"])
+    assert result.returncode == 1
+    assert f"error: --out {point} is a mount point (a volume or bind mount), which the build cannot swap for the " \
+           f"new output by a rename; write to a folder inside it, e.g. {point / 'profiles'}\n" in result.stderr
+    assert list(point.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == [point.name, "spec.yaml",
+                                                                                          "users.csv"]
+    result = _cli(["build", str(spec), "--out", str(point / "profiles"), "-q"])  # what the message suggests
+    assert result.returncode == 0, result.stderr
+    bundle = tmp_path / "bundle.zip"
+    bundle.touch()
+    (point / "bundle.zip").touch()
+    done = subprocess.run(["mount", "--bind", str(point / "bundle.zip"), str(bundle)], capture_output=True, check=False)
+    require(done.returncode == 0, f"cannot bind-mount a file here: {done.stderr.decode().strip()}")
+    try:
+        result = _cli(["build", str(spec), "--zip", str(bundle), "-q"])
+    finally:
+        subprocess.run(["umount", "-l", str(bundle)], check=False)
+    assert result.returncode == 1
+    assert f"error: --zip {bundle} is a mount point (a file bind-mounted on its own)" in result.stderr
+
+
+def test_a_swap_that_fails_leaves_the_old_output_and_no_journal(tmp_path: Path) -> None:
+    """The kernel refuses the rename that swaps the trees (EBUSY, EXDEV, ...): the old output stays as it
+    was, also in the two-rename fallback when its second rename fails, and nothing is left beside it."""
+    strace = require_binary("strace", "strace")
+    spec = _spec_with_accounts(tmp_path, 2)
+    out = tmp_path / "out"
+    assert _cli(["build", str(spec), "--out", str(out), "-q"]).returncode == 0
+    before = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    (tmp_path / "users.csv").write_text("name,email\nAnna,anna@esempio.it\n")
+    # renameat2 is only the exchange; rename/renameat #1 is the journal's, #2 moves the old tree aside in the
+    # fallback, #3 moves the new tree in: failing #3 must put the old one back.
+    for inject in (["-e", "inject=renameat2:error=EBUSY"],
+                   ["-e", "inject=renameat2:error=EINVAL", "-e", "inject=rename,renameat:error=EBUSY:when=3"]):
+        result = subprocess.run([strace, "-f", "-qq", "-o", "/dev/null", *inject, sys.executable, "-m", "generator",
+                                 "build", str(spec), "--out", str(out), "-j", "1", "-q"], capture_output=True,
+                                text=True, timeout=120, check=False)
+        assert result.returncode == 1 and "Device or resource busy" in result.stderr, result.stderr
+        assert {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "spec.yaml", "users.csv"], result.stderr
+
+
 def test_permission_denied_is_one_line(tmp_path: Path) -> None:
     setpriv = require_binary("setpriv", "util-linux")
     spec = _spec_with_accounts(tmp_path, 2)

@@ -117,6 +117,20 @@ def test_source_date_epoch_sets_the_date(tmp_path: Path, monkeypatch: pytest.Mon
     assert _parse(next(out.rglob("*.eml")))["Date"] == "Mon, 21 Sep 2026 14:13:20 +0000"
 
 
+@pytest.mark.parametrize("value", ["abc", "-5", "1.5", "99999999999999", "\u0661\u0662\u0663"])
+def test_a_malformed_source_date_epoch_is_one_line_before_anything_is_built(tmp_path: Path, value: str,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reproducible-builds convention: a malformed SOURCE_DATE_EPOCH stops the build (it was ignored,
+    or, far in the future, an internal error after rendering; Arabic-Indic digits passed isdigit())."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", value)
+    result = CliRunner().invoke(main, ["messages", str(DELIVERY), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-2:] == [
+        f"error: SOURCE_DATE_EPOCH={value!r} is not a date in seconds since 1970 (e.g. $(git log -1 --format=%ct)); "
+        "set it to one or unset it (messages then say 1980-01-01)", "nothing was written"]
+    assert not (tmp_path / "out").exists()
+
+
 def test_signed_build_attaches_the_signed_profile(tmp_path: Path, pki: PKI) -> None:  # noqa: F811
     out = _messages(tmp_path, sign=SignRequest(pki.leaf, pki.leaf_key, pki.chain))
     msg = _parse(out / "mario.rossi@esempio.it/message/mario.rossi@esempio.it.eml")

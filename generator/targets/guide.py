@@ -32,7 +32,7 @@ import jinja2
 import segno
 
 from generator.accounts import Mailbox
-from generator.errors import Position, VerificationError
+from generator.errors import Position, Problem, SpecError, VerificationError
 from generator.i18n import LANGUAGES, gettext_for, install
 from generator.model import IncomingServer, OutgoingServer, Server, Spec
 from generator.qrdecode import QRDecodeError, decode, decode_png, matrix_from_paths
@@ -288,9 +288,30 @@ def parse_text_tables(text: str, keys: dict[str, list[str]]) -> dict[str, dict[s
 
 # --- the target --------------------------------------------------------------------------------------------
 
+def mailto(address: str) -> str:
+    """The mailto: URL of an address (RFC 6068): '#', '%', '&' and '?' are legal in a local part and would
+    otherwise end the address or start headers of the link."""
+    return "mailto:" + urllib.parse.quote(address, safe="@!$'*+=^`{}~-._")
+
+
 def profile_link(base_url: str, address: str) -> str:
     """The service's URL of one account's Apple profile (the `serve` endpoint)."""
     return f"{base_url}/apple/{urllib.parse.quote(address, safe='@!$&()*+,;=')}.mobileconfig"
+
+
+QR_LINK_MAX = 2331  # bytes a QR code holds in byte mode at error correction M (version 40, ISO/IEC 18004)
+
+
+def qr_link(base_url: str, mailbox: Mailbox) -> str:
+    """The profile link a guide shows as a QR code; a SpecError at the account when no QR code can hold it
+    (segno's DataOverflowError was an internal error)."""
+    link = profile_link(base_url, mailbox.email)
+    size = len(link.encode("utf-8"))
+    if size > QR_LINK_MAX:
+        raise SpecError([Problem(mailbox.position, f"the profile link of {mailbox.email} is {size} bytes, more "
+                                 f"than a QR code holds ({QR_LINK_MAX})",
+                                 "shorten the base URL (delivery.base_url or --base-url)")])
+    return link
 
 
 @lru_cache(maxsize=16)
@@ -364,7 +385,7 @@ class GuideTarget(Target):
 
     def context(self, mailbox: Mailbox, language: str, personal: bool) -> dict[str, Any]:
         spec = self.spec
-        link = profile_link(self.base_url, mailbox.email) if self.base_url and personal else None
+        link = qr_link(self.base_url, mailbox) if self.base_url and personal else None
         d = spec.delivery
         return {
             "lang": language, "spec": spec, "provider": spec.provider, "mailbox": mailbox, "personal": personal,
@@ -375,6 +396,7 @@ class GuideTarget(Target):
             "android_qr": android_qr_uri(spec, mailbox) if personal else None,
             "html_file": f"{mailbox.slug}.html",
             "password_hint": d.password_hint.get(language), "support": d.support,
+            "support_mailto": mailto(d.support.email) if d.support.email else None,
         }
 
     def render_account(self, mailbox: Mailbox) -> list[OutputFile]:
@@ -385,7 +407,7 @@ class GuideTarget(Target):
         files = self._render(mailbox, mailbox.language, base, personal=True, account=mailbox.email,
                              kinds=("guide-html", "guide-text"))
         if self.base_url and self.wants("guide-qr"):
-            link = profile_link(self.base_url, mailbox.email)
+            link = qr_link(self.base_url, mailbox)
             data = qr_png(link)
             try:
                 actual = decode_png(data).decode("utf-8")
@@ -443,6 +465,12 @@ class GuideTarget(Target):
             actual["legacy"] = read_back(parsed.tables["legacy"], language)
         if "profile-link" in parsed.links:
             actual["profile-link"] = parsed.links["profile-link"]
+        support, documentation = self.spec.delivery.support, self.spec.provider.documentation_url
+        help_links = {"support-email": mailto(support.email) if support.email else None,
+                      "support-url": support.url, "documentation": documentation}
+        for key in help_links:  # a template may leave a link out, never change it
+            if key in parsed.links:
+                actual[key] = parsed.links[key]
         if parsed.qr_paths:
             try:
                 actual["qr"] = decode(matrix_from_paths(parsed.qr_paths)).decode("utf-8")
@@ -455,6 +483,7 @@ class GuideTarget(Target):
                 raise VerificationError(path, [str(exc)]) from None
         problems = []
         expected = self._expected(mailbox, link)
+        expected.update((key, help_links[key]) for key in help_links if key in actual)
         if link is not None:
             expected["qr"] = link
         if android:

@@ -35,11 +35,11 @@ from email.utils import format_datetime, formataddr, getaddresses
 from typing import Any
 
 from generator.accounts import Mailbox, split_address
-from generator.errors import Problem, SpecError, VerificationError
+from generator.errors import BuildError, Problem, SpecError, VerificationError
 from generator.i18n import gettext_for
 from generator.render import prove
 from generator.signing import unsigned_content
-from generator.targets.base import OutputFile, Target
+from generator.targets.base import OutputFile, RenderContext, Target
 
 
 def N_(message: str) -> str:
@@ -58,11 +58,22 @@ SECRET_HEADER = "X-Mailprofile-Secret"
 
 
 def build_date() -> datetime:
-    """SOURCE_DATE_EPOCH (the reproducible-builds convention) or the zip epoch: never the clock."""
+    """SOURCE_DATE_EPOCH (the reproducible-builds convention) or the zip epoch: never the clock. A value that
+    is set but not a date a message can carry is an error (the convention says to stop, not to guess): a
+    Date header of 1980 or one silently taken from a typo would both go out to every user."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
-    if epoch.isdigit():
-        return datetime.fromtimestamp(int(epoch), UTC)
-    return datetime(1980, 1, 1, tzinfo=UTC)
+    if not epoch:
+        return datetime(1980, 1, 1, tzinfo=UTC)
+    try:
+        if not epoch.isascii() or not epoch.isdigit():
+            raise ValueError
+        date = datetime.fromtimestamp(int(epoch), UTC)
+        if date.year > 9999:  # RFC 5322 dates have four-digit years
+            raise ValueError
+    except (ValueError, OverflowError, OSError):
+        raise BuildError(f"SOURCE_DATE_EPOCH={epoch!r} is not a date in seconds since 1970 (e.g. $(git log -1 "
+                         "--format=%ct)); set it to one or unset it (messages then say 1980-01-01)") from None
+    return date
 
 
 def _pick(earlier: list[OutputFile], mailbox: Mailbox, kind: str) -> OutputFile | None:
@@ -71,6 +82,10 @@ def _pick(earlier: list[OutputFile], mailbox: Mailbox, kind: str) -> OutputFile 
 
 class MessageTarget(Target):
     name = "message"
+
+    def __init__(self, ctx: RenderContext) -> None:
+        super().__init__(ctx)
+        self.date = build_date()  # checked before anything is rendered
 
     def lint(self) -> list[Problem]:
         d, where = self.spec.delivery, self.ctx.loaded.where
@@ -153,7 +168,7 @@ class MessageTarget(Target):
         key = self.content_key(mailbox, profile, guide_html)
         head = [fold(name, mailbox_words(*value)) for name, value in self.mailboxes(mailbox).items()]
         head.append(fold("Subject", text_words(self.subject(mailbox))))
-        for name, value in (("Date", format_datetime(build_date())), ("Message-ID", self.message_id(key)),
+        for name, value in (("Date", format_datetime(self.date)), ("Message-ID", self.message_id(key)),
                             ("Auto-Submitted", "auto-generated"),  # RFC 3834: no vacation replies to the admin
                             (ACCOUNT_HEADER, mailbox.email), (CONTENT_HEADER, key)):
             head.append(fold(name, [value]))
