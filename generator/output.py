@@ -263,6 +263,21 @@ def _remove_tree(path: Path) -> None:
     os.rmdir(path)
 
 
+def _take_access(new: Path, out: Path) -> None:
+    """The new output folder gets the old one's mode and group (an admin's `chgrp www-data out; chmod 750 out`
+    for the web server that serves it must survive a rebuild), never writable by others; a first build gets
+    FOLDER_MODE less the umask. The group is kept where this user may set it (a member of it, or root)."""
+    try:
+        old = os.stat(out, follow_symlinks=False)
+    except FileNotFoundError:
+        os.chmod(new, FOLDER_MODE & ~_umask())
+        return
+    if old.st_gid != os.stat(new).st_gid:
+        with contextlib.suppress(PermissionError):
+            os.chown(new, -1, old.st_gid)
+    os.chmod(new, stat.S_IMODE(old.st_mode) & ~0o022 & ~stat.S_ISUID)
+
+
 def _is_plain_file(path: Path) -> bool:
     try:
         return stat.S_ISREG(os.lstat(path).st_mode)
@@ -686,7 +701,7 @@ class Output:
             self.committed = True
             return
         out, new = self.dir.out, self.dir.tmp
-        os.chmod(new, FOLDER_MODE & ~_umask())
+        _take_access(new, out)
         (new / PARTIAL_MARK).unlink()
         journal = Journal(out)
         journal.write({"new": new.name, "new_inode": os.stat(new).st_ino,

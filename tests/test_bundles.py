@@ -187,3 +187,27 @@ def test_others_may_only_read_an_output_whatever_the_umask(tmp_path: Path, umask
     assert {m for p, m in modes.items() if (tmp_path / p).is_file()} == {file}
     assert "out/domains/esempio.it/guide" in modes  # a folder two levels below one made first
     assert stat.S_IMODE(bundle.stat().st_mode) == file
+
+
+def test_a_rebuild_keeps_the_output_folders_mode_and_group(tmp_path: Path) -> None:
+    """`chgrp www-data out; chmod 750 out` (for the web server that serves it) was undone by every rebuild:
+    the new folder took the umask's mode and the builder's group."""
+    (tmp_path / "spec.yaml").write_text(BASE)
+    out = tmp_path / "out"
+
+    def build() -> None:
+        result = CliRunner().invoke(main, ["build", str(tmp_path / "spec.yaml"), "--out", str(out), "-q"])
+        assert result.exit_code == 0, result.output
+
+    build()
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755 & ~_umask()
+    # A group this user may give: root any (a gid needs no name), others one they are a member of.
+    others = [4242] if os.geteuid() == 0 else [g for g in os.getgroups() if g != out.stat().st_gid]
+    group = others[0] if others else out.stat().st_gid
+    os.chown(out, -1, group)
+    out.chmod(0o2750)
+    build()
+    assert (stat.S_IMODE(out.stat().st_mode), out.stat().st_gid) == (0o2750, group)
+    out.chmod(0o777)  # never writable by others, whatever the old folder allowed
+    build()
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755
