@@ -7,6 +7,7 @@ import http.client
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ import pytest
 from generator.targets.thunderbird import parse_autoconfig
 from tests.conftest import EXAMPLES, ROOT
 from tests.serve_process import Server as Server  # re-exported: tests written against its old home import it here
-from tests.serve_process import free_port
+from tests.serve_process import free_port, serving
 from tests.test_serve import PASSWORD, THUNDERBIRD_HEADERS, pox
 
 
@@ -114,3 +115,84 @@ def test_the_factory_without_a_spec_says_what_to_set() -> None:
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "error: no spec: set MAILPROFILE_SPEC=path/to/spec.yaml" in result.stderr
+
+
+# --- slow clients (slowloris) -------------------------------------------------------------------------------
+def answer_or_close(sock: socket.socket) -> bytes:
+    """What the server sends before it closes the connection; b"" when it closes without a word. A server
+    that does neither within 60 s fails the test (socket.timeout), as the service did before the deadline."""
+    sock.settimeout(60)
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def slow_client_checks(host: str, port: int) -> None:
+    def connect() -> socket.socket:
+        return socket.create_connection((host, port), timeout=60)
+
+    with connect() as idle:  # connects and sends nothing
+        assert answer_or_close(idle) == b""
+    with connect() as slow_headers:  # half a request line, never finished
+        slow_headers.sendall(b"GET /healthz HTTP/1.1\r\nHost: autoconfig.esempio.it\r\n")
+        assert answer_or_close(slow_headers) == b""
+    with connect() as slow_body:  # headers in time, the body never completes
+        slow_body.sendall(b"POST /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: autodiscover.esempio.it\r\n"
+                          b"Content-Type: text/xml\r\nContent-Length: 400\r\n\r\n" + pox("a@esempio.it")[:100])
+        head, _, body = answer_or_close(slow_body).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408 ") and b"<ErrorCode>600</ErrorCode>" in body
+    with connect() as chunked:  # chunked, the last chunk never comes
+        chunked.sendall(b"POST /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: autodiscover.esempio.it\r\n"
+                        b"Content-Type: text/xml\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n<Auto\r\n")
+        assert answer_or_close(chunked).startswith(b"HTTP/1.1 408 ")
+    with connect() as keep_alive:  # one request answered, the next one's headers late
+        keep_alive.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        response = http.client.HTTPResponse(keep_alive)  # reads exactly one answer off the socket
+        response.begin()
+        assert response.status == 200 and response.read() == b"ok 1 domains\n"
+        keep_alive.sendall(b"GET /healthz HTTP/1.1\r\n")
+        assert answer_or_close(keep_alive) == b""
+    conn = http.client.HTTPConnection(host, port, timeout=10)  # and everyone else is still served
+    conn.request("GET", "/mail/config-v1.1.xml", headers={"Host": "autoconfig.esempio.it"})
+    assert conn.getresponse().status == 200
+    conn.close()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_slow_clients_are_cut_off_at_the_request_deadline(tmp_path: Path, workers: str) -> None:
+    with serving(EXAMPLES / "provider-imap.yaml", tmp_path / "server.log", "--request-timeout", "1",
+                 "--workers", workers) as srv:
+        slow_client_checks(srv.host, srv.port)
+        assert "Traceback" not in srv.output()
+
+
+def healthy(port: int) -> bool:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/healthz")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+def test_the_deadline_holds_with_the_h11_parser_too(tmp_path: Path) -> None:
+    """Without httptools uvicorn parses with h11: the same deadline on that protocol."""
+    port = free_port()
+    code = ("import sys, uvicorn; from generator.serve import create_app; "
+            "from generator.serve.deadline import H11WithDeadline; "
+            "P = type('P', (H11WithDeadline,), {'request_timeout': 1.0}); "
+            "uvicorn.run(create_app(sys.argv[1], request_timeout=1.0), port=int(sys.argv[2]), http=P, "
+            "log_level='warning')")
+    with (tmp_path / "h11.log").open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-c", code, str(EXAMPLES / "provider-imap.yaml"), str(port)],
+                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            assert wait_for(lambda: proc.poll() is None and healthy(port), 30), (tmp_path / "h11.log").read_text()
+            slow_client_checks("127.0.0.1", port)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=20)
+    assert "Traceback" not in (tmp_path / "h11.log").read_text()

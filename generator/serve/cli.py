@@ -23,6 +23,7 @@ from generator.build import SignRequest
 from generator.cpus import worker_count
 from generator.model import base_url_value
 from generator.serve.app import Holder, build_app, start_service
+from generator.serve.deadline import REQUEST_TIMEOUT, http_protocol
 from generator.serve.service import Service
 
 log = logging.getLogger("mailprofile.serve")
@@ -73,10 +74,14 @@ def _base_url(value: str | None) -> str | None:
                    "link and QR code; default: from the request's Host header.")
 @click.option("--forwarded-allow-ips", default="127.0.0.1", show_default=True,
               help="Proxies whose X-Forwarded-For/-Proto headers are trusted (comma-separated, or '*').")
+@click.option("--request-timeout", type=click.FloatRange(min=1, max=300), default=REQUEST_TIMEOUT, show_default=True,
+              metavar="SECONDS", help="Time a client has to send a request's headers, and again its body; "
+                                      "slower connections are closed (slowloris).")
 @click.option("--access-log/--no-access-log", default=True, show_default=True,
               help="One line per request (addresses hashed, never headers or bodies).")
 def serve_command(spec: str, host: str, port: int, workers: int, sign_cert: Path | None, sign_key: Path | None,
-                  sign_chain: Path | None, base_url: str | None, forwarded_allow_ips: str, access_log: bool) -> None:
+                  sign_chain: Path | None, base_url: str | None, forwarded_allow_ips: str, request_timeout: float,
+                  access_log: bool) -> None:
     """Answer Thunderbird, Outlook and Apple devices from SPEC over HTTP (put a TLS proxy in front).
 
     \b
@@ -97,7 +102,8 @@ def serve_command(spec: str, host: str, port: int, workers: int, sign_cert: Path
         click.echo(f"note: {note}", err=True)
     _logging(access_log)
     holder = Holder(service, spec, sign)
-    config = uvicorn.Config(build_app(holder, base_url), host=host, port=port, access_log=False,
+    config = uvicorn.Config(build_app(holder, base_url, request_timeout), host=host, port=port, access_log=False,
+                            http=http_protocol(request_timeout),
                             server_header=False, proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips,
                             lifespan="on", timeout_graceful_shutdown=5, log_level="info")
     workers, reduced = worker_count(workers, "--workers")
