@@ -196,3 +196,48 @@ def test_the_deadline_holds_with_the_h11_parser_too(tmp_path: Path) -> None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=20)
     assert "Traceback" not in (tmp_path / "h11.log").read_text()
+
+
+# --- where to listen ------------------------------------------------------------------------------------
+def serve_until_exit(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "generator", "serve", str(EXAMPLES / "provider-imap.yaml"), *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_port_in_use_is_one_clear_error(workers: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = serve_until_exit("--port", str(port), "--workers", workers)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (f"error: cannot listen on 127.0.0.1:{port}: address already in use — "
+                                              "another program listens there: stop it, or choose another --port")
+    assert "serving" not in result.stderr and "startup" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("host,message", [
+    ("192.0.2.1", "error: cannot listen on 192.0.2.1:{port}: cannot assign requested address — this machine has "
+                  "no such address: use one of its own, 127.0.0.1 or 0.0.0.0"),
+    ("no-such-host.invalid", "error: cannot listen on no-such-host.invalid:{port}: "),
+])
+def test_a_host_this_machine_cannot_listen_on_is_one_clear_error(host: str, message: str) -> None:
+    port = free_port()
+    result = serve_until_exit("--host", host, "--port", str(port))
+    assert result.returncode == 1 and result.stderr.splitlines()[-1].startswith(message.format(port=port))
+    assert "Traceback" not in result.stderr
+
+
+def test_port_0_says_which_port_it_took(tmp_path: Path) -> None:
+    with (tmp_path / "server.log").open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "generator", "serve", str(EXAMPLES / "provider-imap.yaml"),
+                                 "--port", "0"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            assert wait_for(lambda: " on http://127.0.0.1:" in (tmp_path / "server.log").read_text(), 30)
+            line = next(x for x in (tmp_path / "server.log").read_text().splitlines() if x.startswith("serving"))
+            port = int(line.split(" on http://127.0.0.1:")[1].split()[0])
+            assert port != 0 and wait_for(lambda: healthy(port), 30)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=20)
