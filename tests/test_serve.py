@@ -10,6 +10,7 @@ Request bodies are the ones real clients send (copied with attribution, not read
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import shutil
 import time
@@ -180,6 +181,24 @@ def test_access_log_hashes_addresses(school: TestClient, caplog: pytest.LogCaptu
     assert len(lines) == 2
     for line in lines:
         assert "mario.rossi" not in line and "@school.example" in line and "<" in line
+
+
+def test_access_log_keeps_no_part_of_an_address(school: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    # ' = & are legal in a local part (and & = also separate query parameters); people type their name too.
+    with caplog.at_level(logging.INFO, logger="mailprofile.serve.access"):
+        school.get("/apple/o'neil=x@school.example.mobileconfig")
+        school.get("/", params={"email": "o'neil=x@school.example", "lang": "en"})
+        school.get("/", params={"email": "rossi&figli@school.example"})
+        school.get("/", params={"email": "Mario Rossi <mario.rossi@school.example>"})
+        school.get("/mail/config-v1.1.xml?emailaddress=o'neil=x%40school.example")
+    lines = [r.getMessage() for r in caplog.records if r.name == "mailprofile.serve.access"]
+    assert len(lines) == 5
+    for line in lines:
+        for secret in ("o'", "neil", "rossi", "figli", "Mario"):
+            assert secret not in line, line
+    digest = hashlib.sha256(b"o'neil=x@school.example").hexdigest()[:12]
+    assert f"/apple/<{digest}>@school.example.mobileconfig" in lines[0]  # the same pseudonym everywhere
+    assert f"email=<{digest}>@school.example&lang=en" in lines[1] and f"=<{digest}>@school.example" in lines[4]
 
 
 def test_pox_mobilesync_schema_gets_error_601_in_the_mobilesync_namespace(school: TestClient) -> None:
