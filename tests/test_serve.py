@@ -495,3 +495,42 @@ def test_base_url_must_be_an_http_url(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as stop:
         create_app(EXAMPLES / "school.yaml", base_url="autoconfig.example.org")  # the scheme forgotten
     assert stop.value.code == 2
+
+
+@pytest.mark.parametrize("url,message", [
+    ("https://admin:s3cret@autoconfig.example.org", "carries a user name or password (before the @), which every "
+                                                    "guide and QR code would show; give the URL without them"),
+    ("https://autoconfig.example.org@evil.example", "carries a user name or password"),
+    ("https://autoconfig.example.org:99999", "the port must be a number from 1 to 65535, not '99999'"),
+    ("https://autoconfig.example.org:", "the port must be a number from 1 to 65535, not ''"),
+    ("https://autoconfig..example.org", "'autoconfig..example.org' is not a host name"),
+    ("https://[fe80::zz]/", "[fe80::zz] is not an IPv6 address"),
+    ("https://[::1", "is not an http(s) URL such as https://mail.example.com"),
+    ('https://autoconfig.example.org/"><b>', "'\"' cannot stand in a URL path as it is; percent-encode it"),
+    ("https://autoconfig.example.org/100%", "a % in a URL starts an escape of two hex digits; write a % itself "
+                                            "as %25"),
+])
+def test_base_url_must_be_a_url_every_client_opens(url: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The link goes into the page, every guide and message and every QR code: refused at start, with why."""
+    with pytest.raises(SystemExit) as stop:
+        create_app(EXAMPLES / "school.yaml", base_url=url)
+    assert stop.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: MAILPROFILE_BASE_URL / base_url: '{url}'") and message in error
+
+
+@pytest.mark.parametrize("url", ["https://autoconfig.example.org", "http://127.0.0.1:8080/svc", "https://[::1]:8443",
+                                 "https://posta.città.it/profili", "https://web_1.example.org/a%20b/p;x=1"])
+def test_base_urls_that_are_fine(url: str) -> None:
+    from generator.model import base_url_value
+    assert base_url_value(url + "/") == url
+
+
+def test_a_bad_base_url_in_the_spec_is_a_located_error(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE + "delivery: {base_url: 'https://autoconfig.example.org:0/p'}\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["serve", str(spec)])
+    assert result.exit_code == 2
+    assert result.output.splitlines()[0] == (f"error: {spec}:19:22: delivery.base_url: "
+                                             "'https://autoconfig.example.org:0/p': the port must be a number "
+                                             "from 1 to 65535, not '0'")
