@@ -3,6 +3,7 @@ SIGTERM stops it; started and stopped by PID, also when a test fails."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import shutil
@@ -182,7 +183,7 @@ def test_the_deadline_holds_with_the_h11_parser_too(tmp_path: Path) -> None:
     """Without httptools uvicorn parses with h11: the same deadline on that protocol."""
     port = free_port()
     code = ("import sys, uvicorn; from generator.serve import create_app; "
-            "from generator.serve.deadline import H11WithDeadline; "
+            "from generator.serve.limits import H11WithDeadline; "
             "P = type('P', (H11WithDeadline,), {'request_timeout': 1.0}); "
             "uvicorn.run(create_app(sys.argv[1], request_timeout=1.0), port=int(sys.argv[2]), http=P, "
             "log_level='warning')")
@@ -241,3 +242,46 @@ def test_port_0_says_which_port_it_took(tmp_path: Path) -> None:
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=20)
+
+
+# --- huge request heads --------------------------------------------------------------------------------------
+def peak_mb(pid: int) -> float:
+    """The process's peak resident memory (VmHWM: this process's own, reset at exec)."""
+    line = next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+def test_a_request_head_past_32_kib_is_431(tmp_path: Path) -> None:
+    with serving(EXAMPLES / "provider-imap.yaml", tmp_path / "server.log") as srv:
+        fits = "a" * 30_000
+        assert srv.request("GET", "/healthz", headers={"X-Fits": fits})[0] == 200
+        with socket.create_connection((srv.host, srv.port), timeout=60) as sock:  # 40 KB and still no end
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40_000)
+            assert answer_or_close(sock).startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
+        # A body is not a head, also when it is not read: 405, then the next request on the same connection.
+        conn = http.client.HTTPConnection(srv.host, srv.port, timeout=60)
+        try:
+            conn.request("POST", "/", body=b"b" * 200_000, headers={"content-type": "text/plain"})
+            response = conn.getresponse()
+            assert response.status == 405 and response.read() == b"Method Not Allowed"
+            conn.request("GET", "/healthz")
+            assert conn.getresponse().read() == b"ok 1 domains\n"
+        finally:
+            conn.close()
+
+
+def test_a_huge_header_does_not_take_the_servers_memory(tmp_path: Path) -> None:
+    """httptools keeps a header whole, however long: a 100 MB one took 340 MB and was answered."""
+    with serving(EXAMPLES / "provider-imap.yaml", tmp_path / "server.log") as srv:
+        before = peak_mb(srv.proc.pid)
+        with socket.create_connection((srv.host, srv.port), timeout=60) as sock:
+            sent = 0
+            with contextlib.suppress(OSError):  # the server closes the connection once the head is too long
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
+                while sent < 64 << 20:
+                    sock.sendall(b"a" * (1 << 20))
+                    sent += 1 << 20
+                sock.sendall(b"\r\n\r\n")
+        assert sent < 64 << 20, "the server read a 64 MB header"
+        assert peak_mb(srv.proc.pid) - before < 32
+        assert srv.request("GET", "/healthz")[0] == 200

@@ -32,8 +32,8 @@ from generator.build import SignRequest
 from generator.errors import MailprofileError, SpecError
 from generator.model import base_url_value
 from generator.serve import pox
-from generator.serve.deadline import REQUEST_TIMEOUT
 from generator.serve.edge import Edge
+from generator.serve.limits import REQUEST_TIMEOUT
 from generator.serve.page import render_page
 from generator.serve.service import Answer, BadAddress, Service, UnknownDomain, load_service
 

@@ -25,7 +25,7 @@ from generator.build import SignRequest
 from generator.cpus import worker_count
 from generator.model import base_url_value
 from generator.serve.app import Holder, build_app, start_service
-from generator.serve.deadline import REQUEST_TIMEOUT, http_protocol
+from generator.serve.limits import REQUEST_TIMEOUT, http_protocol
 from generator.serve.service import Service
 
 log = logging.getLogger("mailprofile.serve")
