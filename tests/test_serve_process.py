@@ -4,6 +4,7 @@ SIGTERM stops it; started and stopped by PID, also when a test fails."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import os
 import shutil
@@ -285,3 +286,20 @@ def test_a_huge_header_does_not_take_the_servers_memory(tmp_path: Path) -> None:
         assert sent < 64 << 20, "the server read a 64 MB header"
         assert peak_mb(srv.proc.pid) - before < 32
         assert srv.request("GET", "/healthz")[0] == 200
+
+
+def test_host_all_ipv6_also_answers_ipv4(tmp_path: Path) -> None:
+    """`--host ::` is every address, IPv4 included (dual stack), with one worker as with several."""
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip(reason="this machine has no IPv6 loopback")
+    for workers in ("1", "2"):
+        # The port is picked free on 127.0.0.1; the last --host given is the one the command takes.
+        server = Server(EXAMPLES / "provider-imap.yaml", tmp_path / f"server{workers}.log", "--workers", workers,
+                        "--host", "::")
+        try:
+            assert wait_for(functools.partial(healthy, server.port), 30), server.output()  # asks 127.0.0.1
+        finally:
+            server.stop()
