@@ -351,11 +351,56 @@ class Passwords(Closed):
         return self
 
 
+_ASCII_HOST_RE = re.compile(r"(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*"
+                            r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?")
+# RFC 3986: a URL's path holds unreserved characters, sub-delims, ":", "@", "/" and %XX escapes; the first
+# character outside that set (or a % not followed by two hex digits).
+_URL_PATH_BAD_RE = re.compile(r"%(?![0-9A-Fa-f]{2})|[^A-Za-z0-9\-._~!$&'()*+,;=:@/%]")
+
+
 def base_url_value(value: str) -> str:
-    """An http(s) URL without a trailing slash (the service's base URL); ValueError otherwise."""
-    if not re.fullmatch(r"https?://[^\s/?#]+(?:/[^\s?#]*)?", value):
+    """An http(s) URL without a trailing slash (the service's base URL); ValueError otherwise. It is printed
+    in every guide and message and encoded in every QR code, so it must be a URL every client opens as
+    written: a host name or IP literal, a port 1-65535, a path of URL characters, no user name or password."""
+    match = re.fullmatch(r"https?://([^\s/?#]+)(/[^\s?#]*)?", value)
+    if not match:
         raise ValueError(f"'{value}' is not an http(s) URL such as https://mail.example.com")
+    authority, path = match.group(1), match.group(2) or ""
+    if "@" in authority:
+        raise ValueError(f"'{value}' carries a user name or password (before the @), which every guide and QR "
+                         "code would show; give the URL without them")
+    host, port = _split_authority(value, authority)
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise ValueError(f"'{value}': {host} is not an IPv6 address") from None
+    elif host.isascii():  # "_" is not DNS-legal but web hosts have it, and browsers open it
+        if not _ASCII_HOST_RE.fullmatch(host):
+            raise ValueError(f"'{value}': '{host}' is not a host name")
+    else:
+        try:
+            to_a_label(host)
+        except ValueError as exc:
+            raise ValueError(f"'{value}': {exc}") from None
+    if port is not None and not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise ValueError(f"'{value}': the port must be a number from 1 to 65535, not '{port}'")
+    bad = _URL_PATH_BAD_RE.search(path)
+    if bad and bad.group(0) == "%":
+        raise ValueError(f"'{value}': a % in a URL starts an escape of two hex digits; write a % itself as %25")
+    if bad:
+        raise ValueError(f"'{value}': '{bad.group(0)}' cannot stand in a URL path as it is; percent-encode it")
     return value.rstrip("/")
+
+
+def _split_authority(value: str, authority: str) -> tuple[str, str | None]:
+    if authority.startswith("["):
+        host, bracket, rest = authority.partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(f"'{value}' is not an http(s) URL such as https://mail.example.com")
+        return host + "]", rest[1:] if rest else None
+    host, colon, port = authority.partition(":")
+    return host, port if colon else None
 
 
 class Support(Closed):

@@ -10,6 +10,7 @@ Request bodies are the ones real clients send (copied with attribution, not read
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import shutil
 import time
@@ -180,6 +181,24 @@ def test_access_log_hashes_addresses(school: TestClient, caplog: pytest.LogCaptu
     assert len(lines) == 2
     for line in lines:
         assert "mario.rossi" not in line and "@school.example" in line and "<" in line
+
+
+def test_access_log_keeps_no_part_of_an_address(school: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    # ' = & are legal in a local part (and & = also separate query parameters); people type their name too.
+    with caplog.at_level(logging.INFO, logger="mailprofile.serve.access"):
+        school.get("/apple/o'neil=x@school.example.mobileconfig")
+        school.get("/", params={"email": "o'neil=x@school.example", "lang": "en"})
+        school.get("/", params={"email": "rossi&figli@school.example"})
+        school.get("/", params={"email": "Mario Rossi <mario.rossi@school.example>"})
+        school.get("/mail/config-v1.1.xml?emailaddress=o'neil=x%40school.example")
+    lines = [r.getMessage() for r in caplog.records if r.name == "mailprofile.serve.access"]
+    assert len(lines) == 5
+    for line in lines:
+        for secret in ("o'", "neil", "rossi", "figli", "Mario"):
+            assert secret not in line, line
+    digest = hashlib.sha256(b"o'neil=x@school.example").hexdigest()[:12]
+    assert f"/apple/<{digest}>@school.example.mobileconfig" in lines[0]  # the same pseudonym everywhere
+    assert f"email=<{digest}>@school.example&lang=en" in lines[1] and f"=<{digest}>@school.example" in lines[4]
 
 
 def test_pox_mobilesync_schema_gets_error_601_in_the_mobilesync_namespace(school: TestClient) -> None:
@@ -476,3 +495,42 @@ def test_base_url_must_be_an_http_url(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as stop:
         create_app(EXAMPLES / "school.yaml", base_url="autoconfig.example.org")  # the scheme forgotten
     assert stop.value.code == 2
+
+
+@pytest.mark.parametrize("url,message", [
+    ("https://admin:s3cret@autoconfig.example.org", "carries a user name or password (before the @), which every "
+                                                    "guide and QR code would show; give the URL without them"),
+    ("https://autoconfig.example.org@evil.example", "carries a user name or password"),
+    ("https://autoconfig.example.org:99999", "the port must be a number from 1 to 65535, not '99999'"),
+    ("https://autoconfig.example.org:", "the port must be a number from 1 to 65535, not ''"),
+    ("https://autoconfig..example.org", "'autoconfig..example.org' is not a host name"),
+    ("https://[fe80::zz]/", "[fe80::zz] is not an IPv6 address"),
+    ("https://[::1", "is not an http(s) URL such as https://mail.example.com"),
+    ('https://autoconfig.example.org/"><b>', "'\"' cannot stand in a URL path as it is; percent-encode it"),
+    ("https://autoconfig.example.org/100%", "a % in a URL starts an escape of two hex digits; write a % itself "
+                                            "as %25"),
+])
+def test_base_url_must_be_a_url_every_client_opens(url: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The link goes into the page, every guide and message and every QR code: refused at start, with why."""
+    with pytest.raises(SystemExit) as stop:
+        create_app(EXAMPLES / "school.yaml", base_url=url)
+    assert stop.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: MAILPROFILE_BASE_URL / base_url: '{url}'") and message in error
+
+
+@pytest.mark.parametrize("url", ["https://autoconfig.example.org", "http://127.0.0.1:8080/svc", "https://[::1]:8443",
+                                 "https://posta.città.it/profili", "https://web_1.example.org/a%20b/p;x=1"])
+def test_base_urls_that_are_fine(url: str) -> None:
+    from generator.model import base_url_value
+    assert base_url_value(url + "/") == url
+
+
+def test_a_bad_base_url_in_the_spec_is_a_located_error(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE + "delivery: {base_url: 'https://autoconfig.example.org:0/p'}\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["serve", str(spec)])
+    assert result.exit_code == 2
+    assert result.output.splitlines()[0] == (f"error: {spec}:19:22: delivery.base_url: "
+                                             "'https://autoconfig.example.org:0/p': the port must be a number "
+                                             "from 1 to 65535, not '0'")

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
@@ -33,6 +33,7 @@ from generator.errors import MailprofileError, SpecError
 from generator.model import base_url_value
 from generator.serve import pox
 from generator.serve.edge import Edge
+from generator.serve.limits import REQUEST_TIMEOUT
 from generator.serve.page import render_page
 from generator.serve.service import Answer, BadAddress, Service, UnknownDomain, load_service
 
@@ -139,15 +140,22 @@ def _pox_error(status: int, code: int, mobilesync: bool = False) -> Response:
 
 async def _read_body(request: Request) -> bytes:
     """At most pox.MAX_BODY bytes, refused from Content-Length before reading, or as soon as a chunked body
-    passes the cap (Samsung's stock client posts chunked: sys4/automx#34)."""
+    passes the cap (Samsung's stock client posts chunked: sys4/automx#34); all of it within the request
+    deadline, else 408: a client that sends a byte now and then would hold its connection for ever."""
     length = request.headers.get("content-length")
     if length is not None and (not length.isdigit() or int(length) > pox.MAX_BODY):
         raise pox.BadRequest(413, 600, "request body too large")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > pox.MAX_BODY:
-            raise pox.BadRequest(413, 600, "request body too large")
+    try:
+        async with asyncio.timeout(request.app.state.request_timeout):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > pox.MAX_BODY:
+                    raise pox.BadRequest(413, 600, "request body too large")
+    except TimeoutError:
+        raise pox.BadRequest(408, 600, "request body too slow") from None
+    except ClientDisconnect:  # the client gave up: nobody reads the answer, and it is no server error
+        raise pox.BadRequest(400, 600, "client disconnected") from None
     return bytes(body)
 
 
@@ -160,7 +168,10 @@ async def autodiscover(request: Request) -> Response:
         pox.check_content_type(request.headers.get("content-type"))
         parsed = pox.parse_request(await _read_body(request))
     except pox.BadRequest as exc:
-        return _pox_error(exc.status, exc.code)
+        response = _pox_error(exc.status, exc.code)
+        if exc.status in (408, 413):  # the rest of the body is not read: the connection cannot be reused
+            response.headers["Connection"] = "close"
+        return response
     if parsed.schema is not None and parsed.schema != pox.OUTLOOK_SCHEMA:
         return _pox_error(200, 601, mobilesync=parsed.schema == pox.MOBILESYNC_SCHEMA)
     if not service.serves("outlook"):
@@ -244,7 +255,7 @@ async def page(request: Request) -> Response:
 
 
 # --- the application ---------------------------------------------------------------------------------------
-def build_app(holder: Holder, base_url: str | None = None) -> ASGIApp:
+def build_app(holder: Holder, base_url: str | None = None, request_timeout: float = REQUEST_TIMEOUT) -> ASGIApp:
     routes = [
         Route("/", page, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
@@ -276,11 +287,12 @@ def build_app(holder: Holder, base_url: str | None = None) -> ASGIApp:
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.holder = holder
     app.state.base_url = base_url.rstrip("/") if base_url else None
+    app.state.request_timeout = request_timeout
     return Edge(app)
 
 
 def create_app(spec: str | Path | None = None, sign: SignRequest | None = None,
-               base_url: str | None = None) -> ASGIApp:
+               base_url: str | None = None, request_timeout: float = REQUEST_TIMEOUT) -> ASGIApp:
     """ASGI factory. Without arguments it reads MAILPROFILE_SPEC, MAILPROFILE_SIGN_CERT / _KEY / _CHAIN and
     MAILPROFILE_BASE_URL from the environment (uvicorn --factory, gunicorn, granian). An invalid spec stops
     the process with the problems and exit status 2, as `mailprofile check` reports them."""
@@ -299,7 +311,7 @@ def create_app(spec: str | Path | None = None, sign: SignRequest | None = None,
         except ValueError as exc:
             _exit([f"error: MAILPROFILE_BASE_URL / base_url: {exc}"], 2)
     service = start_service(spec, sign, _exit)
-    return build_app(Holder(service, spec, sign), base_url)
+    return build_app(Holder(service, spec, sign), base_url, request_timeout)
 
 
 def _exit(lines: list[str], status: int) -> None:

@@ -8,9 +8,11 @@ invalid spec is reported once and every worker keeps the old one; SIGTERM/SIGINT
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -23,6 +25,7 @@ from generator.build import SignRequest
 from generator.cpus import worker_count
 from generator.model import base_url_value
 from generator.serve.app import Holder, build_app, start_service
+from generator.serve.limits import REQUEST_TIMEOUT, http_protocol
 from generator.serve.service import Service
 
 log = logging.getLogger("mailprofile.serve")
@@ -73,10 +76,14 @@ def _base_url(value: str | None) -> str | None:
                    "link and QR code; default: from the request's Host header.")
 @click.option("--forwarded-allow-ips", default="127.0.0.1", show_default=True,
               help="Proxies whose X-Forwarded-For/-Proto headers are trusted (comma-separated, or '*').")
+@click.option("--request-timeout", type=click.FloatRange(min=1, max=300), default=REQUEST_TIMEOUT, show_default=True,
+              metavar="SECONDS", help="Time a client has to send a request's headers, and again its body; "
+                                      "slower connections are closed (slowloris).")
 @click.option("--access-log/--no-access-log", default=True, show_default=True,
               help="One line per request (addresses hashed, never headers or bodies).")
 def serve_command(spec: str, host: str, port: int, workers: int, sign_cert: Path | None, sign_key: Path | None,
-                  sign_chain: Path | None, base_url: str | None, forwarded_allow_ips: str, access_log: bool) -> None:
+                  sign_chain: Path | None, base_url: str | None, forwarded_allow_ips: str, request_timeout: float,
+                  access_log: bool) -> None:
     """Answer Thunderbird, Outlook and Apple devices from SPEC over HTTP (put a TLS proxy in front).
 
     \b
@@ -97,20 +104,74 @@ def serve_command(spec: str, host: str, port: int, workers: int, sign_cert: Path
         click.echo(f"note: {note}", err=True)
     _logging(access_log)
     holder = Holder(service, spec, sign)
-    config = uvicorn.Config(build_app(holder, base_url), host=host, port=port, access_log=False,
+    config = uvicorn.Config(build_app(holder, base_url, request_timeout), host=host, port=port, access_log=False,
+                            http=http_protocol(request_timeout),
                             server_header=False, proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips,
                             lifespan="on", timeout_graceful_shutdown=5, log_level="info")
     workers, reduced = worker_count(workers, "--workers")
     if reduced is not None:
         click.echo(f"note: {reduced}", err=True)
+    try:
+        sockets = listen(host, port)
+    except ListenError as exc:
+        _fail([f"error: {exc}"], 1)
+    where = ", ".join(_url(sock) for sock in sockets)
     targets = ", ".join(service.targets)
     click.echo(f"serving {spec}: {len(service.domains)} domain(s), targets {targets}, "
-               f"{'signed' if service.signed else 'unsigned'} profiles, on http://{host}:{port} with {workers} "
+               f"{'signed' if service.signed else 'unsigned'} profiles, on {where} with {workers} "
                f"worker{'s' if workers != 1 else ''}", err=True)
     if workers == 1:
-        uvicorn.Server(config).run()
+        uvicorn.Server(config).run(sockets=sockets)
         return
-    supervise(config, holder, workers)
+    supervise(config, holder, workers, sockets)
+
+
+class ListenError(OSError):
+    """The service cannot listen where it was told to; the message says why and what to do."""
+
+
+# Why a bind fails, and what the admin does about it (errno -> hint).
+_BIND_HINTS = {errno.EADDRINUSE: "another program listens there: stop it, or choose another --port",
+               errno.EACCES: "ports below 1024 need root: use a port above 1023 and let the TLS proxy face "
+                             "the clients",
+               errno.EADDRNOTAVAIL: "this machine has no such address: use one of its own, 127.0.0.1 or 0.0.0.0"}
+
+
+def listen(host: str, port: int) -> list[socket.socket]:
+    """Bound sockets for every address HOST names (as asyncio's create_server binds them), made here so a
+    port in use or a wrong --host is one clear line before anything starts, not uvicorn's log after the
+    application's startup (it exited 3 with "[Errno 98] error while attempting to bind")."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror} — give --host an IP address of "
+                          "this machine (127.0.0.1, 0.0.0.0, ::) or a name it resolves") from None
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _name, address in infos:
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and len(infos) > 1:  # the IPv4 socket takes the IPv4 side
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                hint = _BIND_HINTS.get(exc.errno or 0, "check --host and --port")
+                shown = f"[{address[0]}]" if family == socket.AF_INET6 else address[0]
+                raise ListenError(f"cannot listen on {shown}:{port}: {(exc.strerror or str(exc)).lower()} — "
+                                  f"{hint}") from None
+            sock.set_inheritable(True)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def _url(sock: socket.socket) -> str:
+    address, port = sock.getsockname()[:2]
+    return f"http://[{address}]:{port}" if sock.family == socket.AF_INET6 else f"http://{address}:{port}"
 
 
 def client_notes(service: Service) -> list[str]:
@@ -129,8 +190,7 @@ def client_notes(service: Service) -> list[str]:
     return notes
 
 
-def supervise(config: uvicorn.Config, holder: Holder, workers: int) -> None:
-    sock = config.bind_socket()
+def supervise(config: uvicorn.Config, holder: Holder, workers: int, sockets: list[socket.socket]) -> None:
     children: dict[int, float] = {}  # pid -> when it started
     pending: list[int] = []
     stopping = False
@@ -143,7 +203,7 @@ def supervise(config: uvicorn.Config, holder: Holder, workers: int) -> None:
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
             status = 0
             try:
-                uvicorn.Server(config).run(sockets=[sock])
+                uvicorn.Server(config).run(sockets=sockets)
             except BaseException:  # a worker must never return into the supervisor's loop
                 status = 1
             os._exit(status)
@@ -180,4 +240,5 @@ def supervise(config: uvicorn.Config, holder: Holder, workers: int) -> None:
             for pid in children:
                 os.kill(pid, signal.SIGKILL)
             deadline = time.monotonic() + 3600
-    sock.close()
+    for sock in sockets:
+        sock.close()

@@ -10,7 +10,7 @@ import logging
 import re
 import time
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,8 +23,9 @@ error_log = logging.getLogger("mailprofile.serve")
 CASELESS_PREFIXES = ("/autodiscover/autodiscover.xml", "/autodiscover/autodiscover.json",
                      "/.well-known/autoconfig/mail/config-v1.1.xml", "/mail/config-v1.1.xml", "/apple", "/healthz")
 
-_ADDRESS_RE = re.compile(r"[^\s/?&=;:,\"'<>@]+@([A-Za-z0-9.-]*)")
+_DOMAIN_RE = re.compile(r"[\w.-]*")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_PROFILE_SUFFIX = ".mobileconfig"
 
 
 def fold_path(path: str) -> str:
@@ -35,20 +36,31 @@ def fold_path(path: str) -> str:
     return path
 
 
-def redact(text: str) -> str:
-    """E-mail addresses are personal data: the log keeps the domain and a short hash of the whole address
-    (the same address gives the same hash, so one client's requests can still be followed)."""
-    def hashed(match: re.Match[str]) -> str:
-        digest = hashlib.sha256(match.group(0).lower().encode("utf-8")).hexdigest()[:12]
-        return f"<{digest}>@{match.group(1)}"
-    return _CONTROL_RE.sub("?", _ADDRESS_RE.sub(hashed, text))
+def pseudonym(value: str) -> str:
+    """E-mail addresses are personal data: a value (a path segment, a query name or value) with an @ in it
+    is logged as `<first 12 hex of sha256(value)>@domain` (the same address gives the same hash, so one
+    client's requests can still be followed). The whole value goes: a local part may hold ' = & and
+    spaces, and a form may get 'Mario Rossi <mario@…>', so no part of it is left beside the hash."""
+    if "@" not in value:
+        return value
+    suffix = ""
+    if value.lower().endswith(_PROFILE_SUFFIX):  # /apple/<address>.mobileconfig: hash the address alone
+        value, suffix = value[: -len(_PROFILE_SUFFIX)], value[-len(_PROFILE_SUFFIX):]
+    match = _DOMAIN_RE.match(value.rsplit("@", 1)[1])
+    domain = match.group(0) if match else ""
+    digest = hashlib.sha256(value.strip().lower().encode("utf-8")).hexdigest()[:12]
+    return f"<{digest}>@{domain}{suffix}"
 
 
 def request_line(scope: Scope, path: str) -> str:
-    """Method, path and query as a log may show them: decoded, addresses hashed, control characters gone."""
+    """Method, path and query as a log may show them: decoded, each path segment and each query name and
+    value with an @ replaced by its pseudonym, control characters gone."""
+    segments = "/".join(pseudonym(segment) for segment in unquote(path).split("/"))
     query = scope.get("query_string", b"").decode("latin-1")
-    target = unquote(path) + ("?" + unquote(query.replace("+", " ")) if query else "")
-    return f"{scope.get('method', '-')} {redact(target)[:300]}"
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True, encoding="utf-8", errors="replace")
+        segments += "?" + "&".join(f"{pseudonym(k)}={pseudonym(v)}" for k, v in pairs)
+    return f"{scope.get('method', '-')} {_CONTROL_RE.sub('?', segments)[:300]}"
 
 
 class Edge:
