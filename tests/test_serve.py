@@ -456,6 +456,21 @@ def test_page_uses_the_base_url_for_the_profile_link() -> None:
     assert 'href="https://autoconfig.esempio.it/apple/a@esempio.it.mobileconfig"' in r.text
 
 
+def test_page_shows_a_link_too_long_for_a_qr_code_without_the_code() -> None:
+    # segno's DataOverflowError was a 500 for every page: a long --base-url, or any client's long Host header.
+    long_base = "https://x.example/" + "p" * 2400
+    with TestClient(create_app(EXAMPLES / "provider-imap.yaml", base_url=long_base)) as c:
+        r = c.get("/?email=a@esempio.it&lang=en")
+    assert r.status_code == 200
+    assert f'href="{long_base}/apple/a@esempio.it.mobileconfig"' in r.text and "<svg" not in r.text
+    assert "Scan the code" not in r.text and 'id="settings"' in r.text
+    with TestClient(create_app(EXAMPLES / "provider-imap.yaml")) as c:
+        r = c.get("/?email=a@esempio.it&lang=en", headers={"host": "h" * 2400 + ".example"})
+        assert r.status_code == 200 and "<svg" not in r.text
+        r = c.get("/?email=a@esempio.it&lang=en")  # a short one still gets its code
+        assert r.status_code == 200 and r.text.count("<svg") == 1
+
+
 @pytest.mark.parametrize("email,status,message", [
     ('"><script>alert(1)</script>', 400, "That is not an e-mail address."),
     ("x@<img src=x onerror=alert(1)>.example", 400, "That is not an e-mail address."),
