@@ -408,6 +408,29 @@ def test_reload_swaps_a_valid_spec_and_keeps_the_old_one_when_invalid(tmp_path: 
         assert parse_autoconfig(client.get(url).content)["incoming"][0]["hostname"] == "imap.esempio.it"
 
 
+def test_an_unforeseen_error_in_a_reload_keeps_the_old_spec(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the tool's own errors were caught: anything else raised by a reload (a bug) ended the supervisor of
+    a multi-worker service. Injected here, since no known input raises one."""
+    import generator.serve.app as app_module
+
+    spec = tmp_path / "spec.yaml"
+    shutil.copy(EXAMPLES / "provider-imap.yaml", spec)
+    app = create_app(spec)
+    holder: Holder = app.app.state.holder  # type: ignore[attr-defined]
+
+    def broken(*_args: object) -> None:
+        raise KeyError("incoming")
+
+    monkeypatch.setattr(app_module, "load_service", broken)
+    with TestClient(app) as client, caplog.at_level(logging.ERROR, logger="mailprofile.serve"):
+        assert not holder.reload()
+        assert client.get("/mail/config-v1.1.xml?emailaddress=a@esempio.it").status_code == 200
+    assert [r.getMessage() for r in caplog.records] == [
+        "reload failed, keeping the previous spec: internal error (KeyError: 'incoming'); please report it with the "
+        "spec"]
+
+
 # --- the self-service page ---------------------------------------------------------------------------------
 def settings_cells(html: str) -> dict[str, str]:
     from generator.targets.guide import _GuideParser

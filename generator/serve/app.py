@@ -66,6 +66,10 @@ class Holder:
         except MailprofileError as exc:
             log.error("reload failed, keeping the previous spec: %s", exc)
             return False
+        except Exception as exc:  # a bug of ours must not take down a service that answers with the old spec
+            log.error("reload failed, keeping the previous spec: internal error (%s: %s); please report it with the "
+                      "spec", type(exc).__name__, exc, exc_info=os.environ.get("MAILPROFILE_DEBUG") == "1")
+            return False
         self.current = fresh
         log.info("reloaded %s: %d domain%s", self.spec_path, len(fresh.domains), "s" if len(fresh.domains) != 1
                  else "")
