@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import unicodedata
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +87,11 @@ def split_address(address: str) -> tuple[str, str]:
     local, domain = address.split("@")
     if not local or len(local) > 64 or not _LOCAL_RE.match(local) or local.startswith(".") \
             or local.endswith(".") or ".." in local:
+        composed = unicodedata.normalize("NFC", local)
+        if composed != local and _LOCAL_RE.match(composed):  # 'e' + U+0301 from a Mac's file names or a PDF
+            raise ValueError(f"'{address}' has an invalid part before the @: it spells an accented letter as a "
+                             "letter plus a combining accent; type the address again, or save the list with "
+                             "composed characters (Unicode NFC)")
         raise ValueError(f"'{address}' has an invalid part before the @")
     return local, to_a_label(domain)
 

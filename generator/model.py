@@ -63,6 +63,19 @@ def _host(value: str) -> str:
         if "%" in inner:
             raise ValueError(f"'{value}': a zone index (%...) only means something on one machine")
         return value
+    if "://" in value:
+        raise ValueError(f"'{value}' is a URL; give the host name alone (such as mail.example.com)")
+    if ":" in value:  # idna would only say that U+003A is not allowed
+        try:
+            ipaddress.IPv6Address(value)
+        except ValueError:
+            pass
+        else:
+            raise ValueError(f"'{value}' is an IPv6 address: write it in brackets, [{value}]")
+        host, _, port = value.rpartition(":")
+        if port.isdigit() and host:
+            raise ValueError(f"'{value}' carries a port; give the host alone ({host}) and the port in port: {port}")
+        raise ValueError(f"'{value}' is not a host name (':' cannot be in one)")
     parts = value.split("%EMAILDOMAIN%")
     out = []
     for part in parts:

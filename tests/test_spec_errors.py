@@ -41,6 +41,20 @@ def check(tmp_path: Path, text: str, csv: str | None = None) -> tuple[int, list[
 
 
 CASES = [
+    # Hosts as admins paste them: idna's "Codepoint U+003A not allowed" said nothing useful.
+    ("IPv6 host without brackets", ("host: pop3s.aruba.it", 'host: "2001:db8::25"'),
+     ["error: spec.yaml:7:9: incoming.host: '2001:db8::25' is an IPv6 address: write it in brackets, "
+      "[2001:db8::25]"]),
+    ("host with a port", ("host: pop3s.aruba.it", 'host: "pop3s.aruba.it:995"'),
+     ["error: spec.yaml:7:9: incoming.host: 'pop3s.aruba.it:995' carries a port; give the host alone "
+      "(pop3s.aruba.it) and the port in port: 995"]),
+    ("host as a URL", ("host: pop3s.aruba.it", 'host: "pop3s://pop3s.aruba.it"'),
+     ["error: spec.yaml:7:9: incoming.host: 'pop3s://pop3s.aruba.it' is a URL; give the host name alone (such as "
+      "mail.example.com)"]),
+    ("decomposed accent in an address", ("email: mario.rossi@", "email: jose\u0301@"),
+     ["error: spec.yaml:16:12: 'jose\u0301@esempio.it' has an invalid part before the @: it spells an accented "
+      "letter as a letter plus a combining accent; type the address again, or save the list with composed "
+      "characters (Unicode NFC) — correct the address"]),
     ("port as a string", ("  port: 995\n", '  port: "995"\n'),
      ["error: spec.yaml:8:9: incoming.port must be an integer, got the string '995' — write the number without "
       "quotes"]),
