@@ -210,6 +210,33 @@ def test_separate_smtp_credentials_show_the_smtp_user(tmp_path: Path) -> None:
     assert table["outgoing.username"] == "smtp-mario.rossi"
 
 
+@pytest.mark.parametrize(("incoming_auth", "outgoing", "rows", "needs_auth"), [
+    # OAuth2 SMTP with the incoming server's account: "same user name and password" hid the method.
+    ("oauth2", "authentication: oauth2", {"outgoing.authentication": "OAuth2",
+                                          "outgoing.username": "mario.rossi@esempio.it"}, True),
+    ("password", "authentication: encrypted-password", {"outgoing.authentication": "Encrypted password",
+                                                        "outgoing.username": "mario.rossi@esempio.it"}, True),
+    # A relay without authentication: the guide said it needs authentication.
+    ("password", "authentication: none", {"outgoing.authentication": "No authentication"}, False),
+    ("password", "authentication: password", {"outgoing.authentication":
+                                              "Authentication required, same user name and password"}, True),
+])
+def test_outgoing_authentication_is_what_the_spec_says(tmp_path: Path, incoming_auth: str, outgoing: str,
+                                                       rows: dict[str, str], needs_auth: bool) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE.replace("port: 995\n  security: ssl", f"port: 995\n  security: ssl\n  authentication: "
+                                 f"{incoming_auth}")
+                    .replace("port: 465\n  security: ssl", f"port: 465\n  security: ssl\n  {outgoing}")
+                    .replace("build: [apple]", "build: [thunderbird]"), encoding="utf-8")
+    out = _build(tmp_path, spec, only=["guide"])
+    guide = out / "mario.rossi@esempio.it/guide"
+    table = _table(guide / "mario.rossi@esempio.it.html")
+    assert {k: v for k, v in table.items() if k.startswith("outgoing.") and k.split(".")[1] in
+            ("authentication", "username")} == rows
+    for path in (guide / "mario.rossi@esempio.it.html", guide / "mario.rossi@esempio.it.txt"):
+        assert ("The outgoing server needs authentication" in path.read_text(encoding="utf-8")) is needs_auth
+
+
 def test_links_in_guides_are_web_pages_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A javascript: or data: link runs in the reader's browser (the domain guide is made for an intranet
     page, and an imported autoconfig file fills in documentation_url): refused where the spec says it."""

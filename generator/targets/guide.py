@@ -74,8 +74,16 @@ class SettingRow:
     value: str
 
 
+def same_password(spec: Spec) -> bool:
+    """Whether the outgoing server's authentication can be told as "same user name and password": only when both
+    servers take a normal password. Said of OAuth2, NTLM, Kerberos or an encrypted password it hides the method
+    the user must pick (an app left on "Normal password" fails to log in to an OAuth2 SMTP server)."""
+    return (spec.outgoing.same_credentials and spec.outgoing.authentication == "password"
+            and spec.incoming.authentication == "password")
+
+
 def _server_rows(prefix: str, server: Server, user: str, mailbox: Mailbox,
-                 _: Callable[[str], str]) -> list[SettingRow]:
+                 _: Callable[[str], str], same: bool = False) -> list[SettingRow]:
     if isinstance(server, IncomingServer):
         host_label = _("Incoming server (%(protocol)s)") % {"protocol": PROTOCOL_LABEL[server.protocol]}
     else:
@@ -83,7 +91,7 @@ def _server_rows(prefix: str, server: Server, user: str, mailbox: Mailbox,
     rows = [SettingRow(f"{prefix}.host", host_label, mailbox.host(server)),
             SettingRow(f"{prefix}.port", _("Port"), str(server.port)),
             SettingRow(f"{prefix}.security", _("Connection security"), _(SECURITY_LABEL[server.security]))]
-    if isinstance(server, OutgoingServer) and server.same_credentials and server.authentication != "none":
+    if same:
         rows.append(SettingRow(f"{prefix}.authentication", _("Authentication"), _(SAME_CREDENTIALS)))
         return rows
     rows.append(SettingRow(f"{prefix}.authentication", _("Authentication method"),
@@ -106,7 +114,7 @@ def manual_settings(spec: Spec, mailbox: Mailbox, language: str) -> list[Setting
         else:
             keep = _("Yes") if inc.keep_on_server else _("No")
         rows.append(SettingRow("incoming.keep_on_server", _("Leave a copy of messages on the server"), keep))
-    rows += _server_rows("outgoing", spec.outgoing, mailbox.smtp_username, mailbox, _)
+    rows += _server_rows("outgoing", spec.outgoing, mailbox.smtp_username, mailbox, _, same_password(spec))
     rows.append(SettingRow("tls_min", _("Minimum TLS version"), f"TLS {spec.tls_min}"))
     return rows
 
@@ -131,7 +139,8 @@ def expected_values(spec: Spec, mailbox: Mailbox) -> dict[str, Any]:
     for prefix, server in (("incoming", inc), ("outgoing", out)):
         values |= {f"{prefix}.host": mailbox.host(server), f"{prefix}.port": server.port,
                    f"{prefix}.security": server.security}
-        same = prefix == "outgoing" and out.same_credentials and out.authentication != "none"
+        same = (prefix == "outgoing" and out.same_credentials and out.authentication == "password"
+                and inc.authentication == "password")
         values[f"{prefix}.authentication"] = "same-credentials" if same else server.authentication
         if not same and server.authentication != "none":
             values[f"{prefix}.username"] = mailbox.username if prefix == "incoming" else mailbox.smtp_username
