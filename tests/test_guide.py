@@ -237,6 +237,27 @@ def test_outgoing_authentication_is_what_the_spec_says(tmp_path: Path, incoming_
         assert ("The outgoing server needs authentication" in path.read_text(encoding="utf-8")) is needs_auth
 
 
+def test_no_apple_target_no_profile_in_the_guide(tmp_path: Path) -> None:
+    """A spec that builds no Apple profile: the guide sent users to an attached profile, a profile link (which
+    `serve` answers with 404) and its QR code."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE.replace("build: [apple]", "build: [thunderbird, guide]")
+                    + "delivery: {language: it, base_url: \"https://mail.esempio.it/p\"}\n", encoding="utf-8")
+    out = _build(tmp_path, spec, only=["thunderbird", "guide"])
+    guide = out / "mario.rossi@esempio.it/guide"
+    assert sorted(p.name for p in guide.iterdir()) == ["mario.rossi@esempio.it.html", "mario.rossi@esempio.it.txt"]
+    for path in guide.iterdir():
+        text = path.read_text(encoding="utf-8")
+        assert "mobileconfig" not in text and "profilo di configurazione" not in text and "Profilo scaricato" not in text
+        assert "Nelle impostazioni di Mail scegli Aggiungi account, poi Altro" in text
+    parsed = parse_html_guide((guide / "mario.rossi@esempio.it.html").read_bytes())
+    assert parsed.qr_svgs == 0 and "profile-link" not in parsed.links
+    # `messages` always attaches the profile: then the guide tells of it.
+    with_apple = _build(tmp_path / "apple", spec, only=["apple", "guide"])
+    parsed = parse_html_guide((with_apple / "mario.rossi@esempio.it/guide/mario.rossi@esempio.it.html").read_bytes())
+    assert parsed.links["profile-link"] == "https://mail.esempio.it/p/apple/mario.rossi@esempio.it.mobileconfig"
+
+
 def test_links_in_guides_are_web_pages_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A javascript: or data: link runs in the reader's browser (the domain guide is made for an intranet
     page, and an imported autoconfig file fills in documentation_url): refused where the spec says it."""

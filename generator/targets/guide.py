@@ -385,6 +385,12 @@ class GuideTarget(Target):
     def base_url(self) -> str | None:
         return self.ctx.base_url or self.spec.delivery.base_url
 
+    @property
+    def apple(self) -> bool:
+        """Whether users get an Apple profile: built now (`messages` always attaches one) or by the spec's
+        build. Without one the guide must not send them to a profile, a profile link or its QR code."""
+        return "apple" in self.ctx.targets or "apple" in self.spec.targets.build
+
     def environment(self, language: str) -> jinja2.Environment:
         env = self.ctx.environment(f"guide.{language}", {})
         if "jinja2.ext.InternationalizationExtension" not in env.extensions:
@@ -394,10 +400,11 @@ class GuideTarget(Target):
 
     def context(self, mailbox: Mailbox, language: str, personal: bool) -> dict[str, Any]:
         spec = self.spec
-        link = qr_link(self.base_url, mailbox) if self.base_url and personal else None
+        link = qr_link(self.base_url, mailbox) if self.base_url and personal and self.apple else None
         d = spec.delivery
         return {
             "lang": language, "spec": spec, "provider": spec.provider, "mailbox": mailbox, "personal": personal,
+            "apple": self.apple,
             "incoming": spec.incoming, "outgoing": spec.outgoing,
             "settings": manual_settings(spec, mailbox, language),
             "legacy": legacy_settings(spec, mailbox, language),
@@ -415,7 +422,7 @@ class GuideTarget(Target):
         base = f"{mailbox.slug}/guide/{mailbox.slug}"
         files = self._render(mailbox, mailbox.language, base, personal=True, account=mailbox.email,
                              kinds=("guide-html", "guide-text"))
-        if self.base_url and self.wants("guide-qr"):
+        if self.base_url and self.apple and self.wants("guide-qr"):
             link = qr_link(self.base_url, mailbox)
             data = qr_png(link)
             try:
