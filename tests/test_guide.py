@@ -147,6 +147,15 @@ def test_guide_never_carries_the_password(tmp_path: Path, monkeypatch: pytest.Mo
     out = _build(tmp_path, spec)
     for path in (out / "mario.rossi@esempio.it/guide").iterdir():
         assert b"s3cret-Passw0rd" not in path.read_bytes()
+        # The profile beside it (and attached to the message) carries it: the guide must not deny that.
+        text = path.read_text(encoding="utf-8")
+        assert "never contain your password" not in text
+        assert "The configuration profile contains your password: do not forward it to anyone" in text
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "spec.yaml").write_text(BASE, encoding="utf-8")
+    guide = _build(plain, plain / "spec.yaml") / "mario.rossi@esempio.it/guide/mario.rossi@esempio.it.txt"
+    assert "This guide and our messages never contain your password" in guide.read_text(encoding="utf-8")
 
 
 def test_a_template_that_changes_a_value_stops_the_build(tmp_path: Path) -> None:

@@ -404,7 +404,7 @@ class GuideTarget(Target):
         d = spec.delivery
         return {
             "lang": language, "spec": spec, "provider": spec.provider, "mailbox": mailbox, "personal": personal,
-            "apple": self.apple,
+            "apple": self.apple, "profile_password": self.apple and spec.passwords.include,
             "incoming": spec.incoming, "outgoing": spec.outgoing,
             "settings": manual_settings(spec, mailbox, language),
             "legacy": legacy_settings(spec, mailbox, language),
