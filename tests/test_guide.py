@@ -15,7 +15,7 @@ from generator.build import BuildOptions, build, prepare
 from generator.errors import SpecError, VerificationError
 from generator.qrdecode import decode_png
 from generator.spec import load_spec
-from generator.targets.guide import manual_settings, parse_html_guide, profile_link
+from generator.targets.guide import manual_settings, parse_html_guide, parse_text_tables, profile_link
 from tests.conftest import EXAMPLES, require_binary
 from tests.test_spec_errors import BASE, check
 
@@ -265,6 +265,23 @@ def test_no_apple_target_no_profile_in_the_guide(tmp_path: Path) -> None:
     with_apple = _build(tmp_path / "apple", spec, only=["apple", "guide"])
     parsed = parse_html_guide((with_apple / "mario.rossi@esempio.it/guide/mario.rossi@esempio.it.html").read_bytes())
     assert parsed.links["profile-link"] == "https://mail.esempio.it/p/apple/mario.rossi@esempio.it.mobileconfig"
+
+
+def test_the_imap_alternative_is_in_the_guide(tmp_path: Path) -> None:
+    """The provider's own guide points POP3 users to its IMAP server (examples/provider-pop3.yaml declares it
+    as imap_alternative); the guide left it out."""
+    out = _build(tmp_path, EXAMPLES / "provider-pop3.yaml", only=["guide"])
+    guide = out / "mario.rossi@esempio.it/guide/mario.rossi@esempio.it"
+    expected = {"imap.host": "imaps.aruba.it", "imap.port": "993", "imap.security": "SSL/TLS",
+                "imap.authentication": "Normal password", "imap.username": "mario.rossi@esempio.it"}
+    assert _table(Path(f"{guide}.html"), "imap") == expected
+    keys = {"imap": list(expected)}
+    assert parse_text_tables(Path(f"{guide}.txt").read_text(encoding="utf-8"), keys) == {"imap": expected}
+    domain = out / "domains/esempio.it/guide/esempio.it.it.html"
+    assert _table(domain, "imap")["imap.username"] == "%EMAILADDRESS%"
+    # Without one, no IMAP section.
+    assert "imap" not in parse_html_guide((_build(tmp_path / "d", DELIVERY) / "mario.rossi@esempio.it/guide/"
+                                           "mario.rossi@esempio.it.html").read_bytes()).tables
 
 
 def test_links_in_guides_are_web_pages_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -132,6 +132,26 @@ def legacy_settings(spec: Spec, mailbox: Mailbox, language: str) -> list[Setting
     return rows
 
 
+def imap_settings(spec: Spec, mailbox: Mailbox, language: str) -> list[SettingRow]:
+    """The IMAP server a POP3 provider also offers (imap_alternative), for users who prefer IMAP: the
+    provider's own guides point to it (Aruba: "Se si preferisce utilizzare il protocollo IMAP ...")."""
+    if spec.imap_alternative is None:
+        return []
+    return _server_rows("imap", spec.imap_alternative, mailbox.expand(spec.imap_alternative.username), mailbox,
+                        gettext_for(language))
+
+
+def expected_imap(spec: Spec, mailbox: Mailbox) -> dict[str, Any]:
+    server = spec.imap_alternative
+    if server is None:
+        return {}
+    values: dict[str, Any] = {"imap.host": mailbox.host(server), "imap.port": server.port,
+                              "imap.security": server.security, "imap.authentication": server.authentication}
+    if server.authentication != "none":
+        values["imap.username"] = mailbox.expand(server.username)
+    return values
+
+
 def expected_values(spec: Spec, mailbox: Mailbox) -> dict[str, Any]:
     """What the tables must say, in the spec's own vocabulary, straight from the spec (not from the rows)."""
     inc, out = spec.incoming, spec.outgoing
@@ -407,7 +427,7 @@ class GuideTarget(Target):
             "apple": self.apple, "profile_password": self.apple and spec.passwords.include,
             "incoming": spec.incoming, "outgoing": spec.outgoing,
             "settings": manual_settings(spec, mailbox, language),
-            "legacy": legacy_settings(spec, mailbox, language),
+            "legacy": legacy_settings(spec, mailbox, language), "imap": imap_settings(spec, mailbox, language),
             "profile_link": link, "qr_svg": qr_svg(link) if link else None,
             "android_qr": android_qr_uri(spec, mailbox) if personal else None,
             "html_file": f"{mailbox.slug}.html",
@@ -466,6 +486,8 @@ class GuideTarget(Target):
         expected: dict[str, Any] = {"settings": expected_values(self.spec, mailbox)}
         if self.spec.fallbacks.incoming or self.spec.fallbacks.outgoing:
             expected["legacy"] = expected_legacy(self.spec, mailbox)
+        if self.spec.imap_alternative is not None:
+            expected["imap"] = expected_imap(self.spec, mailbox)
         if link is not None:
             expected["profile-link"] = link
         return expected
@@ -477,8 +499,9 @@ class GuideTarget(Target):
         except (UnicodeDecodeError, AssertionError) as exc:
             raise VerificationError(path, [f"not readable HTML: {exc}"]) from None
         actual: dict[str, Any] = {"settings": read_back(parsed.tables.get("settings", {}), language)}
-        if "legacy" in parsed.tables:
-            actual["legacy"] = read_back(parsed.tables["legacy"], language)
+        for table in ("legacy", "imap"):
+            if table in parsed.tables:
+                actual[table] = read_back(parsed.tables[table], language)
         if "profile-link" in parsed.links:
             actual["profile-link"] = parsed.links["profile-link"]
         support, documentation = self.spec.delivery.support, self.spec.provider.documentation_url
@@ -520,6 +543,9 @@ class GuideTarget(Target):
         legacy = legacy_settings(self.spec, mailbox, language)
         if legacy:
             keys["legacy"] = [r.key for r in legacy]
+        imap = imap_settings(self.spec, mailbox, language)
+        if imap:
+            keys["imap"] = [r.key for r in imap]
         tables = parse_text_tables(text, keys)
         actual: dict[str, Any] = {name: read_back(cells, language) for name, cells in tables.items()}
         if link is not None and link in text.split():
