@@ -257,7 +257,8 @@ def test_no_apple_target_no_profile_in_the_guide(tmp_path: Path) -> None:
     assert sorted(p.name for p in guide.iterdir()) == ["mario.rossi@esempio.it.html", "mario.rossi@esempio.it.txt"]
     for path in guide.iterdir():
         text = path.read_text(encoding="utf-8")
-        assert "mobileconfig" not in text and "profilo di configurazione" not in text and "Profilo scaricato" not in text
+        for phrase in ("mobileconfig", "profilo di configurazione", "Profilo scaricato"):
+            assert phrase not in text
         assert "Nelle impostazioni di Mail scegli Aggiungi account, poi Altro" in text
     parsed = parse_html_guide((guide / "mario.rossi@esempio.it.html").read_bytes())
     assert parsed.qr_svgs == 0 and "profile-link" not in parsed.links

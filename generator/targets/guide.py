@@ -34,7 +34,7 @@ import segno
 from generator.accounts import Mailbox
 from generator.errors import Position, Problem, SpecError, VerificationError
 from generator.i18n import LANGUAGES, gettext_for, install
-from generator.model import IncomingServer, OutgoingServer, Server, Spec
+from generator.model import IncomingServer, Server, Spec
 from generator.qrdecode import QRDecodeError, decode, decode_png, matrix_from_paths
 from generator.render import prove, render_template
 from generator.targets.base import OutputFile, Target
