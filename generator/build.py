@@ -208,7 +208,8 @@ def prepare(loaded: LoadedSpec, only: Sequence[str] | None = None, templates: Pa
     if signing is not None and mdm is not None:
         raise BuildError("MDM consoles want unsigned profiles (they re-sign or wrap them): drop the signing options")
     ctx = RenderContext(loaded, templates=templates, signing=signing, mdm=mdm,
-                        kinds=frozenset(kinds) if kinds else None, base_url=base_url, verify=verify)
+                        kinds=frozenset(kinds) if kinds else None, base_url=base_url, verify=verify,
+                        targets=frozenset(names))
     classes = target_classes()
     targets = [classes[name](ctx) for name in names]
     problems = lint_spec(loaded)

@@ -15,7 +15,7 @@ from generator.build import BuildOptions, build, prepare
 from generator.errors import SpecError, VerificationError
 from generator.qrdecode import decode_png
 from generator.spec import load_spec
-from generator.targets.guide import manual_settings, parse_html_guide, profile_link
+from generator.targets.guide import manual_settings, parse_html_guide, parse_text_tables, profile_link
 from tests.conftest import EXAMPLES, require_binary
 from tests.test_spec_errors import BASE, check
 
@@ -147,6 +147,15 @@ def test_guide_never_carries_the_password(tmp_path: Path, monkeypatch: pytest.Mo
     out = _build(tmp_path, spec)
     for path in (out / "mario.rossi@esempio.it/guide").iterdir():
         assert b"s3cret-Passw0rd" not in path.read_bytes()
+        # The profile beside it (and attached to the message) carries it: the guide must not deny that.
+        text = path.read_text(encoding="utf-8")
+        assert "never contain your password" not in text
+        assert "The configuration profile contains your password: do not forward it to anyone" in text
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "spec.yaml").write_text(BASE, encoding="utf-8")
+    guide = _build(plain, plain / "spec.yaml") / "mario.rossi@esempio.it/guide/mario.rossi@esempio.it.txt"
+    assert "This guide and our messages never contain your password" in guide.read_text(encoding="utf-8")
 
 
 def test_a_template_that_changes_a_value_stops_the_build(tmp_path: Path) -> None:
@@ -208,6 +217,72 @@ def test_separate_smtp_credentials_show_the_smtp_user(tmp_path: Path) -> None:
     table = _table(out / "mario.rossi@esempio.it/guide/mario.rossi@esempio.it.html")
     assert table["outgoing.authentication"] == "Normal password"
     assert table["outgoing.username"] == "smtp-mario.rossi"
+
+
+@pytest.mark.parametrize(("incoming_auth", "outgoing", "rows", "needs_auth"), [
+    # OAuth2 SMTP with the incoming server's account: "same user name and password" hid the method.
+    ("oauth2", "authentication: oauth2", {"outgoing.authentication": "OAuth2",
+                                          "outgoing.username": "mario.rossi@esempio.it"}, True),
+    ("password", "authentication: encrypted-password", {"outgoing.authentication": "Encrypted password",
+                                                        "outgoing.username": "mario.rossi@esempio.it"}, True),
+    # A relay without authentication: the guide said it needs authentication.
+    ("password", "authentication: none", {"outgoing.authentication": "No authentication"}, False),
+    ("password", "authentication: password", {"outgoing.authentication":
+                                              "Authentication required, same user name and password"}, True),
+])
+def test_outgoing_authentication_is_what_the_spec_says(tmp_path: Path, incoming_auth: str, outgoing: str,
+                                                       rows: dict[str, str], needs_auth: bool) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE.replace("port: 995\n  security: ssl", f"port: 995\n  security: ssl\n  authentication: "
+                                 f"{incoming_auth}")
+                    .replace("port: 465\n  security: ssl", f"port: 465\n  security: ssl\n  {outgoing}")
+                    .replace("build: [apple]", "build: [thunderbird]"), encoding="utf-8")
+    out = _build(tmp_path, spec, only=["guide"])
+    guide = out / "mario.rossi@esempio.it/guide"
+    table = _table(guide / "mario.rossi@esempio.it.html")
+    assert {k: v for k, v in table.items() if k.startswith("outgoing.") and k.split(".")[1] in
+            ("authentication", "username")} == rows
+    for path in (guide / "mario.rossi@esempio.it.html", guide / "mario.rossi@esempio.it.txt"):
+        assert ("The outgoing server needs authentication" in path.read_text(encoding="utf-8")) is needs_auth
+
+
+def test_no_apple_target_no_profile_in_the_guide(tmp_path: Path) -> None:
+    """A spec that builds no Apple profile: the guide sent users to an attached profile, a profile link (which
+    `serve` answers with 404) and its QR code."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE.replace("build: [apple]", "build: [thunderbird, guide]")
+                    + "delivery: {language: it, base_url: \"https://mail.esempio.it/p\"}\n", encoding="utf-8")
+    out = _build(tmp_path, spec, only=["thunderbird", "guide"])
+    guide = out / "mario.rossi@esempio.it/guide"
+    assert sorted(p.name for p in guide.iterdir()) == ["mario.rossi@esempio.it.html", "mario.rossi@esempio.it.txt"]
+    for path in guide.iterdir():
+        text = path.read_text(encoding="utf-8")
+        for phrase in ("mobileconfig", "profilo di configurazione", "Profilo scaricato"):
+            assert phrase not in text
+        assert "Nelle impostazioni di Mail scegli Aggiungi account, poi Altro" in text
+    parsed = parse_html_guide((guide / "mario.rossi@esempio.it.html").read_bytes())
+    assert parsed.qr_svgs == 0 and "profile-link" not in parsed.links
+    # `messages` always attaches the profile: then the guide tells of it.
+    with_apple = _build(tmp_path / "apple", spec, only=["apple", "guide"])
+    parsed = parse_html_guide((with_apple / "mario.rossi@esempio.it/guide/mario.rossi@esempio.it.html").read_bytes())
+    assert parsed.links["profile-link"] == "https://mail.esempio.it/p/apple/mario.rossi@esempio.it.mobileconfig"
+
+
+def test_the_imap_alternative_is_in_the_guide(tmp_path: Path) -> None:
+    """The provider's own guide points POP3 users to its IMAP server (examples/provider-pop3.yaml declares it
+    as imap_alternative); the guide left it out."""
+    out = _build(tmp_path, EXAMPLES / "provider-pop3.yaml", only=["guide"])
+    guide = out / "mario.rossi@esempio.it/guide/mario.rossi@esempio.it"
+    expected = {"imap.host": "imaps.aruba.it", "imap.port": "993", "imap.security": "SSL/TLS",
+                "imap.authentication": "Normal password", "imap.username": "mario.rossi@esempio.it"}
+    assert _table(Path(f"{guide}.html"), "imap") == expected
+    keys = {"imap": list(expected)}
+    assert parse_text_tables(Path(f"{guide}.txt").read_text(encoding="utf-8"), keys) == {"imap": expected}
+    domain = out / "domains/esempio.it/guide/esempio.it.it.html"
+    assert _table(domain, "imap")["imap.username"] == "%EMAILADDRESS%"
+    # Without one, no IMAP section.
+    assert "imap" not in parse_html_guide((_build(tmp_path / "d", DELIVERY) / "mario.rossi@esempio.it/guide/"
+                                           "mario.rossi@esempio.it.html").read_bytes()).tables
 
 
 def test_links_in_guides_are_web_pages_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

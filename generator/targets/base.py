@@ -58,6 +58,7 @@ class RenderContext:
     mdm: str | None = None  # console name: generic per-domain profiles with the console's variables
     kinds: frozenset[str] | None = None  # build only these kinds of file (None: all)
     base_url: str | None = None  # the service's URL (guides link and QR-code the profile; wins over the spec)
+    targets: frozenset[str] = frozenset()  # the targets of this build (a guide tells of Apple profiles only with one)
     # "fast": shapes proven once, values filled in (docs/verification.md); "full": every file parsed back.
     verify: Verify = "fast"
     _envs: dict[str, jinja2.Environment] = field(default_factory=dict)

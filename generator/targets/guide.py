@@ -34,7 +34,7 @@ import segno
 from generator.accounts import Mailbox
 from generator.errors import Position, Problem, SpecError, VerificationError
 from generator.i18n import LANGUAGES, gettext_for, install
-from generator.model import IncomingServer, OutgoingServer, Server, Spec
+from generator.model import IncomingServer, Server, Spec
 from generator.qrdecode import QRDecodeError, decode, decode_png, matrix_from_paths
 from generator.render import prove, render_template
 from generator.targets.base import OutputFile, Target
@@ -74,8 +74,16 @@ class SettingRow:
     value: str
 
 
+def same_password(spec: Spec) -> bool:
+    """Whether the outgoing server's authentication can be told as "same user name and password": only when both
+    servers take a normal password. Said of OAuth2, NTLM, Kerberos or an encrypted password it hides the method
+    the user must pick (an app left on "Normal password" fails to log in to an OAuth2 SMTP server)."""
+    return (spec.outgoing.same_credentials and spec.outgoing.authentication == "password"
+            and spec.incoming.authentication == "password")
+
+
 def _server_rows(prefix: str, server: Server, user: str, mailbox: Mailbox,
-                 _: Callable[[str], str]) -> list[SettingRow]:
+                 _: Callable[[str], str], same: bool = False) -> list[SettingRow]:
     if isinstance(server, IncomingServer):
         host_label = _("Incoming server (%(protocol)s)") % {"protocol": PROTOCOL_LABEL[server.protocol]}
     else:
@@ -83,7 +91,7 @@ def _server_rows(prefix: str, server: Server, user: str, mailbox: Mailbox,
     rows = [SettingRow(f"{prefix}.host", host_label, mailbox.host(server)),
             SettingRow(f"{prefix}.port", _("Port"), str(server.port)),
             SettingRow(f"{prefix}.security", _("Connection security"), _(SECURITY_LABEL[server.security]))]
-    if isinstance(server, OutgoingServer) and server.same_credentials and server.authentication != "none":
+    if same:
         rows.append(SettingRow(f"{prefix}.authentication", _("Authentication"), _(SAME_CREDENTIALS)))
         return rows
     rows.append(SettingRow(f"{prefix}.authentication", _("Authentication method"),
@@ -106,7 +114,7 @@ def manual_settings(spec: Spec, mailbox: Mailbox, language: str) -> list[Setting
         else:
             keep = _("Yes") if inc.keep_on_server else _("No")
         rows.append(SettingRow("incoming.keep_on_server", _("Leave a copy of messages on the server"), keep))
-    rows += _server_rows("outgoing", spec.outgoing, mailbox.smtp_username, mailbox, _)
+    rows += _server_rows("outgoing", spec.outgoing, mailbox.smtp_username, mailbox, _, same_password(spec))
     rows.append(SettingRow("tls_min", _("Minimum TLS version"), f"TLS {spec.tls_min}"))
     return rows
 
@@ -124,6 +132,26 @@ def legacy_settings(spec: Spec, mailbox: Mailbox, language: str) -> list[Setting
     return rows
 
 
+def imap_settings(spec: Spec, mailbox: Mailbox, language: str) -> list[SettingRow]:
+    """The IMAP server a POP3 provider also offers (imap_alternative), for users who prefer IMAP: the
+    provider's own guides point to it (Aruba: "Se si preferisce utilizzare il protocollo IMAP ...")."""
+    if spec.imap_alternative is None:
+        return []
+    return _server_rows("imap", spec.imap_alternative, mailbox.expand(spec.imap_alternative.username), mailbox,
+                        gettext_for(language))
+
+
+def expected_imap(spec: Spec, mailbox: Mailbox) -> dict[str, Any]:
+    server = spec.imap_alternative
+    if server is None:
+        return {}
+    values: dict[str, Any] = {"imap.host": mailbox.host(server), "imap.port": server.port,
+                              "imap.security": server.security, "imap.authentication": server.authentication}
+    if server.authentication != "none":
+        values["imap.username"] = mailbox.expand(server.username)
+    return values
+
+
 def expected_values(spec: Spec, mailbox: Mailbox) -> dict[str, Any]:
     """What the tables must say, in the spec's own vocabulary, straight from the spec (not from the rows)."""
     inc, out = spec.incoming, spec.outgoing
@@ -131,7 +159,8 @@ def expected_values(spec: Spec, mailbox: Mailbox) -> dict[str, Any]:
     for prefix, server in (("incoming", inc), ("outgoing", out)):
         values |= {f"{prefix}.host": mailbox.host(server), f"{prefix}.port": server.port,
                    f"{prefix}.security": server.security}
-        same = prefix == "outgoing" and out.same_credentials and out.authentication != "none"
+        same = (prefix == "outgoing" and out.same_credentials and out.authentication == "password"
+                and inc.authentication == "password")
         values[f"{prefix}.authentication"] = "same-credentials" if same else server.authentication
         if not same and server.authentication != "none":
             values[f"{prefix}.username"] = mailbox.username if prefix == "incoming" else mailbox.smtp_username
@@ -376,6 +405,12 @@ class GuideTarget(Target):
     def base_url(self) -> str | None:
         return self.ctx.base_url or self.spec.delivery.base_url
 
+    @property
+    def apple(self) -> bool:
+        """Whether users get an Apple profile: built now (`messages` always attaches one) or by the spec's
+        build. Without one the guide must not send them to a profile, a profile link or its QR code."""
+        return "apple" in self.ctx.targets or "apple" in self.spec.targets.build
+
     def environment(self, language: str) -> jinja2.Environment:
         env = self.ctx.environment(f"guide.{language}", {})
         if "jinja2.ext.InternationalizationExtension" not in env.extensions:
@@ -385,13 +420,14 @@ class GuideTarget(Target):
 
     def context(self, mailbox: Mailbox, language: str, personal: bool) -> dict[str, Any]:
         spec = self.spec
-        link = qr_link(self.base_url, mailbox) if self.base_url and personal else None
+        link = qr_link(self.base_url, mailbox) if self.base_url and personal and self.apple else None
         d = spec.delivery
         return {
             "lang": language, "spec": spec, "provider": spec.provider, "mailbox": mailbox, "personal": personal,
+            "apple": self.apple, "profile_password": self.apple and spec.passwords.include,
             "incoming": spec.incoming, "outgoing": spec.outgoing,
             "settings": manual_settings(spec, mailbox, language),
-            "legacy": legacy_settings(spec, mailbox, language),
+            "legacy": legacy_settings(spec, mailbox, language), "imap": imap_settings(spec, mailbox, language),
             "profile_link": link, "qr_svg": qr_svg(link) if link else None,
             "android_qr": android_qr_uri(spec, mailbox) if personal else None,
             "html_file": f"{mailbox.slug}.html",
@@ -406,7 +442,7 @@ class GuideTarget(Target):
         base = f"{mailbox.slug}/guide/{mailbox.slug}"
         files = self._render(mailbox, mailbox.language, base, personal=True, account=mailbox.email,
                              kinds=("guide-html", "guide-text"))
-        if self.base_url and self.wants("guide-qr"):
+        if self.base_url and self.apple and self.wants("guide-qr"):
             link = qr_link(self.base_url, mailbox)
             data = qr_png(link)
             try:
@@ -450,6 +486,8 @@ class GuideTarget(Target):
         expected: dict[str, Any] = {"settings": expected_values(self.spec, mailbox)}
         if self.spec.fallbacks.incoming or self.spec.fallbacks.outgoing:
             expected["legacy"] = expected_legacy(self.spec, mailbox)
+        if self.spec.imap_alternative is not None:
+            expected["imap"] = expected_imap(self.spec, mailbox)
         if link is not None:
             expected["profile-link"] = link
         return expected
@@ -461,8 +499,9 @@ class GuideTarget(Target):
         except (UnicodeDecodeError, AssertionError) as exc:
             raise VerificationError(path, [f"not readable HTML: {exc}"]) from None
         actual: dict[str, Any] = {"settings": read_back(parsed.tables.get("settings", {}), language)}
-        if "legacy" in parsed.tables:
-            actual["legacy"] = read_back(parsed.tables["legacy"], language)
+        for table in ("legacy", "imap"):
+            if table in parsed.tables:
+                actual[table] = read_back(parsed.tables[table], language)
         if "profile-link" in parsed.links:
             actual["profile-link"] = parsed.links["profile-link"]
         support, documentation = self.spec.delivery.support, self.spec.provider.documentation_url
@@ -504,6 +543,9 @@ class GuideTarget(Target):
         legacy = legacy_settings(self.spec, mailbox, language)
         if legacy:
             keys["legacy"] = [r.key for r in legacy]
+        imap = imap_settings(self.spec, mailbox, language)
+        if imap:
+            keys["imap"] = [r.key for r in imap]
         tables = parse_text_tables(text, keys)
         actual: dict[str, Any] = {name: read_back(cells, language) for name, cells in tables.items()}
         if link is not None and link in text.split():
