@@ -56,8 +56,13 @@ def test_guide_per_account_in_its_language(tmp_path: Path) -> None:
     assert parse_html_guide((out / "jane.doe@esempio.it/guide/jane.doe@esempio.it.html").read_bytes()).lang == "en"
     legacy = _table(out / "mario.rossi@esempio.it/guide/mario.rossi@esempio.it.html", "legacy")
     assert legacy == {"fallback.incoming.0.host": "pop3.esempio.it", "fallback.incoming.0.port": "110",
-                      "fallback.incoming.0.security": "Nessuna", "fallback.outgoing.0.host": "smtp.esempio.it",
-                      "fallback.outgoing.0.port": "25", "fallback.outgoing.0.security": "Nessuna"}
+                      "fallback.incoming.0.security": "Nessuna",
+                      "fallback.incoming.0.authentication": "Password normale",
+                      "fallback.incoming.0.username": "mario.rossi@esempio.it",
+                      "fallback.outgoing.0.host": "smtp.esempio.it",
+                      "fallback.outgoing.0.port": "25", "fallback.outgoing.0.security": "Nessuna",
+                      "fallback.outgoing.0.authentication": "Password normale",
+                      "fallback.outgoing.0.username": "mario.rossi@esempio.it"}
     text = (out / "mario.rossi@esempio.it/guide/mario.rossi@esempio.it.txt").read_text(encoding="utf-8")
     assert "Porta: 995\n" in text and "Sicurezza della connessione: SSL/TLS\n" in text
     assert "La password ti è stata consegnata dal Servizio IT di persona." in text
@@ -229,6 +234,9 @@ def test_separate_smtp_credentials_show_the_smtp_user(tmp_path: Path) -> None:
     ("password", "authentication: none", {"outgoing.authentication": "No authentication"}, False),
     ("password", "authentication: password", {"outgoing.authentication":
                                               "Authentication required, same user name and password"}, True),
+    # Its own user name: "Use the same settings as my incoming server" was still advised.
+    ("password", "authentication: password\n  same_credentials: false\n  username: smtp-%EMAILLOCALPART%",
+     {"outgoing.authentication": "Normal password", "outgoing.username": "smtp-mario.rossi"}, False),
 ])
 def test_outgoing_authentication_is_what_the_spec_says(tmp_path: Path, incoming_auth: str, outgoing: str,
                                                        rows: dict[str, str], needs_auth: bool) -> None:
@@ -244,6 +252,22 @@ def test_outgoing_authentication_is_what_the_spec_says(tmp_path: Path, incoming_
             ("authentication", "username")} == rows
     for path in (guide / "mario.rossi@esempio.it.html", guide / "mario.rossi@esempio.it.txt"):
         assert ("The outgoing server needs authentication" in path.read_text(encoding="utf-8")) is needs_auth
+
+
+def test_fallbacks_show_their_own_login(tmp_path: Path) -> None:
+    """The fallback table left out authentication and user name: a fallback with its own user name, or none,
+    read as if it took the main login."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE + "fallbacks:\n  incoming: [{protocol: pop3, host: pop3.esempio.it, port: 110, security: none, "
+                    "allow_insecure: true, username: \"%EMAILLOCALPART%\"}]\n  outgoing: [{host: smtp.esempio.it, "
+                    "port: 25, security: none, allow_insecure: true, authentication: none}]\n", encoding="utf-8")
+    out = _build(tmp_path, spec, only=["guide"])
+    legacy = _table(out / "mario.rossi@esempio.it/guide/mario.rossi@esempio.it.html", "legacy")
+    assert {k: v for k, v in legacy.items() if k.rsplit(".", 1)[1] in ("authentication", "username")} == {
+        "fallback.incoming.0.authentication": "Normal password", "fallback.incoming.0.username": "mario.rossi",
+        "fallback.outgoing.0.authentication": "No authentication"}
+    text = (out / "mario.rossi@esempio.it/guide/mario.rossi@esempio.it.txt").read_text(encoding="utf-8")
+    assert text.count("User name: mario.rossi\n") == 1  # the fallback's, beside the main table's full address
 
 
 def test_no_apple_target_no_profile_in_the_guide(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ import segno
 from generator.accounts import Mailbox
 from generator.errors import Position, Problem, SpecError, VerificationError
 from generator.i18n import LANGUAGES, gettext_for, install
-from generator.model import IncomingServer, Server, Spec
+from generator.model import IncomingServer, OutgoingServer, Server, Spec
 from generator.qrdecode import QRDecodeError, decode, decode_png, matrix_from_paths
 from generator.render import prove, render_template
 from generator.targets.base import OutputFile, Target
@@ -123,13 +123,23 @@ def legacy_settings(spec: Spec, mailbox: Mailbox, language: str) -> list[Setting
     """The discouraged plain-text fallback servers, if the spec declares them (shown with a warning)."""
     _ = gettext_for(language)
     rows: list[SettingRow] = []
-    for i, server in enumerate(spec.fallbacks.incoming):
-        rows += [r for r in _server_rows(f"fallback.incoming.{i}", server, "", mailbox, _)
-                 if not r.key.endswith((".authentication", ".username"))]
-    for i, out in enumerate(spec.fallbacks.outgoing):
-        rows += [r for r in _server_rows(f"fallback.outgoing.{i}", out, "", mailbox, _)
-                 if not r.key.endswith((".authentication", ".username"))]
+    # With their own authentication and user name: a fallback may log in differently from the main servers
+    # (its own `username`, or none), and a table without them let the user assume the main login.
+    for prefix, server in _fallbacks(spec):
+        rows += _server_rows(prefix, server, fallback_user(spec, server, mailbox), mailbox, _)
     return rows
+
+
+def _fallbacks(spec: Spec) -> list[tuple[str, Server]]:
+    servers: list[tuple[str, Server]] = [(f"fallback.incoming.{i}", s) for i, s in enumerate(spec.fallbacks.incoming)]
+    return servers + [(f"fallback.outgoing.{i}", s) for i, s in enumerate(spec.fallbacks.outgoing)]
+
+
+def fallback_user(spec: Spec, server: Server, mailbox: Mailbox) -> str:
+    """A fallback's user name for this mailbox, as config-v1.1.xml gives it: its own, or for an outgoing server
+    with same_credentials the incoming server's."""
+    same = isinstance(server, OutgoingServer) and server.same_credentials
+    return mailbox.expand(spec.incoming.username if same else server.username)
 
 
 def imap_settings(spec: Spec, mailbox: Mailbox, language: str) -> list[SettingRow]:
@@ -172,11 +182,12 @@ def expected_values(spec: Spec, mailbox: Mailbox) -> dict[str, Any]:
 
 def expected_legacy(spec: Spec, mailbox: Mailbox) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    servers: list[tuple[str, Server]] = [(f"fallback.incoming.{i}", s) for i, s in enumerate(spec.fallbacks.incoming)]
-    servers += [(f"fallback.outgoing.{i}", s) for i, s in enumerate(spec.fallbacks.outgoing)]
-    for prefix, server in servers:
+    for prefix, server in _fallbacks(spec):
         values |= {f"{prefix}.host": mailbox.host(server), f"{prefix}.port": server.port,
-                   f"{prefix}.security": server.security}
+                   f"{prefix}.security": server.security, f"{prefix}.authentication": server.authentication}
+        if server.authentication != "none":  # written apart from fallback_user: the check must not share it
+            own = not (prefix.startswith("fallback.outgoing") and getattr(server, "same_credentials", False))
+            values[f"{prefix}.username"] = mailbox.expand(server.username if own else spec.incoming.username)
     return values
 
 
