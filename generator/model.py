@@ -85,6 +85,18 @@ def _host(value: str) -> str:
     return "%EMAILDOMAIN%".join(out)
 
 
+def bare_host(host: str) -> str:
+    """A spec host as Mozilla's mail clients store it: an IPv6 literal without the brackets the spec (like a
+    URL) writes around it. Thunderbird's hostname prefs hold what nsIURI.host gives, which has no brackets (its
+    serverURI code adds them), and its autoconfig reader refuses a '[' in <hostname> (FORMATS.md §2-3)."""
+    return host[1:-1] if host.startswith("[") else host
+
+
+def is_ipv6_literal(host: str) -> bool:
+    """Whether a spec host is an IPv6 literal (the model only lets one through in brackets)."""
+    return host.startswith("[")
+
+
 def _domain(value: str) -> str:
     if "%" in value:
         raise ValueError(f"'{value}' is not a domain name; placeholders belong in host names")

@@ -14,7 +14,15 @@ import defusedxml.ElementTree as SafeET
 
 from generator.accounts import Mailbox
 from generator.errors import BuildError, Problem, VerificationError
-from generator.model import Authentication, IncomingServer, OutgoingServer, Security, Server
+from generator.model import (
+    Authentication,
+    IncomingServer,
+    OutgoingServer,
+    Security,
+    Server,
+    bare_host,
+    is_ipv6_literal,
+)
 from generator.prefs import (
     PrefsSyntaxError,
     PrefValue,
@@ -115,6 +123,22 @@ class ThunderbirdTarget(Target):
         incoming += [(("fallbacks", "incoming", i), s) for i, s in enumerate(spec.fallbacks.incoming)]
         outgoing: list[tuple[tuple[str | int, ...], Server]] = [(("outgoing",), spec.outgoing)]
         outgoing += [(("fallbacks", "outgoing", i), s) for i, s in enumerate(spec.fallbacks.outgoing)]
+        if is_ipv6_literal(spec.incoming.host) and self._wants_prefs():
+            # MsgIncomingServer.sys.mjs reads a ':' in the hostname pref as host:port, so an IPv6 address (with
+            # or without brackets) comes back as "server1.invalid" [seen in Thunderbird 140].
+            problems.append(Problem(
+                where("incoming", "host"),
+                f"Thunderbird cannot use an IPv6 address as an incoming server's host ({spec.incoming.host}): it "
+                "reads the ':' as the start of a port and replaces the host with server1.invalid",
+                "give the server a host name (with an AAAA record), or leave thunderbird out of targets.build"))
+        listed = [(loc, s) for loc, s in incoming if any(s is a for a in self._autoconfig_incoming())]
+        for loc, server in listed if self.wants("autoconfig-xml") else []:
+            if is_ipv6_literal(server.host):
+                problems.append(Problem(
+                    where(*loc, "host"),
+                    f"config-v1.1.xml lists the IPv6 address {server.host} as an incoming server: desktop "
+                    "Thunderbird cannot create an account with it (it reads the ':' as a port); Thunderbird for "
+                    "Android can", "give the server a host name (with an AAAA record)", "warning"))
         for loc, server in incoming:
             if server.authentication == "none":
                 # readFromXML.sys.mjs has no "none" for incoming servers: the whole file is rejected.
@@ -224,7 +248,7 @@ class ThunderbirdTarget(Target):
         server = f"mail.server.{SERVER}."
         incoming = [
             Pref(server + "type", inc.protocol, "incoming"),
-            Pref(server + "hostname", mailbox.host(inc), "incoming"),
+            Pref(server + "hostname", bare_host(mailbox.host(inc)), "incoming"),
             Pref(server + "port", inc.port, "incoming"),  # always written: defaults differ per type
             Pref(server + "userName", mailbox.username, "incoming"),  # capital N for incoming servers
             Pref(server + "socketType", SOCKET_TYPE[inc.security], "incoming"),
@@ -269,7 +293,7 @@ class ThunderbirdTarget(Target):
                 Pref("mail.smtpservers", SMTP, "outgoing"),
                 Pref("mail.smtp.defaultserver", SMTP, "outgoing"),
                 Pref(smtp + "type", "smtp", "outgoing"),  # migrations that would add it skip new profiles
-                Pref(smtp + "hostname", mailbox.host(out), "outgoing"),
+                Pref(smtp + "hostname", bare_host(mailbox.host(out)), "outgoing"),
                 Pref(smtp + "port", out.port, "outgoing"),
                 Pref(smtp + "username", mailbox.smtp_username, "outgoing"),  # lower-case n for SMTP
                 Pref(smtp + "try_ssl", SOCKET_TYPE[out.security], "outgoing"),
@@ -279,6 +303,17 @@ class ThunderbirdTarget(Target):
             Section("Minimum TLS version", [Pref("security.tls.version.min", TLS_MIN_PREF[spec.tls_min],
                                                  "tls_min")]),
         ]
+
+    def _wants_prefs(self) -> bool:
+        """Whether this build writes the per-account prefs (user.js, mozilla.cfg, policies.json)."""
+        return any(self.wants(k) for k in ("user.js", "mozilla.cfg", "policies.json"))
+
+    def _autoconfig_incoming(self) -> list[IncomingServer]:
+        """The incoming servers config-v1.1.xml lists, in order (see autoconfig_values)."""
+        spec = self.spec
+        plain_ok = spec.targets.thunderbird.autoconfig_plain_fallbacks
+        return [spec.incoming, *([spec.imap_alternative] if spec.imap_alternative else []),
+                *(s for s in spec.fallbacks.incoming if plain_ok or s.security != "none")]
 
     def _plain_fallbacks(self) -> list[Server]:
         fallbacks = self.spec.fallbacks
@@ -358,8 +393,9 @@ class ThunderbirdTarget(Target):
         incoming_user = spec.incoming.username
 
         def server(s: Server, user: str) -> dict[str, Any]:
-            values: dict[str, Any] = {"hostname": s.host, "port": s.port, "socketType": XML_SOCKET[s.security],
-                                      "username": user, "authentication": XML_AUTH[s.authentication]}
+            values: dict[str, Any] = {"hostname": bare_host(s.host), "port": s.port,
+                                      "socketType": XML_SOCKET[s.security], "username": user,
+                                      "authentication": XML_AUTH[s.authentication]}
             if isinstance(s, IncomingServer):
                 values["type"] = s.protocol
                 if s.protocol == "pop3":
@@ -374,8 +410,7 @@ class ThunderbirdTarget(Target):
         # Plain-text fallbacks make Thunderbird for Android reject the whole file (thunderbird_android.py), so
         # they are listed only on request; the IMAP alternative follows the primary (desktop keeps it first).
         plain_ok = spec.targets.thunderbird.autoconfig_plain_fallbacks
-        incoming = [spec.incoming, *([spec.imap_alternative] if spec.imap_alternative else []),
-                    *(s for s in spec.fallbacks.incoming if plain_ok or s.security != "none")]
+        incoming = self._autoconfig_incoming()
         outgoing = [spec.outgoing, *(s for s in spec.fallbacks.outgoing if plain_ok or s.security != "none")]
 
         doc: dict[str, Any] = {
