@@ -96,21 +96,23 @@ class ThunderbirdTarget(Target):
     def lint(self) -> list[Problem]:
         spec, where = self.spec, self.ctx.loaded.where
         problems: list[Problem] = []
+        # Each problem is about some kinds of file; a --kinds build is told only about the ones it writes.
+        xml = self.wants("autoconfig-xml")
         fallbacks = len(spec.fallbacks.incoming) + len(spec.fallbacks.outgoing)
-        if fallbacks:
+        if fallbacks and self._wants_prefs():
             problems.append(Problem(
                 where("fallbacks"),
                 f"Thunderbird prefs hold one incoming and one outgoing server per account: the {fallbacks} "
                 "fallback server(s) are left out of user.js, mozilla.cfg and policies.json",
                 "config-v1.1.xml (autoconfig) lists them after the primary servers, except plain-text ones "
                 "(see targets.thunderbird.autoconfig_plain_fallbacks)", "warning"))
-        if spec.targets.thunderbird.autoconfig_plain_fallbacks and self._plain_fallbacks():
+        if xml and spec.targets.thunderbird.autoconfig_plain_fallbacks and self._plain_fallbacks():
             problems.append(Problem(
                 where("targets", "thunderbird", "autoconfig_plain_fallbacks"),
                 f"config-v1.1.xml lists the plain-text fallbacks: {ANDROID_CLIENTS} reject the whole file "
                 "(a server with socketType plain); desktop Thunderbird, Evolution and KMail read it",
                 "leave autoconfig_plain_fallbacks out unless the legacy clients matter more", "warning"))
-        android = android_autoconfig_problems(self.autoconfig_values())
+        android = android_autoconfig_problems(self.autoconfig_values()) if xml else []
         if android:
             problems.append(Problem(
                 where("imap_alternative") if spec.imap_alternative else where("incoming"),
@@ -131,17 +133,18 @@ class ThunderbirdTarget(Target):
                 f"Thunderbird cannot use an IPv6 address as an incoming server's host ({spec.incoming.host}): it "
                 "reads the ':' as the start of a port and replaces the host with server1.invalid",
                 "give the server a host name (with an AAAA record), or leave thunderbird out of targets.build"))
-        listed = [(loc, s) for loc, s in incoming if any(s is a for a in self._autoconfig_incoming())]
-        for loc, server in listed if self.wants("autoconfig-xml") else []:
+        listed = [(loc, s) for loc, s in incoming if xml and any(s is a for a in self._autoconfig_incoming())]
+        for loc, server in listed:
             if is_ipv6_literal(server.host):
                 problems.append(Problem(
                     where(*loc, "host"),
                     f"config-v1.1.xml lists the IPv6 address {server.host} as an incoming server: desktop "
                     "Thunderbird cannot create an account with it (it reads the ':' as a port); Thunderbird for "
                     "Android can", "give the server a host name (with an AAAA record)", "warning"))
-        for loc, server in incoming:
+        for loc, server in listed:
             if server.authentication == "none":
-                # readFromXML.sys.mjs has no "none" for incoming servers: the whole file is rejected.
+                # readFromXML.sys.mjs has no "none" for incoming servers: the whole file is rejected. The prefs
+                # carry it (authMethod 1), and a plain-text fallback left out of the XML is not in it.
                 problems.append(Problem(
                     where(*loc, "authentication"),
                     "Thunderbird's autoconfig rejects the whole config-v1.1.xml when an incoming server has "
@@ -153,7 +156,7 @@ class ThunderbirdTarget(Target):
                     f"Thunderbird uses OAuth2 only for providers it knows (OAuth2Providers); for {server.host} "
                     "the account will not log in and autoconfig skips this server",
                     "check that Thunderbird ships an OAuth2 configuration for this host", "warning"))
-        for name in self._policy_unsafe_prefs():
+        for name in self._policy_unsafe_prefs() if self.wants("policies.json") else []:
             section = {"mail.server.": "incoming", "mail.smtpserver.": "outgoing"}
             origin = next((v for k, v in section.items() if name.startswith(k)), "targets")
             problems.append(Problem(
@@ -366,8 +369,7 @@ class ThunderbirdTarget(Target):
         spec = self.spec
         if not self.wants("autoconfig-xml"):
             return []
-        for server in [spec.incoming, *([spec.imap_alternative] if spec.imap_alternative else []),
-                       *spec.fallbacks.incoming]:
+        for server in self._autoconfig_incoming():
             if server.authentication == "none":
                 raise BuildError("config-v1.1.xml: an incoming server with authentication: none makes "
                                  "Thunderbird reject the whole file; fix the spec (see the lint error)")
