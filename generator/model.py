@@ -208,7 +208,8 @@ class Server(Closed):
     security: Security = Field(description="ssl = implicit TLS (993/995/465), starttls, or none (plain text).")
     authentication: Authentication = Field("password", description="How the client proves who it is.")
     username: Username = Field("%EMAILADDRESS%", description="User name; placeholders %EMAILADDRESS%, "
-                               "%EMAILLOCALPART%, %EMAILDOMAIN% or a literal.")
+                               "%EMAILLOCALPART%, %EMAILDOMAIN% or a literal. An imap_alternative or fallback "
+                               "without one uses the primary server's (incoming or outgoing).")
     allow_insecure: bool = Field(False, description="Allow a password over security: none (refused otherwise).")
 
 
@@ -467,3 +468,15 @@ class Spec(Closed):
     passwords: Passwords = Field(default_factory=Passwords, description="Opt-in: write passwords (Apple only).")
     delivery: Delivery = Field(default_factory=Delivery, description="Guides and messages: language, sender, "
                                "support contact, texts.")
+
+
+def user_template(spec: Spec, server: Server) -> str:
+    """The user-name template `server` logs in with. An outgoing server with same_credentials uses the incoming
+    one's. The primary servers have their own; an IMAP alternative or fallback that does not set `username`
+    logs in as the primary of its direction does (a user name given once is meant for every server), one that
+    sets it uses its own."""
+    if isinstance(server, OutgoingServer) and server.same_credentials:
+        return spec.incoming.username
+    if server is spec.incoming or server is spec.outgoing or "username" in server.model_fields_set:
+        return server.username
+    return spec.outgoing.username if isinstance(server, OutgoingServer) else spec.incoming.username

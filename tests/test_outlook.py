@@ -33,6 +33,7 @@ from generator.render import packaged_templates
 from generator.spec import LoadedSpec, load_spec
 from generator.targets.base import OutputFile, RenderContext
 from generator.targets.outlook import OUTLOOK_KEY, SETUP_KEY, OutlookTarget, read_autodiscover
+from generator.targets.thunderbird import ThunderbirdTarget, parse_autoconfig
 from tests.conftest import EXAMPLES
 from tests.test_spec_errors import BASE
 
@@ -404,3 +405,39 @@ def test_prf_reader_reads_sections_keys_and_quoted_values() -> None:
     text = '; comment\n[General]\nCustom=1\n\n[Account1]\nDisplayName=""Boss""\nEmpty=\n'
     assert read_sections(b"\xff\xfe" + text.replace("\n", "\r\n").encode("utf-16-le")) == {
         "General": {"Custom": "1"}, "Account1": {"DisplayName": '"Boss"', "Empty": ""}}
+
+
+USER_NAMES = """\
+provider: {id: esempio.it, display_name: Esempio, domains: [esempio.it]}
+incoming: {protocol: pop3, host: pop.esempio.it, port: 995, security: ssl, username: "%EMAILLOCALPART%"}
+outgoing: {host: smtp.esempio.it, port: 465, security: ssl}
+imap_alternative: {protocol: imap, host: imap.esempio.it, port: 993, security: ssl, username: "%EMAILADDRESS%"}
+fallbacks:
+  incoming:
+    - {protocol: pop3, host: pop3.esempio.it, port: 995, security: ssl}
+    - {protocol: pop3, host: pop4.esempio.it, port: 995, security: ssl, username: "u-%EMAILLOCALPART%"}
+  outgoing:
+    - {host: smtp2.esempio.it, port: 465, security: ssl, same_credentials: false}
+    - {host: smtp3.esempio.it, port: 465, security: ssl, same_credentials: false, username: "s-%EMAILLOCALPART%"}
+accounts: [{name: Mario, email: mario@esempio.it}]
+"""
+
+
+def test_every_server_logs_in_with_the_same_user_name_in_autoconfig_and_autodiscover(tmp_path: Path) -> None:
+    """A server's own `username` is kept; one without it logs in as the primary of its direction does. The
+    autoconfig XML ignored the IMAP alternative's and the fallbacks' own user names, and autodiscover gave an
+    unset one the default %EMAILADDRESS%: the two files disagreed on three of the six servers."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(USER_NAMES, encoding="utf-8")
+    loaded = load_spec(spec)
+    (mailbox,) = load_accounts(loaded)
+    expected = {"pop.esempio.it": "%EMAILLOCALPART%", "imap.esempio.it": "%EMAILADDRESS%",
+                "pop3.esempio.it": "%EMAILLOCALPART%", "pop4.esempio.it": "u-%EMAILLOCALPART%",
+                "smtp.esempio.it": "%EMAILLOCALPART%", "smtp2.esempio.it": "%EMAILADDRESS%",
+                "smtp3.esempio.it": "s-%EMAILLOCALPART%"}
+    (xml,) = ThunderbirdTarget(RenderContext(loaded)).render_shared()
+    doc = parse_autoconfig(xml.data)
+    assert {s["hostname"]: s["username"] for s in doc["incoming"] + doc["outgoing"]} == expected
+    answer = read_autodiscover(_render(loaded)["mario@esempio.it"]["autodiscover-xml"].data)
+    assert {p["Server"]: p["LoginName"] for p in answer["Protocol"]} == {
+        host: mailbox.expand(user) for host, user in expected.items() if host != "imap.esempio.it"}

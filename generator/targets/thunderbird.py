@@ -17,11 +17,11 @@ from generator.errors import BuildError, Problem, VerificationError
 from generator.model import (
     Authentication,
     IncomingServer,
-    OutgoingServer,
     Security,
     Server,
     bare_host,
     is_ipv6_literal,
+    user_template,
 )
 from generator.prefs import (
     PrefsSyntaxError,
@@ -392,7 +392,6 @@ class ThunderbirdTarget(Target):
         """The autoconfig document as plain values: placeholders, not per-user values (it serves a domain)."""
         spec = self.spec
         provider = spec.provider
-        incoming_user = spec.incoming.username
 
         def server(s: Server, user: str) -> dict[str, Any]:
             values: dict[str, Any] = {"hostname": bare_host(s.host), "port": s.port,
@@ -406,9 +405,6 @@ class ThunderbirdTarget(Target):
                         values["pop3"]["daysToLeaveMessagesOnServer"] = str(s.keep_days)
             return values
 
-        def smtp_user(s: OutgoingServer) -> str:
-            return incoming_user if s.same_credentials else s.username
-
         # Plain-text fallbacks make Thunderbird for Android reject the whole file (thunderbird_android.py), so
         # they are listed only on request; the IMAP alternative follows the primary (desktop keeps it first).
         plain_ok = spec.targets.thunderbird.autoconfig_plain_fallbacks
@@ -420,8 +416,8 @@ class ThunderbirdTarget(Target):
             "domains": list(provider.domains),
             "displayName": provider.display_name,
             "displayShortName": provider.short_name or provider.display_name,
-            "incoming": [server(s, incoming_user) for s in incoming],
-            "outgoing": [server(s, smtp_user(s)) for s in outgoing],
+            "incoming": [server(s, user_template(spec, s)) for s in incoming],
+            "outgoing": [server(s, user_template(spec, s)) for s in outgoing],
         }
         if provider.documentation_url is not None:
             doc["documentation"] = {"url": provider.documentation_url,
