@@ -165,6 +165,14 @@ def _windows_path(value: str) -> str:
     return value
 
 
+def _expandable_windows_path(value: str) -> str:
+    """A REG_EXPAND_SZ path (ForcePSTPath): absolute, or starting with an environment variable, which that
+    registry type exists to carry (%LOCALAPPDATA%\\Microsoft\\Outlook: a folder per user)."""
+    if re.match(r"^%[A-Za-z_][A-Za-z0-9_()]*%\\", value):
+        return _text(value)
+    return _windows_path(value)
+
+
 def _web_url(value: str) -> str:
     """A page the guides link (documentation, support): http(s) only. A javascript: or data: link would run
     in the reader's browser, on the intranet page the domain guide is made for (and an imported autoconfig
@@ -194,6 +202,7 @@ Identifier = Annotated[str, AfterValidator(_identifier)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 TlsVersion = Annotated[Literal["1.2", "1.3"], BeforeValidator(_tls_version)]
 WindowsPath = Annotated[str, AfterValidator(_windows_path)]
+ExpandableWindowsPath = Annotated[str, AfterValidator(_expandable_windows_path)]
 
 
 class Closed(BaseModel):
@@ -347,7 +356,8 @@ class ThunderbirdSettings(Closed):
 class OutlookSettings(Closed):
     prf_dir: WindowsPath = Field("C:\\ProgramData\\mailprofile",
                                  description="Absolute Windows folder where the admin deploys the .prf files.")
-    force_pst_path: WindowsPath | None = Field(None, description="ForcePSTPath: folder for new PST files.")
+    force_pst_path: ExpandableWindowsPath | None = Field(
+        None, description="ForcePSTPath: folder for new PST files (REG_EXPAND_SZ: may start with %VARIABLE%\\).")
     disable_simplified_account_creation: bool = Field(
         False, description="DisableOffice365SimplifiedAccountCreation=1: bring back the classic wizard.")
     profile_name: Text = Field("Outlook", description="PRF ProfileName.")

@@ -13,6 +13,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from generator.accounts import Mailbox, load_accounts
+from generator.build import prepare
 from generator.errors import VerificationError
 from generator.model import OutlookSettings, _text
 from generator.prf import PrfFormatError, prf_value, read_sections, typed_account, unquote
@@ -441,3 +442,21 @@ def test_every_server_logs_in_with_the_same_user_name_in_autoconfig_and_autodisc
     answer = read_autodiscover(_render(loaded)["mario@esempio.it"]["autodiscover-xml"].data)
     assert {p["Server"]: p["LoginName"] for p in answer["Protocol"]} == {
         host: mailbox.expand(user) for host, user in expected.items() if host != "imap.esempio.it"}
+
+
+def test_prf_dir_with_a_variable_is_warned_and_force_pst_path_may_start_with_one(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, "  build: [outlook]\n  outlook:\n    prf_dir: 'C:\\Users\\%USERNAME%\\Posta'\n"
+                 "    force_pst_path: '%LOCALAPPDATA%\\Microsoft\\Outlook'\n", BASE.replace("  build: [apple]\n", ""))
+    plan = prepare(load_spec(spec))
+    assert [(p.position and p.position.line, p.message) for p in plan.warnings if "prf_dir" in p.message] == [
+        (20, "prf_dir C:\\Users\\%USERNAME%\\Posta holds a %VARIABLE%: ImportPRF is a plain string (REG_SZ) that "
+             "Outlook is not known to expand, so the import would look for that folder literally")]
+    [files] = _render(spec).values()
+    assert parse_reg(files["reg"].data)[OUTLOOK_KEY] == {
+        "ForcePSTPath": (REG_EXPAND_SZ, "%LOCALAPPDATA%\\Microsoft\\Outlook")}
+
+
+@pytest.mark.parametrize("path", ["Outlook\\PST", "%LOCALAPPDATA%", "%LOCAL APPDATA%\\x", "%\\x"])
+def test_force_pst_path_is_still_absolute_or_variable_rooted(path: str) -> None:
+    with pytest.raises(ValueError, match="not an absolute Windows path"):
+        OutlookSettings.model_validate({"force_pst_path": path})

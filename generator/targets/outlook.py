@@ -212,6 +212,13 @@ class OutlookTarget(Target):
                     f"Outlook's PRF and autodiscover have no setting for authentication: {server.authentication}; "
                     "Outlook will send the password (SPA off)",
                     "use authentication: password over TLS for Outlook, or ntlm for SPA", severity="warning"))
+        if "%" in self.settings.prf_dir:
+            out.append(Problem(
+                where("targets", "outlook", "prf_dir"),
+                f"prf_dir {self.settings.prf_dir} holds a %VARIABLE%: ImportPRF is a plain string (REG_SZ) "
+                "that Outlook is not known to expand, so the import would look for that folder literally",
+                "use a fixed folder every user can read, such as C:\\ProgramData\\mailprofile",
+                severity="warning"))
         if spec.passwords.include:
             out.append(Problem(
                 where("passwords", "include"),
