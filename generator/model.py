@@ -85,6 +85,18 @@ def _host(value: str) -> str:
     return "%EMAILDOMAIN%".join(out)
 
 
+def bare_host(host: str) -> str:
+    """A spec host as Mozilla's mail clients store it: an IPv6 literal without the brackets the spec (like a
+    URL) writes around it. Thunderbird's hostname prefs hold what nsIURI.host gives, which has no brackets (its
+    serverURI code adds them), and its autoconfig reader refuses a '[' in <hostname> (FORMATS.md §2-3)."""
+    return host[1:-1] if host.startswith("[") else host
+
+
+def is_ipv6_literal(host: str) -> bool:
+    """Whether a spec host is an IPv6 literal (the model only lets one through in brackets)."""
+    return host.startswith("[")
+
+
 def _domain(value: str) -> str:
     if "%" in value:
         raise ValueError(f"'{value}' is not a domain name; placeholders belong in host names")
@@ -153,6 +165,14 @@ def _windows_path(value: str) -> str:
     return value
 
 
+def _expandable_windows_path(value: str) -> str:
+    """A REG_EXPAND_SZ path (ForcePSTPath): absolute, or starting with an environment variable, which that
+    registry type exists to carry (%LOCALAPPDATA%\\Microsoft\\Outlook: a folder per user)."""
+    if re.match(r"^%[A-Za-z_][A-Za-z0-9_()]*%\\", value):
+        return _text(value)
+    return _windows_path(value)
+
+
 def _web_url(value: str) -> str:
     """A page the guides link (documentation, support): http(s) only. A javascript: or data: link would run
     in the reader's browser, on the intranet page the domain guide is made for (and an imported autoconfig
@@ -182,6 +202,7 @@ Identifier = Annotated[str, AfterValidator(_identifier)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 TlsVersion = Annotated[Literal["1.2", "1.3"], BeforeValidator(_tls_version)]
 WindowsPath = Annotated[str, AfterValidator(_windows_path)]
+ExpandableWindowsPath = Annotated[str, AfterValidator(_expandable_windows_path)]
 
 
 class Closed(BaseModel):
@@ -196,7 +217,8 @@ class Server(Closed):
     security: Security = Field(description="ssl = implicit TLS (993/995/465), starttls, or none (plain text).")
     authentication: Authentication = Field("password", description="How the client proves who it is.")
     username: Username = Field("%EMAILADDRESS%", description="User name; placeholders %EMAILADDRESS%, "
-                               "%EMAILLOCALPART%, %EMAILDOMAIN% or a literal.")
+                               "%EMAILLOCALPART%, %EMAILDOMAIN% or a literal. An imap_alternative or fallback "
+                               "without one uses the primary server's (incoming or outgoing).")
     allow_insecure: bool = Field(False, description="Allow a password over security: none (refused otherwise).")
 
 
@@ -334,7 +356,8 @@ class ThunderbirdSettings(Closed):
 class OutlookSettings(Closed):
     prf_dir: WindowsPath = Field("C:\\ProgramData\\mailprofile",
                                  description="Absolute Windows folder where the admin deploys the .prf files.")
-    force_pst_path: WindowsPath | None = Field(None, description="ForcePSTPath: folder for new PST files.")
+    force_pst_path: ExpandableWindowsPath | None = Field(
+        None, description="ForcePSTPath: folder for new PST files (REG_EXPAND_SZ: may start with %VARIABLE%\\).")
     disable_simplified_account_creation: bool = Field(
         False, description="DisableOffice365SimplifiedAccountCreation=1: bring back the classic wizard.")
     profile_name: Text = Field("Outlook", description="PRF ProfileName.")
@@ -455,3 +478,15 @@ class Spec(Closed):
     passwords: Passwords = Field(default_factory=Passwords, description="Opt-in: write passwords (Apple only).")
     delivery: Delivery = Field(default_factory=Delivery, description="Guides and messages: language, sender, "
                                "support contact, texts.")
+
+
+def user_template(spec: Spec, server: Server) -> str:
+    """The user-name template `server` logs in with. An outgoing server with same_credentials uses the incoming
+    one's. The primary servers have their own; an IMAP alternative or fallback that does not set `username`
+    logs in as the primary of its direction does (a user name given once is meant for every server), one that
+    sets it uses its own."""
+    if isinstance(server, OutgoingServer) and server.same_credentials:
+        return spec.incoming.username
+    if server is spec.incoming or server is spec.outgoing or "username" in server.model_fields_set:
+        return server.username
+    return spec.outgoing.username if isinstance(server, OutgoingServer) else spec.incoming.username

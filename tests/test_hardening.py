@@ -91,12 +91,35 @@ def test_bracketed_host_must_be_an_ipv6_literal(tmp_path: Path, host: str) -> No
 
 
 def test_bracketed_ipv6_host_is_written_in_every_format(tmp_path: Path) -> None:
-    text = HEAD.replace("host: imap.esempio.it", "host: '[2001:db8::25]'") + \
+    text = HEAD.replace("host: smtp.esempio.it", "host: '[2001:db8::25]'") + \
         "accounts:\n  - {name: Mario, email: mario@esempio.it}\n"
     report = build(prepare(load_spec(_write(tmp_path, text))), tmp_path / "out")
     assert report.accounts == 1
     profile = plistlib.loads((tmp_path / "out/mario@esempio.it/apple/mario@esempio.it.mobileconfig").read_bytes())
-    assert profile["PayloadContent"][0]["IncomingMailServerHostName"] == "[2001:db8::25]"
+    assert profile["PayloadContent"][0]["OutgoingMailServerHostName"] == "[2001:db8::25]"
+    # Mozilla's clients store the address without brackets (tests/test_thunderbird_real.py shows Thunderbird).
+    user_js = (tmp_path / "out/mario@esempio.it/thunderbird/user.js").read_text(encoding="utf-8")
+    assert 'user_pref("mail.smtpserver.smtp1.hostname", "2001:db8::25");' in user_js
+    xml = (tmp_path / "out/domains/esempio.it/config-v1.1.xml").read_text(encoding="utf-8")
+    assert "<hostname>2001:db8::25</hostname>" in xml and "[" not in xml
+
+
+def test_ipv6_incoming_host_is_refused_for_thunderbird_prefs_only(tmp_path: Path) -> None:
+    text = HEAD.replace("host: imap.esempio.it", "host: '[2001:db8::25]'") + \
+        "accounts:\n  - {name: Mario, email: mario@esempio.it}\n"
+    spec = _write(tmp_path, text)
+    with pytest.raises(SpecError) as err:
+        prepare(load_spec(spec))
+    assert [str(p) for p in err.value.problems] == [
+        f"{spec}:2:34: Thunderbird cannot use an IPv6 address as an incoming server's host ([2001:db8::25]): it "
+        "reads the ':' as the start of a port and replaces the host with server1.invalid — give the server a "
+        "host name (with an AAAA record), or leave thunderbird out of targets.build"]
+    # The per-domain XML alone builds, with a warning: Thunderbird for Android can use the address.
+    plan = prepare(load_spec(spec), kinds=["autoconfig-xml"])
+    assert [p.message for p in plan.warnings if "IPv6" in p.message] == [
+        "config-v1.1.xml lists the IPv6 address [2001:db8::25] as an incoming server: desktop Thunderbird cannot "
+        "create an account with it (it reads the ':' as a port); Thunderbird for Android can"]
+    assert build(prepare(load_spec(spec), only=["apple", "outlook"]), tmp_path / "out").accounts == 1
 
 
 def test_mixed_script_domain_is_warned_about(tmp_path: Path) -> None:

@@ -55,6 +55,21 @@ def test_jamf_has_no_local_part_variable(tmp_path: Path) -> None:
         "incoming.username: Jamf Pro has no variable for the part of the address before the @"]
 
 
+@pytest.mark.parametrize("same", [True, False])
+def test_jamf_checks_the_outgoing_user_name_only_when_it_is_used(tmp_path: Path, same: bool) -> None:
+    (tmp_path / "spec.yaml").write_text(BASE.replace("  port: 465\n", "  port: 465\n  username: \"%EMAILLOCALPART%\"\n"
+                                                     f"  same_credentials: {str(same).lower()}\n"))
+    if not same:
+        with pytest.raises(SpecError) as info:
+            prepare(load_spec(tmp_path / "spec.yaml"), mdm="jamf")
+        assert [p.message for p in info.value.problems] == [
+            "outgoing.username: Jamf Pro has no variable for the part of the address before the @"]
+        return
+    build(prepare(load_spec(tmp_path / "spec.yaml"), mdm="jamf"), BuildOptions(out=tmp_path / "out"))
+    data = (tmp_path / "out/domains/esempio.it/apple/esempio.it.jamf.mobileconfig").read_bytes()
+    assert plistlib.loads(data)["PayloadContent"][0]["OutgoingMailServerUsername"] == "$EMAIL"
+
+
 def test_mdm_refuses_signing_and_other_targets(tmp_path: Path) -> None:
     with pytest.raises(BuildError, match="MDM mode builds generic Apple profiles only"):
         prepare(load_spec(EXAMPLES / "provider-imap.yaml"), ["outlook"], mdm="jamf")

@@ -13,6 +13,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from generator.accounts import Mailbox, load_accounts
+from generator.build import prepare
 from generator.errors import VerificationError
 from generator.model import OutlookSettings, _text
 from generator.prf import PrfFormatError, prf_value, read_sections, typed_account, unquote
@@ -33,6 +34,7 @@ from generator.render import packaged_templates
 from generator.spec import LoadedSpec, load_spec
 from generator.targets.base import OutputFile, RenderContext
 from generator.targets.outlook import OUTLOOK_KEY, SETUP_KEY, OutlookTarget, read_autodiscover
+from generator.targets.thunderbird import ThunderbirdTarget, parse_autoconfig
 from tests.conftest import EXAMPLES
 from tests.test_spec_errors import BASE
 
@@ -404,3 +406,57 @@ def test_prf_reader_reads_sections_keys_and_quoted_values() -> None:
     text = '; comment\n[General]\nCustom=1\n\n[Account1]\nDisplayName=""Boss""\nEmpty=\n'
     assert read_sections(b"\xff\xfe" + text.replace("\n", "\r\n").encode("utf-16-le")) == {
         "General": {"Custom": "1"}, "Account1": {"DisplayName": '"Boss"', "Empty": ""}}
+
+
+USER_NAMES = """\
+provider: {id: esempio.it, display_name: Esempio, domains: [esempio.it]}
+incoming: {protocol: pop3, host: pop.esempio.it, port: 995, security: ssl, username: "%EMAILLOCALPART%"}
+outgoing: {host: smtp.esempio.it, port: 465, security: ssl}
+imap_alternative: {protocol: imap, host: imap.esempio.it, port: 993, security: ssl, username: "%EMAILADDRESS%"}
+fallbacks:
+  incoming:
+    - {protocol: pop3, host: pop3.esempio.it, port: 995, security: ssl}
+    - {protocol: pop3, host: pop4.esempio.it, port: 995, security: ssl, username: "u-%EMAILLOCALPART%"}
+  outgoing:
+    - {host: smtp2.esempio.it, port: 465, security: ssl, same_credentials: false}
+    - {host: smtp3.esempio.it, port: 465, security: ssl, same_credentials: false, username: "s-%EMAILLOCALPART%"}
+accounts: [{name: Mario, email: mario@esempio.it}]
+"""
+
+
+def test_every_server_logs_in_with_the_same_user_name_in_autoconfig_and_autodiscover(tmp_path: Path) -> None:
+    """A server's own `username` is kept; one without it logs in as the primary of its direction does. The
+    autoconfig XML ignored the IMAP alternative's and the fallbacks' own user names, and autodiscover gave an
+    unset one the default %EMAILADDRESS%: the two files disagreed on three of the six servers."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(USER_NAMES, encoding="utf-8")
+    loaded = load_spec(spec)
+    (mailbox,) = load_accounts(loaded)
+    expected = {"pop.esempio.it": "%EMAILLOCALPART%", "imap.esempio.it": "%EMAILADDRESS%",
+                "pop3.esempio.it": "%EMAILLOCALPART%", "pop4.esempio.it": "u-%EMAILLOCALPART%",
+                "smtp.esempio.it": "%EMAILLOCALPART%", "smtp2.esempio.it": "%EMAILADDRESS%",
+                "smtp3.esempio.it": "s-%EMAILLOCALPART%"}
+    (xml,) = ThunderbirdTarget(RenderContext(loaded)).render_shared()
+    doc = parse_autoconfig(xml.data)
+    assert {s["hostname"]: s["username"] for s in doc["incoming"] + doc["outgoing"]} == expected
+    answer = read_autodiscover(_render(loaded)["mario@esempio.it"]["autodiscover-xml"].data)
+    assert {p["Server"]: p["LoginName"] for p in answer["Protocol"]} == {
+        host: mailbox.expand(user) for host, user in expected.items() if host != "imap.esempio.it"}
+
+
+def test_prf_dir_with_a_variable_is_warned_and_force_pst_path_may_start_with_one(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, "  build: [outlook]\n  outlook:\n    prf_dir: 'C:\\Users\\%USERNAME%\\Posta'\n"
+                 "    force_pst_path: '%LOCALAPPDATA%\\Microsoft\\Outlook'\n", BASE.replace("  build: [apple]\n", ""))
+    plan = prepare(load_spec(spec))
+    assert [(p.position and p.position.line, p.message) for p in plan.warnings if "prf_dir" in p.message] == [
+        (20, "prf_dir C:\\Users\\%USERNAME%\\Posta holds a %VARIABLE%: ImportPRF is a plain string (REG_SZ) that "
+             "Outlook is not known to expand, so the import would look for that folder literally")]
+    [files] = _render(spec).values()
+    assert parse_reg(files["reg"].data)[OUTLOOK_KEY] == {
+        "ForcePSTPath": (REG_EXPAND_SZ, "%LOCALAPPDATA%\\Microsoft\\Outlook")}
+
+
+@pytest.mark.parametrize("path", ["Outlook\\PST", "%LOCALAPPDATA%", "%LOCAL APPDATA%\\x", "%\\x"])
+def test_force_pst_path_is_still_absolute_or_variable_rooted(path: str) -> None:
+    with pytest.raises(ValueError, match="not an absolute Windows path"):
+        OutlookSettings.model_validate({"force_pst_path": path})

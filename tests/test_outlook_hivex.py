@@ -195,3 +195,16 @@ def test_the_harness_sees_a_broken_file(hivexregedit: str, tmp_path: Path) -> No
     hive.write_bytes(empty_hive())
     result = _merge(hivexregedit, hive, "Windows Registry Editor Version 5.00\n\n[\\Software]\nnot a value\n")
     assert result.returncode != 0 and "parse error" in result.stderr
+
+
+def test_force_pst_path_may_start_with_an_environment_variable(hivexregedit: str, tmp_path: Path) -> None:
+    """REG_EXPAND_SZ exists to carry %VARIABLE% paths (a PST folder per user); the spec refused them."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE + "  outlook:\n    force_pst_path: '%LOCALAPPDATA%\\Microsoft\\Outlook'\n", encoding="utf-8")
+    loaded = load_spec(spec)
+    [mailbox] = load_accounts(loaded)
+    [reg] = [f for f in OutlookTarget(RenderContext(loaded)).render_account(mailbox) if f.kind == "reg"]
+    hive = tmp_path / "expand.hive"
+    hive.write_bytes(empty_hive())
+    assert _merge(hivexregedit, hive, _with_ancestors(reg.data)).returncode == 0
+    assert _dump(hive)[OUTLOOK_KEY] == {"ForcePSTPath": (REG_EXPAND_SZ, "%LOCALAPPDATA%\\Microsoft\\Outlook")}

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from generator.accounts import Mailbox, load_accounts
-from generator.errors import VerificationError
+from generator.build import prepare
+from generator.errors import SpecError, VerificationError
 from generator.prefs import PrefsSyntaxError, as_dict, prefs_string, prefs_value, read_cfg, read_prefs
 from generator.render import packaged_templates
 from generator.spec import load_spec
@@ -99,6 +100,39 @@ def test_incoming_auth_none_is_a_lint_error(tmp_path: Path) -> None:
     errors = [p for p in target.lint() if p.severity == "error"]
     assert len(errors) == 1 and "rejects the whole config-v1.1.xml" in errors[0].message
     assert errors[0].position is not None and errors[0].position.line == 10
+
+
+def test_incoming_auth_none_is_refused_only_where_the_xml_lists_it(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, auth="none")
+    # The prefs carry it (authMethod 1): a build of them alone is not refused for the XML's sake.
+    plan = prepare(load_spec(spec), kinds=["user.js", "mozilla.cfg"])
+    assert [p for p in plan.warnings if "config-v1.1.xml" in p.message] == []
+    files = {f.kind: f.data for f in plan.targets[0].render_account(load_accounts(plan.loaded)[0])}
+    assert user_prefs(files)["mail.server.server1.authMethod"] == 1
+    assert as_dict(read_cfg(files["mozilla.cfg"].decode("utf-8")))["mail.server.server1.authMethod"] == 1
+    with pytest.raises(SpecError, match=r"rejects the whole config-v1\.1\.xml"):
+        prepare(load_spec(spec), kinds=["autoconfig-xml"])
+
+
+@pytest.mark.parametrize("listed", [False, True])
+def test_plain_fallback_without_auth_is_refused_only_when_listed(tmp_path: Path, listed: bool) -> None:
+    # A legacy plain-text fallback is left out of config-v1.1.xml unless autoconfig_plain_fallbacks asks.
+    text = write_spec(tmp_path).read_text(encoding="utf-8") + (
+        "fallbacks:\n  incoming:\n    - {protocol: pop3, host: pop3.example.org, port: 110, security: none,"
+        " authentication: none}\n"
+        f"targets: {{thunderbird: {{autoconfig_plain_fallbacks: {str(listed).lower()}}}}}\n")
+    (tmp_path / "spec.yaml").write_text(text, encoding="utf-8")
+    loaded = load_spec(tmp_path / "spec.yaml")
+    if listed:
+        with pytest.raises(SpecError) as err:
+            prepare(loaded, only=["thunderbird"])
+        assert [(p.position and p.position.line, p.message) for p in err.value.problems] == [
+            (23, "Thunderbird's autoconfig rejects the whole config-v1.1.xml when an incoming server has "
+                 "authentication: none")]
+        return
+    target = prepare(loaded, only=["thunderbird"]).targets[0]
+    doc = parse_autoconfig(target.render_shared()[0].data)
+    assert [s["hostname"] for s in doc["incoming"]] == ["mail.example.org"]
 
 
 def test_oauth2_is_warned(tmp_path: Path) -> None:

@@ -161,7 +161,10 @@ class AppleTarget(Target):
                                "enforce it on the server", "warning"))
         if self.ctx.mdm is not None:
             console = CONSOLES[self.ctx.mdm]
-            for section, server in (("incoming", spec.incoming), ("outgoing", spec.outgoing)):
+            # With same_credentials the outgoing user is the incoming one (mdm_mailbox): its own is unused.
+            logins = [("incoming", spec.incoming)] + ([] if spec.outgoing.same_credentials else
+                                                      [("outgoing", spec.outgoing)])
+            for section, server in logins:
                 try:
                     console_value(server.username, console, "example.com")
                 except ValueError as exc:

@@ -19,7 +19,7 @@ from defusedxml import DefusedXmlException
 
 from generator.accounts import Mailbox
 from generator.errors import BuildError, Problem, VerificationError
-from generator.model import IncomingServer, OutgoingServer, OutlookSettings, Security, Server
+from generator.model import IncomingServer, OutgoingServer, OutlookSettings, Security, Server, user_template
 from generator.prf import PrfFormatError, encode_prf, prf_long, prf_value, read_sections, typed_account
 from generator.regfile import (
     DELETE,
@@ -212,6 +212,13 @@ class OutlookTarget(Target):
                     f"Outlook's PRF and autodiscover have no setting for authentication: {server.authentication}; "
                     "Outlook will send the password (SPA off)",
                     "use authentication: password over TLS for Outlook, or ntlm for SPA", severity="warning"))
+        if "%" in self.settings.prf_dir:
+            out.append(Problem(
+                where("targets", "outlook", "prf_dir"),
+                f"prf_dir {self.settings.prf_dir} holds a %VARIABLE%: ImportPRF is a plain string (REG_SZ) "
+                "that Outlook is not known to expand, so the import would look for that folder literally",
+                "use a fixed folder every user can read, such as C:\\ProgramData\\mailprofile",
+                severity="warning"))
         if spec.passwords.include:
             out.append(Problem(
                 where("passwords", "include"),
@@ -230,16 +237,11 @@ class OutlookTarget(Target):
     # --- values -----------------------------------------------------------------------------------------
     def _login(self, mailbox: Mailbox, server: Server) -> str:
         """The user name for `server`: the mailbox's resolved one unless the server names its own."""
-        spec = self.spec
-        if isinstance(server, OutgoingServer):
-            if server.same_credentials:
-                return mailbox.username
-            if server.username == spec.outgoing.username:
-                return mailbox.smtp_username
-            return mailbox.expand(server.username)
-        if server.username == spec.incoming.username:
-            return mailbox.username
-        return mailbox.expand(server.username)
+        template = user_template(self.spec, server)
+        if template == self.spec.incoming.username and not (
+                isinstance(server, OutgoingServer) and not server.same_credentials):
+            return mailbox.username  # the account's own user name, if the accounts list gives one
+        return mailbox.expand(template)
 
     def prf_account(self, mailbox: Mailbox) -> dict[str, str | int]:
         """[Account1] as Outlook should read it back (typed by the mapping section)."""

@@ -14,7 +14,15 @@ import defusedxml.ElementTree as SafeET
 
 from generator.accounts import Mailbox
 from generator.errors import BuildError, Problem, VerificationError
-from generator.model import Authentication, IncomingServer, OutgoingServer, Security, Server
+from generator.model import (
+    Authentication,
+    IncomingServer,
+    Security,
+    Server,
+    bare_host,
+    is_ipv6_literal,
+    user_template,
+)
 from generator.prefs import (
     PrefsSyntaxError,
     PrefValue,
@@ -88,21 +96,23 @@ class ThunderbirdTarget(Target):
     def lint(self) -> list[Problem]:
         spec, where = self.spec, self.ctx.loaded.where
         problems: list[Problem] = []
+        # Each problem is about some kinds of file; a --kinds build is told only about the ones it writes.
+        xml = self.wants("autoconfig-xml")
         fallbacks = len(spec.fallbacks.incoming) + len(spec.fallbacks.outgoing)
-        if fallbacks:
+        if fallbacks and self._wants_prefs():
             problems.append(Problem(
                 where("fallbacks"),
                 f"Thunderbird prefs hold one incoming and one outgoing server per account: the {fallbacks} "
                 "fallback server(s) are left out of user.js, mozilla.cfg and policies.json",
                 "config-v1.1.xml (autoconfig) lists them after the primary servers, except plain-text ones "
                 "(see targets.thunderbird.autoconfig_plain_fallbacks)", "warning"))
-        if spec.targets.thunderbird.autoconfig_plain_fallbacks and self._plain_fallbacks():
+        if xml and spec.targets.thunderbird.autoconfig_plain_fallbacks and self._plain_fallbacks():
             problems.append(Problem(
                 where("targets", "thunderbird", "autoconfig_plain_fallbacks"),
                 f"config-v1.1.xml lists the plain-text fallbacks: {ANDROID_CLIENTS} reject the whole file "
                 "(a server with socketType plain); desktop Thunderbird, Evolution and KMail read it",
                 "leave autoconfig_plain_fallbacks out unless the legacy clients matter more", "warning"))
-        android = android_autoconfig_problems(self.autoconfig_values())
+        android = android_autoconfig_problems(self.autoconfig_values()) if xml else []
         if android:
             problems.append(Problem(
                 where("imap_alternative") if spec.imap_alternative else where("incoming"),
@@ -115,9 +125,26 @@ class ThunderbirdTarget(Target):
         incoming += [(("fallbacks", "incoming", i), s) for i, s in enumerate(spec.fallbacks.incoming)]
         outgoing: list[tuple[tuple[str | int, ...], Server]] = [(("outgoing",), spec.outgoing)]
         outgoing += [(("fallbacks", "outgoing", i), s) for i, s in enumerate(spec.fallbacks.outgoing)]
-        for loc, server in incoming:
+        if is_ipv6_literal(spec.incoming.host) and self._wants_prefs():
+            # MsgIncomingServer.sys.mjs reads a ':' in the hostname pref as host:port, so an IPv6 address (with
+            # or without brackets) comes back as "server1.invalid" [seen in Thunderbird 140].
+            problems.append(Problem(
+                where("incoming", "host"),
+                f"Thunderbird cannot use an IPv6 address as an incoming server's host ({spec.incoming.host}): it "
+                "reads the ':' as the start of a port and replaces the host with server1.invalid",
+                "give the server a host name (with an AAAA record), or leave thunderbird out of targets.build"))
+        listed = [(loc, s) for loc, s in incoming if xml and any(s is a for a in self._autoconfig_incoming())]
+        for loc, server in listed:
+            if is_ipv6_literal(server.host):
+                problems.append(Problem(
+                    where(*loc, "host"),
+                    f"config-v1.1.xml lists the IPv6 address {server.host} as an incoming server: desktop "
+                    "Thunderbird cannot create an account with it (it reads the ':' as a port); Thunderbird for "
+                    "Android can", "give the server a host name (with an AAAA record)", "warning"))
+        for loc, server in listed:
             if server.authentication == "none":
-                # readFromXML.sys.mjs has no "none" for incoming servers: the whole file is rejected.
+                # readFromXML.sys.mjs has no "none" for incoming servers: the whole file is rejected. The prefs
+                # carry it (authMethod 1), and a plain-text fallback left out of the XML is not in it.
                 problems.append(Problem(
                     where(*loc, "authentication"),
                     "Thunderbird's autoconfig rejects the whole config-v1.1.xml when an incoming server has "
@@ -129,7 +156,7 @@ class ThunderbirdTarget(Target):
                     f"Thunderbird uses OAuth2 only for providers it knows (OAuth2Providers); for {server.host} "
                     "the account will not log in and autoconfig skips this server",
                     "check that Thunderbird ships an OAuth2 configuration for this host", "warning"))
-        for name in self._policy_unsafe_prefs():
+        for name in self._policy_unsafe_prefs() if self.wants("policies.json") else []:
             section = {"mail.server.": "incoming", "mail.smtpserver.": "outgoing"}
             origin = next((v for k, v in section.items() if name.startswith(k)), "targets")
             problems.append(Problem(
@@ -224,7 +251,7 @@ class ThunderbirdTarget(Target):
         server = f"mail.server.{SERVER}."
         incoming = [
             Pref(server + "type", inc.protocol, "incoming"),
-            Pref(server + "hostname", mailbox.host(inc), "incoming"),
+            Pref(server + "hostname", bare_host(mailbox.host(inc)), "incoming"),
             Pref(server + "port", inc.port, "incoming"),  # always written: defaults differ per type
             Pref(server + "userName", mailbox.username, "incoming"),  # capital N for incoming servers
             Pref(server + "socketType", SOCKET_TYPE[inc.security], "incoming"),
@@ -269,7 +296,7 @@ class ThunderbirdTarget(Target):
                 Pref("mail.smtpservers", SMTP, "outgoing"),
                 Pref("mail.smtp.defaultserver", SMTP, "outgoing"),
                 Pref(smtp + "type", "smtp", "outgoing"),  # migrations that would add it skip new profiles
-                Pref(smtp + "hostname", mailbox.host(out), "outgoing"),
+                Pref(smtp + "hostname", bare_host(mailbox.host(out)), "outgoing"),
                 Pref(smtp + "port", out.port, "outgoing"),
                 Pref(smtp + "username", mailbox.smtp_username, "outgoing"),  # lower-case n for SMTP
                 Pref(smtp + "try_ssl", SOCKET_TYPE[out.security], "outgoing"),
@@ -279,6 +306,17 @@ class ThunderbirdTarget(Target):
             Section("Minimum TLS version", [Pref("security.tls.version.min", TLS_MIN_PREF[spec.tls_min],
                                                  "tls_min")]),
         ]
+
+    def _wants_prefs(self) -> bool:
+        """Whether this build writes the per-account prefs (user.js, mozilla.cfg, policies.json)."""
+        return any(self.wants(k) for k in ("user.js", "mozilla.cfg", "policies.json"))
+
+    def _autoconfig_incoming(self) -> list[IncomingServer]:
+        """The incoming servers config-v1.1.xml lists, in order (see autoconfig_values)."""
+        spec = self.spec
+        plain_ok = spec.targets.thunderbird.autoconfig_plain_fallbacks
+        return [spec.incoming, *([spec.imap_alternative] if spec.imap_alternative else []),
+                *(s for s in spec.fallbacks.incoming if plain_ok or s.security != "none")]
 
     def _plain_fallbacks(self) -> list[Server]:
         fallbacks = self.spec.fallbacks
@@ -331,8 +369,7 @@ class ThunderbirdTarget(Target):
         spec = self.spec
         if not self.wants("autoconfig-xml"):
             return []
-        for server in [spec.incoming, *([spec.imap_alternative] if spec.imap_alternative else []),
-                       *spec.fallbacks.incoming]:
+        for server in self._autoconfig_incoming():
             if server.authentication == "none":
                 raise BuildError("config-v1.1.xml: an incoming server with authentication: none makes "
                                  "Thunderbird reject the whole file; fix the spec (see the lint error)")
@@ -355,11 +392,11 @@ class ThunderbirdTarget(Target):
         """The autoconfig document as plain values: placeholders, not per-user values (it serves a domain)."""
         spec = self.spec
         provider = spec.provider
-        incoming_user = spec.incoming.username
 
         def server(s: Server, user: str) -> dict[str, Any]:
-            values: dict[str, Any] = {"hostname": s.host, "port": s.port, "socketType": XML_SOCKET[s.security],
-                                      "username": user, "authentication": XML_AUTH[s.authentication]}
+            values: dict[str, Any] = {"hostname": bare_host(s.host), "port": s.port,
+                                      "socketType": XML_SOCKET[s.security], "username": user,
+                                      "authentication": XML_AUTH[s.authentication]}
             if isinstance(s, IncomingServer):
                 values["type"] = s.protocol
                 if s.protocol == "pop3":
@@ -368,14 +405,10 @@ class ThunderbirdTarget(Target):
                         values["pop3"]["daysToLeaveMessagesOnServer"] = str(s.keep_days)
             return values
 
-        def smtp_user(s: OutgoingServer) -> str:
-            return incoming_user if s.same_credentials else s.username
-
         # Plain-text fallbacks make Thunderbird for Android reject the whole file (thunderbird_android.py), so
         # they are listed only on request; the IMAP alternative follows the primary (desktop keeps it first).
         plain_ok = spec.targets.thunderbird.autoconfig_plain_fallbacks
-        incoming = [spec.incoming, *([spec.imap_alternative] if spec.imap_alternative else []),
-                    *(s for s in spec.fallbacks.incoming if plain_ok or s.security != "none")]
+        incoming = self._autoconfig_incoming()
         outgoing = [spec.outgoing, *(s for s in spec.fallbacks.outgoing if plain_ok or s.security != "none")]
 
         doc: dict[str, Any] = {
@@ -383,8 +416,8 @@ class ThunderbirdTarget(Target):
             "domains": list(provider.domains),
             "displayName": provider.display_name,
             "displayShortName": provider.short_name or provider.display_name,
-            "incoming": [server(s, incoming_user) for s in incoming],
-            "outgoing": [server(s, smtp_user(s)) for s in outgoing],
+            "incoming": [server(s, user_template(spec, s)) for s in incoming],
+            "outgoing": [server(s, user_template(spec, s)) for s in outgoing],
         }
         if provider.documentation_url is not None:
             doc["documentation"] = {"url": provider.documentation_url,

@@ -18,6 +18,12 @@ async function harnessDump() {
                    authMethod: s.authMethod, username: s.username, name: s.prettyName,
                    identities: a.identities.map(i => ({email: i.email, fullName: i.fullName,
                                                         organization: i.organization, smtpServerKey: i.smtpServerKey}))};
+    if (s.type != "none") {
+      Object.assign(entry, {loginAtStartUp: s.loginAtStartUp, doBiff: s.doBiff, biffMinutes: s.biffMinutes});
+    }
+    if (s.type == "imap") {
+      entry.serverDirectory = s.QueryInterface(Ci.nsIImapIncomingServer).serverDirectory;
+    }
     if (s.type == "pop3") {
       const p = s.QueryInterface(Ci.nsIPop3IncomingServer);
       entry.leaveMessagesOnServer = p.leaveMessagesOnServer;
