@@ -240,3 +240,50 @@ def test_imap_alternative_must_be_imap(tmp_path: Path, monkeypatch: pytest.Monke
     # Located at the server's mapping (the line after the key), with what to change.
     assert f"error: {spec.name}:{line + 1}:3: imap_alternative: imap_alternative must be an imap server " \
            "(protocol: imap)" in result.output
+
+
+# --- every server with its own user name -------------------------------------------------------------------------
+
+OWN_USERS = {"incoming.username": "%EMAILLOCALPART%",  # the POP3 primary
+             "imap_alternative.username": "%EMAILADDRESS%",
+             "fallbacks.incoming": [{"protocol": "imap", "host": "imap2.aruba.it", "port": 993, "security": "ssl",
+                                     "username": "legacy-%EMAILLOCALPART%"}],
+             "fallbacks.outgoing": [{"host": "smtp2.aruba.it", "port": 587, "security": "starttls",
+                                     "same_credentials": False, "username": "%EMAILDOMAIN%"}]}
+
+
+def test_every_server_keeps_its_own_user_name(tmp_path: Path) -> None:
+    """The IMAP alternative and the fallbacks name their own user names; an SMTP server with the same
+    credentials takes the primary incoming one (as in autodiscover.xml, which Outlook reads)."""
+    from generator.targets.outlook import OutlookTarget, read_autodiscover
+
+    spec = _variant(tmp_path, OWN_USERS)
+    got = parse(_xml(_target(spec)), "mario.rossi@esempio.it")
+    assert [(s.hostname, s.username) for s in got["incoming"]] == [
+        ("imaps.aruba.it", "mario.rossi@esempio.it"), ("imap2.aruba.it", "legacy-mario.rossi")]
+    assert [(s.hostname, s.username) for s in got["outgoing"]] == [
+        ("smtps.aruba.it", "mario.rossi"), ("smtp2.aruba.it", "esempio.it")]
+
+    loaded = load_spec(spec)
+    [mailbox] = load_accounts(loaded)
+    [xml] = [f for f in OutlookTarget(RenderContext(loaded)).render_account(mailbox) if f.kind == "autodiscover-xml"]
+    logins = {p["Server"]: p["LoginName"] for p in read_autodiscover(xml.data)["Protocol"]}
+    assert logins["imap2.aruba.it"] == "legacy-mario.rossi" and logins["smtp2.aruba.it"] == "esempio.it"
+    assert logins["smtps.aruba.it"] == "mario.rossi"
+
+
+@pytest.mark.thunderbird
+def test_desktop_thunderbird_reads_each_servers_own_user_name(tmp_path: Path) -> None:
+    from tests.test_thunderbird_real import HARNESS, make_install, run_thunderbird
+
+    install = make_install(tmp_path, "// harness only\n" + HARNESS.read_text(),
+                           isp={"esempio.it": _xml(_target(_variant(tmp_path, OWN_USERS)))})
+    home, profile = tmp_path / "home", tmp_path / "profile"
+    home.mkdir()
+    profile.mkdir()
+    got = run_thunderbird(install, profile, home, domains=["esempio.it"])["autoconfig"]["esempio.it"]
+    assert [(s["hostname"], s["username"]) for s in got["incoming"]] == [
+        ("pop3s.aruba.it", "%EMAILLOCALPART%"), ("imaps.aruba.it", "%EMAILADDRESS%"),
+        ("imap2.aruba.it", "legacy-%EMAILLOCALPART%")]
+    assert [(s["hostname"], s["username"]) for s in got["outgoing"]] == [
+        ("smtps.aruba.it", "%EMAILLOCALPART%"), ("smtp2.aruba.it", "%EMAILDOMAIN%")]

@@ -355,9 +355,12 @@ class ThunderbirdTarget(Target):
         """The autoconfig document as plain values: placeholders, not per-user values (it serves a domain)."""
         spec = self.spec
         provider = spec.provider
-        incoming_user = spec.incoming.username
 
-        def server(s: Server, user: str) -> dict[str, Any]:
+        def server(s: Server) -> dict[str, Any]:
+            # Each server's own user name (the IMAP alternative and the fallbacks may name theirs, as in
+            # autodiscover.xml); an SMTP server with the same credentials takes the primary incoming one.
+            same = isinstance(s, OutgoingServer) and s.same_credentials
+            user = spec.incoming.username if same else s.username
             values: dict[str, Any] = {"hostname": s.host, "port": s.port, "socketType": XML_SOCKET[s.security],
                                       "username": user, "authentication": XML_AUTH[s.authentication]}
             if isinstance(s, IncomingServer):
@@ -367,9 +370,6 @@ class ThunderbirdTarget(Target):
                     if s.keep_days is not None:
                         values["pop3"]["daysToLeaveMessagesOnServer"] = str(s.keep_days)
             return values
-
-        def smtp_user(s: OutgoingServer) -> str:
-            return incoming_user if s.same_credentials else s.username
 
         # Plain-text fallbacks make Thunderbird for Android reject the whole file (thunderbird_android.py), so
         # they are listed only on request; the IMAP alternative follows the primary (desktop keeps it first).
@@ -383,8 +383,8 @@ class ThunderbirdTarget(Target):
             "domains": list(provider.domains),
             "displayName": provider.display_name,
             "displayShortName": provider.short_name or provider.display_name,
-            "incoming": [server(s, incoming_user) for s in incoming],
-            "outgoing": [server(s, smtp_user(s)) for s in outgoing],
+            "incoming": [server(s) for s in incoming],
+            "outgoing": [server(s) for s in outgoing],
         }
         if provider.documentation_url is not None:
             doc["documentation"] = {"url": provider.documentation_url,
