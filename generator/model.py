@@ -85,6 +85,13 @@ def _host(value: str) -> str:
     return "%EMAILDOMAIN%".join(out)
 
 
+def bare_host(host: str) -> str:
+    """A host as host-name fields hold it: an IPv6 literal without the brackets the spec writes it in (URLs
+    need them; Thunderbird's host-name check, comm-central hostnameUtils and its port in Thunderbird for
+    Android's HostNameUtils.kt, refuses them in autoconfig XML, Autodiscover and the QR import)."""
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
 def _domain(value: str) -> str:
     if "%" in value:
         raise ValueError(f"'{value}' is not a domain name; placeholders belong in host names")

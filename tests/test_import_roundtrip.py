@@ -207,6 +207,22 @@ def test_each_servers_user_name_round_trips_through_the_xml(tmp_path: Path, fall
     assert _build(tmp_path / "imported.yaml", tmp_path / "b")[xml] == first[xml]
 
 
+@pytest.mark.parametrize("kind", ["autoconfig-xml", "autodiscover-xml"])
+def test_ipv6_hosts_round_trip(tmp_path: Path, kind: str) -> None:
+    """The discovery files carry an IPv6 host without brackets (what Thunderbird reads there); the import
+    writes it back in the spec's bracketed form, and the rebuilt file is the same."""
+    text = (EXAMPLES / "provider-imap.yaml").read_text(encoding="utf-8")
+    text = text.replace("host: imaps.aruba.it", "host: \"[2001:db8::25]\"")
+    (tmp_path / "spec.yaml").write_text(text, encoding="utf-8")
+    first = _build(tmp_path / "spec.yaml", tmp_path / "a")
+    [source] = [f["path"] for f in _manifest(tmp_path / "a")["files"] if f["kind"] == kind]
+    assert b"<hostname>2001:db8::25</hostname>" in first[source] or b"<Server>2001:db8::25</Server>" in first[source]
+    result = import_sources([tmp_path / "a" / source])
+    (tmp_path / "imported.yaml").write_text(result.text, encoding="utf-8")
+    assert load_spec(tmp_path / "imported.yaml").spec.incoming.host == "[2001:db8::25]"
+    assert _build(tmp_path / "imported.yaml", tmp_path / "b")[source] == first[source]
+
+
 def test_signed_profile_round_trip(tmp_path: Path, pki: PKI) -> None:  # noqa: F811
     """build --sign-* -> import the signed profile (verified) -> build gives the same profile."""
     spec = EXAMPLES / "provider-pop3.yaml"

@@ -20,7 +20,7 @@ from generator.accounts import Mailbox, load_accounts
 from generator.spec import load_spec
 from generator.targets.base import RenderContext
 from generator.targets.thunderbird import ThunderbirdTarget
-from tests.android_autoconfig_reader import AndroidParserError, AndroidServer, parse
+from tests.android_autoconfig_reader import AndroidParserError, AndroidServer, legal_host, parse
 from tests.conftest import EXAMPLES, require_binary
 
 # qr-code-format.md (format 1): IncomingProtocol, ConnectionSecurity, AuthenticationType.
@@ -287,3 +287,49 @@ def test_desktop_thunderbird_reads_each_servers_own_user_name(tmp_path: Path) ->
         ("imap2.aruba.it", "legacy-%EMAILLOCALPART%")]
     assert [(s["hostname"], s["username"]) for s in got["outgoing"]] == [
         ("smtps.aruba.it", "%EMAILLOCALPART%"), ("smtp2.aruba.it", "%EMAILDOMAIN%")]
+
+
+# --- IPv6 literals ------------------------------------------------------------------------------------------------
+
+IPV6 = {"incoming.host": "[2001:db8::25]", "imap_alternative.host": "[2001:db8::26]",
+        "outgoing.host": "[2001:DB8::27]"}
+
+
+def test_ipv6_hosts_are_written_as_both_thunderbirds_read_them(tmp_path: Path) -> None:
+    """The spec writes an IPv6 host in brackets; Thunderbird's host-name check (comm-central hostnameUtils,
+    ported as HostNameUtils.kt) refuses the brackets, so the discovery files carry the bare address."""
+    got = parse(_xml(_target(_variant(tmp_path, IPV6))), "mario.rossi@esempio.it")
+    assert [s.hostname for s in got["incoming"]] == ["2001:db8::26"]
+    assert [s.hostname for s in got["outgoing"]] == ["2001:DB8::27"]
+
+
+def test_ipv6_hosts_in_the_qr_code_are_bare(tmp_path: Path) -> None:
+    _, [(_, svg)] = _qr_files(_variant(tmp_path, IPV6))
+    payload = json.loads(decode_svg(svg, tmp_path))
+    assert payload[2][1] == "2001:db8::25" and payload[3][0][0][1] == "2001:DB8::27"
+    assert legal_host(payload[2][1]) and legal_host(payload[3][0][0][1])  # what the QR import validates
+
+
+def test_ipv6_hosts_in_autodiscover_are_bare(tmp_path: Path) -> None:
+    from generator.targets.outlook import OutlookTarget, read_autodiscover
+
+    loaded = load_spec(_variant(tmp_path, IPV6))
+    [mailbox] = load_accounts(loaded)
+    [xml] = [f for f in OutlookTarget(RenderContext(loaded)).render_account(mailbox) if f.kind == "autodiscover-xml"]
+    servers = [p["Server"] for p in read_autodiscover(xml.data)["Protocol"]]
+    # Thunderbird reads <Server> with the same host-name check (ExchangeAutoDiscover.sys.mjs).
+    assert servers[:2] == ["2001:db8::25", "2001:DB8::27"] and all(legal_host(s) for s in servers[:2])
+
+
+@pytest.mark.thunderbird
+def test_desktop_thunderbird_reads_ipv6_hosts(tmp_path: Path) -> None:
+    from tests.test_thunderbird_real import HARNESS, make_install, run_thunderbird
+
+    install = make_install(tmp_path, "// harness only\n" + HARNESS.read_text(),
+                           isp={"esempio.it": _xml(_target(_variant(tmp_path, IPV6)))})
+    home, profile = tmp_path / "home", tmp_path / "profile"
+    home.mkdir()
+    profile.mkdir()
+    got = run_thunderbird(install, profile, home, domains=["esempio.it"])["autoconfig"]["esempio.it"]
+    assert [s["hostname"] for s in got["incoming"]] == ["2001:db8::25", "2001:db8::26"]
+    assert [s["hostname"] for s in got["outgoing"]] == ["2001:db8::27"]

@@ -14,7 +14,7 @@ import defusedxml.ElementTree as SafeET
 
 from generator.accounts import Mailbox
 from generator.errors import BuildError, Problem, VerificationError
-from generator.model import Authentication, IncomingServer, OutgoingServer, Security, Server
+from generator.model import Authentication, IncomingServer, OutgoingServer, Security, Server, bare_host
 from generator.prefs import (
     PrefsSyntaxError,
     PrefValue,
@@ -361,8 +361,9 @@ class ThunderbirdTarget(Target):
             # autodiscover.xml); an SMTP server with the same credentials takes the primary incoming one.
             same = isinstance(s, OutgoingServer) and s.same_credentials
             user = spec.incoming.username if same else s.username
-            values: dict[str, Any] = {"hostname": s.host, "port": s.port, "socketType": XML_SOCKET[s.security],
-                                      "username": user, "authentication": XML_AUTH[s.authentication]}
+            values: dict[str, Any] = {"hostname": bare_host(s.host), "port": s.port,
+                                      "socketType": XML_SOCKET[s.security], "username": user,
+                                      "authentication": XML_AUTH[s.authentication]}
             if isinstance(s, IncomingServer):
                 values["type"] = s.protocol
                 if s.protocol == "pop3":

@@ -33,7 +33,7 @@ from defusedxml import ElementTree as SafeET
 
 from generator.accounts import Mailbox
 from generator.errors import VerificationError
-from generator.model import Authentication, Security, Spec
+from generator.model import Authentication, Security, Spec, bare_host
 from generator.qrdecode import QRDecodeError, decode_svg
 from generator.render import prove
 
@@ -87,7 +87,7 @@ def qr_values(spec: Spec, mailbox: Mailbox) -> dict[str, Any]:
     inc, out = spec.incoming, spec.outgoing
 
     def server(s: Any, user: str) -> dict[str, Any]:
-        return {"hostname": mailbox.host(s), "port": s.port, "security": QR_SECURITY[s.security],
+        return {"hostname": bare_host(mailbox.host(s)), "port": s.port, "security": QR_SECURITY[s.security],
                 "authentication": QR_AUTH[s.authentication], "username": user}
 
     values: dict[str, Any] = {
