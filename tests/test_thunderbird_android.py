@@ -333,3 +333,36 @@ def test_desktop_thunderbird_reads_ipv6_hosts(tmp_path: Path) -> None:
     got = run_thunderbird(install, profile, home, domains=["esempio.it"])["autoconfig"]["esempio.it"]
     assert [s["hostname"] for s in got["incoming"]] == ["2001:db8::25", "2001:db8::26"]
     assert [s["hostname"] for s in got["outgoing"]] == ["2001:db8::27"]
+
+
+# --- what the QR import refuses -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("side", "method"), [("incoming", "ntlm"), ("incoming", "gssapi"), ("outgoing", "ntlm")])
+def test_qr_with_an_authentication_the_import_refuses_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  side: str, method: str) -> None:
+    """The QR import maps AuthenticationType 3 (GSSAPI) and 4 (NTLM) to an error, and one unsupported value
+    makes the whole code unreadable (IntValueMapper.kt, QrCodePayloadValidator.kt)."""
+    from click.testing import CliRunner
+
+    from generator.cli import main
+
+    spec = _variant(tmp_path, {f"{side}.authentication": method})
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["check", spec.name])
+    assert result.exit_code == 2
+    lines = spec.read_text().splitlines()
+    section = next(n for n, text in enumerate(lines, 1) if text == f"{side}:")
+    line = next(n for n, text in enumerate(lines, 1) if n > section and text.strip().startswith("authentication:"))
+    assert f"error: {spec.name}:{line}:19: Thunderbird for Android's QR import refuses {side} " \
+           f"authentication: {method}, so the account's QR code could not be read — use password " \
+           "authentication, or remove targets.thunderbird.android_qr" in result.output
+
+
+@pytest.mark.parametrize("auth", [3, 4])
+def test_the_qr_reader_refuses_what_the_import_refuses(auth: int) -> None:
+    from generator.targets.thunderbird_android import read_qr_payload
+
+    payload = [1, [1, 1], [1, "pop3s.aruba.it", 995, 3, auth, "mario"],
+               [[[0, "smtps.aruba.it", 465, 3, 1, "mario"], ["mario@esempio.it", "Mario"]]]]
+    with pytest.raises(ValueError, match="unsupported ConnectionSecurity/AuthenticationType"):
+        read_qr_payload(json.dumps(payload).encode())

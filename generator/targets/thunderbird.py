@@ -28,7 +28,13 @@ from generator.prefs import (
 from generator.render import differences, prove, render_template, xml_escape
 from generator.stencil import JS_SPECIALS, LINE_COMMENT, Context, Fixed, Format, Stencils, text_carriable
 from generator.targets.base import OutputFile, Target
-from generator.targets.thunderbird_android import ANDROID_CLIENTS, android_autoconfig_problems, qr_path, render_qr_svg
+from generator.targets.thunderbird_android import (
+    ANDROID_CLIENTS,
+    QR_REFUSED_AUTH,
+    android_autoconfig_problems,
+    qr_path,
+    render_qr_svg,
+)
 
 # socketType (incoming) / try_ssl (SMTP): 0 plain, 2 STARTTLS, 3 SSL/TLS; 1 was removed in 132 (FORMATS §2).
 SOCKET_TYPE: dict[Security, int] = {"none": 0, "starttls": 2, "ssl": 3}
@@ -122,6 +128,14 @@ class ThunderbirdTarget(Target):
                     where(*loc, "authentication"),
                     "Thunderbird's autoconfig rejects the whole config-v1.1.xml when an incoming server has "
                     "authentication: none", "use password (or another method) for incoming servers"))
+        if spec.targets.thunderbird.android_qr:  # the QR code carries the primary servers
+            for side, server in (("incoming", spec.incoming), ("outgoing", spec.outgoing)):
+                if server.authentication in QR_REFUSED_AUTH:
+                    problems.append(Problem(
+                        where(side, "authentication"),
+                        f"Thunderbird for Android's QR import refuses {side} authentication: "
+                        f"{server.authentication}, so the account's QR code could not be read",
+                        "use password authentication, or remove targets.thunderbird.android_qr"))
         for loc, server in incoming + outgoing:
             if server.authentication == "oauth2":
                 problems.append(Problem(

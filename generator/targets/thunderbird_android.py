@@ -43,6 +43,9 @@ QR_SMTP = 0
 QR_SECURITY: dict[Security, int] = {"none": 0, "starttls": 2, "ssl": 3}
 QR_AUTH: dict[Authentication, int] = {"none": 0, "password": 1, "encrypted-password": 2, "gssapi": 3, "ntlm": 4,
                                       "oauth2": 6}
+# The format lists them, but the import maps 3 (GSSAPI) and 4 (NTLM) to an error, and one unsupported value
+# makes the whole code unreadable (IntValueMapper.kt toAuthenticationType, QrCodePayloadValidator.kt).
+QR_REFUSED_AUTH: tuple[Authentication, ...] = ("gssapi", "ntlm")
 FORMAT_VERSION = 1
 # Autoconfig values RealAutoconfigParser.kt accepts in the servers it reads.
 ANDROID_SOCKET = ("SSL", "STARTTLS")
@@ -135,7 +138,8 @@ def read_qr_payload(data: bytes) -> dict[str, Any]:
             raise ValueError(f"{what}: unsupported protocol or a host name that is not ASCII")
         if type(port) is not int or not 1 <= port <= 65535:
             raise ValueError(f"{what}: port must be an integer 1-65535")
-        if security not in QR_SECURITY.values() or auth not in QR_AUTH.values() or not isinstance(user, str):
+        usable = [v for k, v in QR_AUTH.items() if k not in QR_REFUSED_AUTH]
+        if security not in QR_SECURITY.values() or auth not in usable or not isinstance(user, str):
             raise ValueError(f"{what}: unsupported ConnectionSecurity/AuthenticationType, or no user name")
         return {"protocol": protocol, "hostname": host, "port": port, "security": security, "authentication": auth,
                 "username": user}
