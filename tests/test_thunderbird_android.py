@@ -9,6 +9,7 @@ and the JSON compared with values derived here from the spec through the format'
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 import yaml
 
 from generator.accounts import Mailbox, load_accounts
+from generator.errors import VerificationError
 from generator.spec import load_spec
 from generator.targets.base import RenderContext
 from generator.targets.thunderbird import ThunderbirdTarget
@@ -365,4 +367,58 @@ def test_the_qr_reader_refuses_what_the_import_refuses(auth: int) -> None:
     payload = [1, [1, 1], [1, "pop3s.aruba.it", 995, 3, auth, "mario"],
                [[[0, "smtps.aruba.it", 465, 3, 1, "mario"], ["mario@esempio.it", "Mario"]]]]
     with pytest.raises(ValueError, match="unsupported ConnectionSecurity/AuthenticationType"):
+        read_qr_payload(json.dumps(payload).encode())
+
+
+# --- host names both Thunderbirds check ------------------------------------------------------------------------
+
+def test_a_provider_id_thunderbird_cannot_read_as_a_host_name_is_an_error(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both Thunderbirds read emailProvider@id as a host name (readFromXML.sys.mjs, RealAutoconfigParser.kt) and
+    refuse the whole file otherwise; the spec's id allows labels longer than DNS's 63 characters."""
+    from click.testing import CliRunner
+
+    from generator.cli import main
+
+    long_id = "a" * 64 + ".esempio.it"
+    spec = _variant(tmp_path, {"provider.id": long_id})
+    imap = _xml(_target(EXAMPLES / "provider-imap.yaml"))
+    with pytest.raises(AndroidParserError, match=r"^Invalid 'emailProvider\.id' attribute$"):
+        parse(imap.replace(b'id="aruba.it"', f'id="{long_id}"'.encode()), "a@esempio.it")
+    with pytest.raises(VerificationError, match=r"emailProvider id '.*' is not a host name"):
+        _target(spec).render_shared()  # the build's proof, should the lint be skipped
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["check", spec.name])
+    assert result.exit_code == 2
+    line = next(n for n, text in enumerate(spec.read_text().splitlines(), 1) if text.strip().startswith("id:"))
+    assert f"error: {spec.name}:{line}:7: Thunderbird reads provider.id as the host name in config-v1.1.xml's " \
+           f"emailProvider id, and '{long_id}' is not one (labels of 1-63 letters, digits and '-'), so every " \
+           "Thunderbird would reject the file — use the provider's domain, such as esempio.it" in result.output
+
+
+@pytest.mark.parametrize(("before", "after", "error"), [
+    (b"<hostname>imaps.aruba.it</hostname>", b"<hostname>[2001:db8::25]</hostname>",
+     "hostname '[2001:db8::25]' is not a host name or IP address Thunderbird accepts"),
+    (b"<domain>esempio.it</domain>", b"<domain>esempio_it</domain>",
+     "domain 'esempio_it' is not a host name or IP address Thunderbird accepts"),
+    (b"<hostname>smtps.aruba.it</hostname>", b"<hostname>smtp.%EMAILDOMAIN%.-x</hostname>",
+     "hostname 'smtp.%EMAILDOMAIN%.-x' is not a host name or IP address Thunderbird accepts"),
+])
+def test_the_builds_proof_refuses_hosts_thunderbird_refuses(before: bytes, after: bytes, error: str) -> None:
+    from generator.targets.thunderbird import parse_autoconfig
+
+    xml = _xml(_target(EXAMPLES / "provider-imap.yaml"))
+    assert before in xml
+    parse_autoconfig(xml)
+    with pytest.raises(ValueError, match=re.escape(error)):
+        parse_autoconfig(xml.replace(before, after))
+
+
+@pytest.mark.parametrize("host", ["[2001:db8::25]", "pop3s.arüba.it", "pop3s..aruba.it", ""])
+def test_the_qr_reader_refuses_hosts_the_import_refuses(host: str) -> None:
+    from generator.targets.thunderbird_android import read_qr_payload
+
+    payload = [1, [1, 1], [1, host, 995, 3, 1, "mario"],
+               [[[0, "smtps.aruba.it", 465, 3, 1, "mario"], ["mario@esempio.it", "Mario"]]]]
+    with pytest.raises(ValueError, match="not a host name or IP address"):
         read_qr_payload(json.dumps(payload).encode())
