@@ -422,3 +422,27 @@ def test_the_qr_reader_refuses_hosts_the_import_refuses(host: str) -> None:
                [[[0, "smtps.aruba.it", 465, 3, 1, "mario"], ["mario@esempio.it", "Mario"]]]]
     with pytest.raises(ValueError, match="not a host name or IP address"):
         read_qr_payload(json.dumps(payload).encode())
+
+
+# --- the lint and the reader agree --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("change", [
+    {}, {"imap_alternative": None}, {"imap_alternative.security": "none", "imap_alternative.allow_insecure": True,
+                                     "imap_alternative.port": 143},
+    {"imap_alternative.authentication": "ntlm"}, {"imap_alternative.authentication": "oauth2"},
+    {"imap_alternative.authentication": "encrypted-password"}, {"outgoing.authentication": "gssapi"},
+    {"outgoing.security": "starttls", "outgoing.port": 587}, {"targets.thunderbird.autoconfig_plain_fallbacks": True},
+    {"imap_alternative.host": "[2001:db8::25]", "outgoing.host": "192.0.2.25"},
+    {"imap_alternative.host": "imap.%EMAILDOMAIN%", "imap_alternative.username": "%EMAILLOCALPART%"},
+    {"provider.domains": ["esempio.it", "bücher.de"]},
+], ids=lambda change: ",".join(f"{k}={v}" for k, v in change.items()) or "example")
+def test_the_android_warning_is_given_exactly_when_the_reader_rejects(tmp_path: Path, change: dict[str, Any]) -> None:
+    target = _target(_variant(tmp_path, change))
+    warned = [p for p in target.lint() if "will reject config-v1.1.xml" in p.message]
+    for f in target.render_shared():
+        try:
+            parse(f.data, "mario.rossi@" + f.path.split("/")[1])
+        except AndroidParserError:
+            assert warned, f"{f.path}: the reader rejects it, the lint says nothing"
+        else:
+            assert not warned, f"{f.path}: the reader takes it, the lint warns: {warned[0].message}"
