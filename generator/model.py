@@ -86,10 +86,11 @@ def _host(value: str) -> str:
 
 
 def bare_host(host: str) -> str:
-    """A spec host as Mozilla's mail clients store it: an IPv6 literal without the brackets the spec (like a
-    URL) writes around it. Thunderbird's hostname prefs hold what nsIURI.host gives, which has no brackets (its
-    serverURI code adds them), and its autoconfig reader refuses a '[' in <hostname> (FORMATS.md §2-3)."""
-    return host[1:-1] if host.startswith("[") else host
+    """A host as host-name fields hold it: an IPv6 literal without the brackets the spec writes it in (URLs
+    need them). Thunderbird's hostname prefs hold what nsIURI.host gives, which has no brackets (its serverURI
+    code adds them), and its host-name check (comm-central hostnameUtils, and its port in Thunderbird for
+    Android's HostNameUtils.kt) refuses them in autoconfig XML, Autodiscover and the QR import."""
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
 
 def is_ipv6_literal(host: str) -> bool:

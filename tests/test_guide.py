@@ -258,9 +258,10 @@ def test_fallbacks_show_their_own_login(tmp_path: Path) -> None:
     """The fallback table left out authentication and user name: a fallback with its own user name, or none,
     read as if it took the main login."""
     spec = tmp_path / "spec.yaml"
-    spec.write_text(BASE + "fallbacks:\n  incoming: [{protocol: pop3, host: pop3.esempio.it, port: 110, security: none, "
-                    "allow_insecure: true, username: \"%EMAILLOCALPART%\"}]\n  outgoing: [{host: smtp.esempio.it, "
-                    "port: 25, security: none, allow_insecure: true, authentication: none}]\n", encoding="utf-8")
+    spec.write_text(BASE + "fallbacks:\n  incoming: [{protocol: pop3, host: pop3.esempio.it, port: 110, "
+                    "security: none, allow_insecure: true, username: \"%EMAILLOCALPART%\"}]\n  outgoing: [{host: "
+                    "smtp.esempio.it, port: 25, security: none, allow_insecure: true, authentication: none}]\n",
+                    encoding="utf-8")
     out = _build(tmp_path, spec, only=["guide"])
     legacy = _table(out / "mario.rossi@esempio.it/guide/mario.rossi@esempio.it.html", "legacy")
     assert {k: v for k, v in legacy.items() if k.rsplit(".", 1)[1] in ("authentication", "username")} == {

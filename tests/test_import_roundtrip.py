@@ -187,6 +187,42 @@ def test_plain_fallbacks_round_trip_when_the_xml_has_them(tmp_path: Path) -> Non
     assert "# the source lists 2 plain-text fallback server(s): kept in config-v1.1.xml" in result.text
 
 
+@pytest.mark.parametrize("fallback_user", ["%EMAILLOCALPART%", "%EMAILADDRESS%", "legacy-%EMAILLOCALPART%"])
+def test_each_servers_user_name_round_trips_through_the_xml(tmp_path: Path, fallback_user: str) -> None:
+    """config-v1.1.xml writes each server's own user name: the import gives back every one of them, whether
+    it is the primary's, the default or its own, and the rebuilt XML is the same."""
+    text = (EXAMPLES / "provider-imap.yaml").read_text(encoding="utf-8")
+    text = text.replace("  authentication: password\n\noutgoing:", "  authentication: password\n"
+                        "  username: \"%EMAILLOCALPART%\"\n\noutgoing:")
+    text += ("fallbacks:\n  incoming:\n    - {protocol: imap, host: imap2.aruba.it, port: 143, security: starttls, "
+             f"username: \"{fallback_user}\"}}\n")
+    (tmp_path / "spec.yaml").write_text(text, encoding="utf-8")
+    xml = "domains/esempio.it/config-v1.1.xml"
+    first = _build(tmp_path / "spec.yaml", tmp_path / "a")
+    result = import_sources([tmp_path / "a" / xml])
+    (tmp_path / "imported.yaml").write_text(result.text, encoding="utf-8")
+    again = load_spec(tmp_path / "imported.yaml").spec
+    assert again.incoming.username == "%EMAILLOCALPART%"
+    assert [s.username for s in again.fallbacks.incoming] == [fallback_user]
+    assert _build(tmp_path / "imported.yaml", tmp_path / "b")[xml] == first[xml]
+
+
+@pytest.mark.parametrize("kind", ["autoconfig-xml", "autodiscover-xml"])
+def test_ipv6_hosts_round_trip(tmp_path: Path, kind: str) -> None:
+    """The discovery files carry an IPv6 host without brackets (what Thunderbird reads there); the import
+    writes it back in the spec's bracketed form, and the rebuilt file is the same."""
+    text = (EXAMPLES / "provider-imap.yaml").read_text(encoding="utf-8")
+    text = text.replace("host: imaps.aruba.it", "host: \"[2001:db8::25]\"")
+    (tmp_path / "spec.yaml").write_text(text, encoding="utf-8")
+    first = _build(tmp_path / "spec.yaml", tmp_path / "a")
+    [source] = [f["path"] for f in _manifest(tmp_path / "a")["files"] if f["kind"] == kind]
+    assert b"<hostname>2001:db8::25</hostname>" in first[source] or b"<Server>2001:db8::25</Server>" in first[source]
+    result = import_sources([tmp_path / "a" / source])
+    (tmp_path / "imported.yaml").write_text(result.text, encoding="utf-8")
+    assert load_spec(tmp_path / "imported.yaml").spec.incoming.host == "[2001:db8::25]"
+    assert _build(tmp_path / "imported.yaml", tmp_path / "b")[source] == first[source]
+
+
 def test_signed_profile_round_trip(tmp_path: Path, pki: PKI) -> None:  # noqa: F811
     """build --sign-* -> import the signed profile (verified) -> build gives the same profile."""
     spec = EXAMPLES / "provider-pop3.yaml"

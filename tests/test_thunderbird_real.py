@@ -234,7 +234,7 @@ def test_autoconfig_xml_read_by_thunderbird(tmp_path: Path) -> None:
             out_user = [s.incoming.username if o.same_credentials else o.username for o in outgoing]
             expected[domain] = {
                 "id": s.provider.id, "displayName": s.provider.display_name, "domains": s.provider.domains,
-                "incoming": [server(i, s.incoming.username, True) for i in incoming],
+                "incoming": [server(i, i.username, True) for i in incoming],
                 "outgoing": [server(o, u, False) for o, u in zip(outgoing, out_user, strict=True)]}
     install = make_install(tmp_path, "// harness only\n" + HARNESS.read_text(), isp=isp)
     home, profile = tmp_path / "home", tmp_path / "profile"

@@ -220,12 +220,8 @@ def _server(d: Draft, path: SpecPath, el: Element, incoming: bool, first_user: s
     if incoming:
         if user is None:
             d.note(path, "no <username>: the e-mail address is assumed", el.position)
-        elif path == ("incoming",) and user != "%EMAILADDRESS%":
+        elif user != "%EMAILADDRESS%":  # each server's own (the spec's default is the address)
             d.set((*path, "username"), user, el.find("username").position)  # type: ignore[union-attr]
-        elif path != ("incoming",) and user != first_user:
-            d.set((*path, "username"), user, el.find("username").position)  # type: ignore[union-attr]
-            d.note((*path, "username"), "this server names its own user name; the spec's targets use the "
-                   "primary server's", el.position)
         pop3 = el.find("pop3")
         if pop3 is not None:
             _pop3(d, path, pop3, el.attrs["type"] == "pop3")

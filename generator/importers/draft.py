@@ -7,6 +7,7 @@ YAML, and the final text is validated by the same loader `check` uses.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,7 @@ class Draft:
         node: dict[Any, Any] = self.data
         for part in path[:-1]:
             node = node.setdefault(part, {})
-        node[path[-1]] = value
+        node[path[-1]] = spec_host(value) if path[-1] == "host" else value
         if origin is not None:
             self.origins[path] = origin
         if guessed:
@@ -70,6 +71,19 @@ class Draft:
 
     def note(self, path: SpecPath, text: str, origin: Position | None, warn: bool = True, hint: str = "") -> None:
         self.notes.append(Note(path, text, origin, warn, hint))
+
+
+def spec_host(value: Any) -> Any:
+    """A host as the spec writes it: an IPv6 literal in brackets. Host-name fields (autoconfig XML,
+    Autodiscover, Thunderbird prefs, PRF) hold it bare, and our own discovery files write it so
+    (model.bare_host)."""
+    if isinstance(value, str) and ":" in value and not value.startswith("["):
+        try:
+            ipaddress.IPv6Address(value)
+        except ValueError:
+            return value
+        return f"[{value}]"
+    return value
 
 
 def fail(where: Position, what: str, how: str) -> SpecError:

@@ -19,7 +19,15 @@ from defusedxml import DefusedXmlException
 
 from generator.accounts import Mailbox
 from generator.errors import BuildError, Problem, VerificationError
-from generator.model import IncomingServer, OutgoingServer, OutlookSettings, Security, Server, user_template
+from generator.model import (
+    IncomingServer,
+    OutgoingServer,
+    OutlookSettings,
+    Security,
+    Server,
+    bare_host,
+    user_template,
+)
 from generator.prf import PrfFormatError, encode_prf, prf_long, prf_value, read_sections, typed_account
 from generator.regfile import (
     DELETE,
@@ -299,7 +307,7 @@ class OutlookTarget(Target):
         for server in servers:
             kind = server.protocol if isinstance(server, IncomingServer) else "smtp"
             out.append(_Protocol(
-                type=AD_TYPE[kind], server=mailbox.host(server), port=server.port,
+                type=AD_TYPE[kind], server=bare_host(mailbox.host(server)), port=server.port,
                 login_name=self._login(mailbox, server), ssl=AD_SSL[server.security],
                 encryption=AD_ENCRYPTION[server.security], spa=_on_off(server.authentication == "ntlm"),
                 auth_required=_on_off(server.authentication != "none"),

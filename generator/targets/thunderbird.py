@@ -36,7 +36,14 @@ from generator.prefs import (
 from generator.render import differences, prove, render_template, xml_escape
 from generator.stencil import JS_SPECIALS, LINE_COMMENT, Context, Fixed, Format, Stencils, text_carriable
 from generator.targets.base import OutputFile, Target
-from generator.targets.thunderbird_android import ANDROID_CLIENTS, android_autoconfig_problems, qr_path, render_qr_svg
+from generator.targets.thunderbird_android import (
+    ANDROID_CLIENTS,
+    QR_REFUSED_AUTH,
+    android_autoconfig_problems,
+    legal_host,
+    qr_path,
+    render_qr_svg,
+)
 
 # socketType (incoming) / try_ssl (SMTP): 0 plain, 2 STARTTLS, 3 SSL/TLS; 1 was removed in 132 (FORMATS §2).
 SOCKET_TYPE: dict[Security, int] = {"none": 0, "starttls": 2, "ssl": 3}
@@ -149,6 +156,20 @@ class ThunderbirdTarget(Target):
                     where(*loc, "authentication"),
                     "Thunderbird's autoconfig rejects the whole config-v1.1.xml when an incoming server has "
                     "authentication: none", "use password (or another method) for incoming servers"))
+        if not legal_host(spec.provider.id):
+            problems.append(Problem(
+                where("provider", "id"),
+                f"Thunderbird reads provider.id as the host name in config-v1.1.xml's emailProvider id, and "
+                f"'{spec.provider.id}' is not one (labels of 1-63 letters, digits and '-'), so every Thunderbird "
+                "would reject the file", f"use the provider's domain, such as {spec.provider.domains[0]}"))
+        if spec.targets.thunderbird.android_qr:  # the QR code carries the primary servers
+            for side, server in (("incoming", spec.incoming), ("outgoing", spec.outgoing)):
+                if server.authentication in QR_REFUSED_AUTH:
+                    problems.append(Problem(
+                        where(side, "authentication"),
+                        f"Thunderbird for Android's QR import refuses {side} authentication: "
+                        f"{server.authentication}, so the account's QR code could not be read",
+                        "use password authentication, or remove targets.thunderbird.android_qr"))
         for loc, server in incoming + outgoing:
             if server.authentication == "oauth2":
                 problems.append(Problem(
@@ -489,6 +510,11 @@ def _text(parent: Any, tag: str) -> str:
     return str(child.text or "")
 
 
+def _host_name(what: str, value: str) -> None:
+    if not legal_host(value):
+        raise ValueError(f"{what} {value!r} is not a host name or IP address Thunderbird accepts")
+
+
 def parse_autoconfig(data: bytes) -> dict[str, Any]:
     """Read a config-v1.1.xml back into the shape of `autoconfig_values` (defusedxml: no entities, no DTDs)."""
     root = SafeET.fromstring(data)
@@ -502,6 +528,7 @@ def parse_autoconfig(data: bytes) -> dict[str, Any]:
     def server(el: Any, incoming: bool) -> dict[str, Any]:
         values: dict[str, Any] = {tag: _text(el, tag) for tag in ("hostname", "socketType", "username",
                                                                  "authentication")}
+        _host_name("hostname", values["hostname"])
         port = _text(el, "port")
         if not port.isdigit():
             raise ValueError(f"port {port!r} is not a number")
@@ -515,6 +542,10 @@ def parse_autoconfig(data: bytes) -> dict[str, Any]:
             raise ValueError("<outgoingServer> must have type=\"smtp\"")
         return values
 
+    # Both Thunderbirds read these as host names and reject the whole file for one they refuse.
+    _host_name("emailProvider id", p.get("id") or "")
+    for domain in p.findall("domain"):
+        _host_name("domain", domain.text or "")
     doc: dict[str, Any] = {
         "id": p.get("id"),
         "domains": [d.text or "" for d in p.findall("domain")],

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import base64
 import io
+import ipaddress
 import json
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -43,12 +45,46 @@ QR_SMTP = 0
 QR_SECURITY: dict[Security, int] = {"none": 0, "starttls": 2, "ssl": 3}
 QR_AUTH: dict[Authentication, int] = {"none": 0, "password": 1, "encrypted-password": 2, "gssapi": 3, "ntlm": 4,
                                       "oauth2": 6}
+# The format lists them, but the import maps 3 (GSSAPI) and 4 (NTLM) to an error, and one unsupported value
+# makes the whole code unreadable (IntValueMapper.kt toAuthenticationType, QrCodePayloadValidator.kt).
+QR_REFUSED_AUTH: tuple[Authentication, ...] = ("gssapi", "ntlm")
 FORMAT_VERSION = 1
 # Autoconfig values RealAutoconfigParser.kt accepts in the servers it reads.
 ANDROID_SOCKET = ("SSL", "STARTTLS")
 ANDROID_AUTH = ("OAuth2", "password-cleartext", "password-encrypted")
 ANDROID_CLIENTS = "Thunderbird for Android and K-9 Mail"
 SVG_SCALE, SVG_BORDER = 4, 4  # 4 modules of quiet zone, as the QR standard asks
+
+
+# Host-name check of both Thunderbirds: comm-central mailnews/base/src/hostnameUtils (isLegalHostNameOrIP,
+# used by InputSanitizer.hostname for emailProvider@id, <domain> and <hostname>) and its port in Thunderbird
+# for Android, core/common/.../net/HostNameUtils.kt (autoconfig and the QR import's hostnames). Rules
+# re-stated: an IPv4 address (4 decimal parts 0-255, no leading zeros, the first not 0), an IPv6 address
+# without brackets, zone index or all zeros, or up to 255 characters of LDH labels (1-63 characters, no '-'
+# at either end) with an optional final dot.
+_LDH_LABEL = r"(?:[a-z0-9]|[a-z0-9][a-z0-9-]{0,61}[a-z0-9])"
+_HOST_NAME = re.compile(rf"(?:{_LDH_LABEL}\.)*{_LDH_LABEL}\.?", re.IGNORECASE)
+_IPV4_PART = re.compile(r"0|[1-9][0-9]{0,2}")
+# What desktop Thunderbird passes without the check: a value with placeholders (InputSanitizer.hostname).
+_WITH_PLACEHOLDER = re.compile(r"[a-zA-Z0-9.-]*(?:%[A-Z0-9]+%[a-zA-Z0-9.-]*)+")
+# What Thunderbird for Android fills in before its check (RealAutoconfigParser.kt): a sample domain.
+SAMPLE_DOMAIN = "example.org"
+
+
+def legal_host(name: str) -> bool:
+    """Whether both Thunderbirds take `name` as a host name or IP address (placeholders filled first)."""
+    name = name.strip()
+    if _WITH_PLACEHOLDER.fullmatch(name):
+        name = name.replace("%EMAILDOMAIN%", SAMPLE_DOMAIN)
+    parts = name.split(".")
+    if len(parts) == 4 and all(_IPV4_PART.fullmatch(p) and int(p) <= 255 for p in parts):
+        return int(parts[0]) != 0
+    if ":" in name:
+        try:
+            return "%" not in name and int(ipaddress.IPv6Address(name)) != 0
+        except ValueError:
+            return False
+    return len(name) <= 255 and _HOST_NAME.fullmatch(name) is not None
 
 
 def qr_possible(mailbox: Mailbox) -> bool:
@@ -131,11 +167,12 @@ def read_qr_payload(data: bytes) -> dict[str, Any]:
         if not (isinstance(arr, list) and 6 <= len(arr) <= 6 + extra):
             raise ValueError(f"{what} must have 6 to {6 + extra} elements")
         protocol, host, port, security, auth, user = arr[:6]
-        if protocol not in protocols or not isinstance(host, str) or not host.isascii() or not host:
-            raise ValueError(f"{what}: unsupported protocol or a host name that is not ASCII")
+        if protocol not in protocols or not isinstance(host, str) or not legal_host(host):
+            raise ValueError(f"{what}: unsupported protocol or not a host name or IP address (the import's check)")
         if type(port) is not int or not 1 <= port <= 65535:
             raise ValueError(f"{what}: port must be an integer 1-65535")
-        if security not in QR_SECURITY.values() or auth not in QR_AUTH.values() or not isinstance(user, str):
+        usable = [v for k, v in QR_AUTH.items() if k not in QR_REFUSED_AUTH]
+        if security not in QR_SECURITY.values() or auth not in usable or not isinstance(user, str):
             raise ValueError(f"{what}: unsupported ConnectionSecurity/AuthenticationType, or no user name")
         return {"protocol": protocol, "hostname": host, "port": port, "security": security, "authentication": auth,
                 "username": user}
