@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from generator.csvfile import CsvProblem, Record, open_regular, read_header, records
 from generator.errors import Position, Problem, SpecError
-from generator.model import AccountSpec, Server, Spec, to_a_label
+from generator.model import AccountSpec, OutgoingServer, Server, Spec, to_a_label, user_template
 from generator.spec import LoadedSpec, problems_from
 from generator.yamlload import Document
 
@@ -77,6 +77,16 @@ def file_name(address: str) -> str:
         return address
     digest = hashlib.sha256(data).hexdigest()[:16]
     return data[:NAME_BYTES - 17].decode("utf-8", errors="ignore") + "~" + digest
+
+
+def login(spec: Spec, mailbox: Mailbox, server: Server) -> str:
+    """The user name `mailbox` logs in to `server` with, as every per-account file gives it: the server's
+    template (model.user_template: an extra server without one takes its primary's), and where that is the
+    primary incoming one, the mailbox's own user name (an account's `username` overrides it)."""
+    template = user_template(spec, server)
+    if template == spec.incoming.username and not (isinstance(server, OutgoingServer) and not server.same_credentials):
+        return mailbox.username
+    return mailbox.expand(template)
 
 
 def split_address(address: str) -> tuple[str, str]:

@@ -269,6 +269,14 @@ def test_fallbacks_show_their_own_login(tmp_path: Path) -> None:
         "fallback.outgoing.0.authentication": "No authentication"}
     text = (out / "mario.rossi@esempio.it/guide/mario.rossi@esempio.it.txt").read_text(encoding="utf-8")
     assert text.count("User name: mario.rossi\n") == 1  # the fallback's, beside the main table's full address
+    # A fallback that names no user name logs in as the primary does (model.user_template), as config-v1.1.xml
+    # and autodiscover.xml say.
+    spec.write_text(spec.read_text(encoding="utf-8").replace(', username: "%EMAILLOCALPART%"', "").replace(
+        "  security: ssl\noutgoing:", "  security: ssl\n  username: \"u-%EMAILLOCALPART%\"\noutgoing:"),
+        encoding="utf-8")
+    out = _build(tmp_path / "again", spec, only=["guide"])
+    legacy = _table(out / "mario.rossi@esempio.it/guide/mario.rossi@esempio.it.html", "legacy")
+    assert legacy["fallback.incoming.0.username"] == "u-mario.rossi"
 
 
 def test_no_apple_target_no_profile_in_the_guide(tmp_path: Path) -> None:

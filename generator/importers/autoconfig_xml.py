@@ -220,8 +220,12 @@ def _server(d: Draft, path: SpecPath, el: Element, incoming: bool, first_user: s
     if incoming:
         if user is None:
             d.note(path, "no <username>: the e-mail address is assumed", el.position)
-        elif user != "%EMAILADDRESS%":  # each server's own (the spec's default is the address)
-            d.set((*path, "username"), user, el.find("username").position)  # type: ignore[union-attr]
+        # What the spec gives a server that names none (model.user_template): the primary its address, the
+        # IMAP alternative and the fallbacks the primary's user name. Anything else is written out.
+        inherited = "%EMAILADDRESS%" if path == ("incoming",) else first_user
+        if (user or "%EMAILADDRESS%") != inherited:
+            name = el.find("username")
+            d.set((*path, "username"), user or "%EMAILADDRESS%", name.position if name is not None else el.position)
         pop3 = el.find("pop3")
         if pop3 is not None:
             _pop3(d, path, pop3, el.attrs["type"] == "pop3")

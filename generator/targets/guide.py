@@ -31,10 +31,10 @@ from typing import Any
 import jinja2
 import segno
 
-from generator.accounts import Mailbox
+from generator.accounts import Mailbox, login
 from generator.errors import Position, Problem, SpecError, VerificationError
 from generator.i18n import LANGUAGES, gettext_for, install
-from generator.model import IncomingServer, OutgoingServer, Server, Spec
+from generator.model import IncomingServer, Server, Spec
 from generator.qrdecode import QRDecodeError, decode, decode_png, matrix_from_paths
 from generator.render import prove, render_template
 from generator.targets.base import OutputFile, Target
@@ -126,7 +126,7 @@ def legacy_settings(spec: Spec, mailbox: Mailbox, language: str) -> list[Setting
     # With their own authentication and user name: a fallback may log in differently from the main servers
     # (its own `username`, or none), and a table without them let the user assume the main login.
     for prefix, server in _fallbacks(spec):
-        rows += _server_rows(prefix, server, fallback_user(spec, server, mailbox), mailbox, _)
+        rows += _server_rows(prefix, server, login(spec, mailbox, server), mailbox, _)
     return rows
 
 
@@ -135,19 +135,12 @@ def _fallbacks(spec: Spec) -> list[tuple[str, Server]]:
     return servers + [(f"fallback.outgoing.{i}", s) for i, s in enumerate(spec.fallbacks.outgoing)]
 
 
-def fallback_user(spec: Spec, server: Server, mailbox: Mailbox) -> str:
-    """A fallback's user name for this mailbox, as config-v1.1.xml gives it: its own, or for an outgoing server
-    with same_credentials the incoming server's."""
-    same = isinstance(server, OutgoingServer) and server.same_credentials
-    return mailbox.expand(spec.incoming.username if same else server.username)
-
-
 def imap_settings(spec: Spec, mailbox: Mailbox, language: str) -> list[SettingRow]:
     """The IMAP server a POP3 provider also offers (imap_alternative), for users who prefer IMAP: the
     provider's own guides point to it (Aruba: "Se si preferisce utilizzare il protocollo IMAP ...")."""
     if spec.imap_alternative is None:
         return []
-    return _server_rows("imap", spec.imap_alternative, mailbox.expand(spec.imap_alternative.username), mailbox,
+    return _server_rows("imap", spec.imap_alternative, login(spec, mailbox, spec.imap_alternative), mailbox,
                         gettext_for(language))
 
 
@@ -158,7 +151,7 @@ def expected_imap(spec: Spec, mailbox: Mailbox) -> dict[str, Any]:
     values: dict[str, Any] = {"imap.host": mailbox.host(server), "imap.port": server.port,
                               "imap.security": server.security, "imap.authentication": server.authentication}
     if server.authentication != "none":
-        values["imap.username"] = mailbox.expand(server.username)
+        values["imap.username"] = login(spec, mailbox, server)
     return values
 
 
@@ -185,9 +178,8 @@ def expected_legacy(spec: Spec, mailbox: Mailbox) -> dict[str, Any]:
     for prefix, server in _fallbacks(spec):
         values |= {f"{prefix}.host": mailbox.host(server), f"{prefix}.port": server.port,
                    f"{prefix}.security": server.security, f"{prefix}.authentication": server.authentication}
-        if server.authentication != "none":  # written apart from fallback_user: the check must not share it
-            own = not (prefix.startswith("fallback.outgoing") and getattr(server, "same_credentials", False))
-            values[f"{prefix}.username"] = mailbox.expand(server.username if own else spec.incoming.username)
+        if server.authentication != "none":
+            values[f"{prefix}.username"] = login(spec, mailbox, server)
     return values
 
 

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import defusedxml.ElementTree
 from defusedxml import DefusedXmlException
 
-from generator.accounts import Mailbox
+from generator.accounts import Mailbox, login
 from generator.errors import BuildError, Problem, VerificationError
 from generator.model import (
     IncomingServer,
@@ -26,7 +26,6 @@ from generator.model import (
     Security,
     Server,
     bare_host,
-    user_template,
 )
 from generator.prf import PrfFormatError, encode_prf, prf_long, prf_value, read_sections, typed_account
 from generator.regfile import (
@@ -245,11 +244,7 @@ class OutlookTarget(Target):
     # --- values -----------------------------------------------------------------------------------------
     def _login(self, mailbox: Mailbox, server: Server) -> str:
         """The user name for `server`: the mailbox's resolved one unless the server names its own."""
-        template = user_template(self.spec, server)
-        if template == self.spec.incoming.username and not (
-                isinstance(server, OutgoingServer) and not server.same_credentials):
-            return mailbox.username  # the account's own user name, if the accounts list gives one
-        return mailbox.expand(template)
+        return login(self.spec, mailbox, server)
 
     def prf_account(self, mailbox: Mailbox) -> dict[str, str | int]:
         """[Account1] as Outlook should read it back (typed by the mapping section)."""
