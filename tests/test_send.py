@@ -344,6 +344,19 @@ def test_sigkill_mid_run_then_rerun(tmp_path: Path) -> None:
     _check_delivery(out, handler.messages)
 
 
+def _slow_send_under_way(out: Path, port: int, ca: Path, handler: Handler) -> subprocess.Popen[bytes]:
+    """A `send` of OUT in its own process, a second per message, once its first message has reached DATA."""
+    handler.delay = 1.0
+    env = {**os.environ, "MAILPROFILE_SMTP_PASSWORD": PASSWORD}
+    argv = [sys.executable, "-m", "generator", "send", str(out), "--smtp", f"127.0.0.1:{port}", "--security", "ssl",
+            "--cafile", str(ca), "--user", USER, "-q"]
+    process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while handler.data_seen < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return process
+
+
 def test_a_second_send_on_the_same_journal_is_refused_while_the_first_runs(tmp_path: Path) -> None:
     """Two runs at once (a cron job that overlaps the previous one): the second took the first's in-flight
     message for a crash ('uncertain') and sent again every message the first had not finished."""
@@ -353,15 +366,8 @@ def test_a_second_send_on_the_same_journal_is_refused_while_the_first_runs(tmp_p
     journal = out.with_name("out.outbox.sqlite")
     handler = Handler(delay=0.0)
     with smtp_server(tmp_path, "ssl", handler) as (_, port, ca):
-        handler.delay = 1.0
-        env = {**os.environ, "MAILPROFILE_SMTP_PASSWORD": PASSWORD}
-        argv = [sys.executable, "-m", "generator", "send", str(out), "--smtp", f"127.0.0.1:{port}", "--security",
-                "ssl", "--cafile", str(ca), "--user", USER, "-q"]
-        first = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        first = _slow_send_under_way(out, port, ca, handler)
         try:
-            deadline = time.monotonic() + 60
-            while handler.data_seen < 1 and time.monotonic() < deadline:
-                time.sleep(0.01)
             second = _send(other, port, "--journal", str(journal), cafile=ca)
             dry = _send(other, port, "--journal", str(journal), "--dry-run", cafile=ca)
             same_out = _send(out, port, cafile=ca)
@@ -390,15 +396,8 @@ def test_no_rebuild_while_sending_and_only_the_checked_bytes_go_out(tmp_path: Pa
     built = {p.name: p.read_bytes() for p in out.rglob("*.eml")}
     handler = Handler(delay=0.0)
     with smtp_server(tmp_path, "ssl", handler) as (_, port, ca):
-        handler.delay = 1.0
-        env = {**os.environ, "MAILPROFILE_SMTP_PASSWORD": PASSWORD}
-        argv = [sys.executable, "-m", "generator", "send", str(out), "--smtp", f"127.0.0.1:{port}", "--security",
-                "ssl", "--cafile", str(ca), "--user", USER, "-q"]
-        sending = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        sending = _slow_send_under_way(out, port, ca, handler)
         try:
-            deadline = time.monotonic() + 60
-            while handler.data_seen < 1 and time.monotonic() < deadline:
-                time.sleep(0.01)
             spec.write_text(spec.read_text(encoding="utf-8").replace("User 2,", "User Two,"), encoding="utf-8")
             rebuild = CliRunner().invoke(main, ["messages", str(spec), "--out", str(out), "-j", "1", "-q"])
         finally:

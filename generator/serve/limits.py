@@ -61,22 +61,28 @@ class _Timer:
             connection.transport.close()
 
 
-class H11WithDeadline(H11Protocol):
+class _WithDeadline:
+    """The deadline, for either of uvicorn's protocols (listed first among the bases: these call on to it)."""
+
     request_timeout = REQUEST_TIMEOUT
     deadline: _Timer
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
         self.deadline = _Timer()
-        self.deadline.arm(self, self.request_timeout)
+        self.deadline.arm(self, self.request_timeout)  # type: ignore[arg-type]
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self.deadline.arm(self, self.request_timeout)
+        super().on_response_complete()  # type: ignore[misc]
+        self.deadline.arm(self, self.request_timeout)  # type: ignore[arg-type]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.deadline.cancel()
-        super().connection_lost(exc)
+        super().connection_lost(exc)  # type: ignore[misc]
+
+
+class H11WithDeadline(_WithDeadline, H11Protocol):  # type: ignore[misc]
+    pass
 
 
 AUTO: type[asyncio.Protocol] = H11WithDeadline
@@ -85,17 +91,10 @@ try:
 except ImportError:  # uvicorn without httptools: h11, as uvicorn's own "auto" would choose
     pass
 else:
-    class HttpToolsWithDeadline(HttpToolsProtocol):
-        request_timeout = REQUEST_TIMEOUT
-        deadline: _Timer
+    class HttpToolsWithDeadline(_WithDeadline, HttpToolsProtocol):  # type: ignore[misc]
         in_head = True  # between requests, or inside a request's line and headers
         head_bytes = 0  # of the head being read
         head_began = False  # the head began inside the data just parsed, after the end of a message
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self.deadline = _Timer()
-            self.deadline.arm(self, self.request_timeout)
 
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
@@ -115,14 +114,6 @@ else:
         def on_message_complete(self) -> None:
             super().on_message_complete()
             self.in_head, self.head_bytes, self.head_began = True, 0, True
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            self.deadline.arm(self, self.request_timeout)
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self.deadline.cancel()
-            super().connection_lost(exc)
 
     AUTO = HttpToolsWithDeadline
 
