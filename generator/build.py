@@ -184,6 +184,7 @@ def prepare(loaded: LoadedSpec, only: Sequence[str] | None = None, templates: Pa
 
     `kinds` narrows the build to some kinds of file (e.g. only autodiscover-xml for a web server); the
     targets that make them are chosen unless `only` names them already."""
+    asked = list(kinds or ())
     if kinds and "eml" in kinds:  # what a message is composed from is built (and listed) with it
         kinds = [*kinds, "mobileconfig", "mobileconfig-signed", "guide-html", "guide-text"]
     if kinds:
@@ -207,6 +208,7 @@ def prepare(loaded: LoadedSpec, only: Sequence[str] | None = None, templates: Pa
         raise BuildError("signing applies to Apple profiles, but the apple target is not being built")
     if signing is not None and mdm is not None:
         raise BuildError("MDM consoles want unsigned profiles (they re-sign or wrap them): drop the signing options")
+    _check_kinds_can_be_made(loaded, asked, signing is not None, mdm, base_url)
     ctx = RenderContext(loaded, templates=templates, signing=signing, mdm=mdm,
                         kinds=frozenset(kinds) if kinds else None, base_url=base_url, verify=verify)
     classes = target_classes()
@@ -226,6 +228,22 @@ def prepare(loaded: LoadedSpec, only: Sequence[str] | None = None, templates: Pa
         source.check_all()  # report account problems in the same run
         raise SpecError(errors + source.problems)
     return Plan(loaded, targets, sorted(problems, key=Problem.sort_key), mdm, sign, templates)
+
+
+def _check_kinds_can_be_made(loaded: LoadedSpec, kinds: Sequence[str], signing: bool, mdm: str | None,
+                             base_url: str | None) -> None:
+    """A kind asked for with --kinds that this build cannot make is an error, not a build of no files: into
+    an existing output, that build removed every file of the previous one and exited 0."""
+    needs = {"mobileconfig-signed": (signing, "it is made with a signing identity: give --sign-cert and --sign-key "
+                                     "(or set targets.apple.signing)"),
+             "mobileconfig-mdm": (mdm is not None, "it is made by --mdm CONSOLE: add it"),
+             "mobileconfig": (mdm is None, "--mdm makes only mobileconfig-mdm: drop --mdm or ask for that kind"),
+             "guide-qr": (bool(base_url or loaded.spec.delivery.base_url),
+                          "the code links to the service: give --base-url (or set delivery.base_url)")}
+    for kind in kinds:
+        possible, fix = needs.get(kind, (True, ""))
+        if not possible:
+            raise BuildError(f"--kinds {kind}: this build makes no such file — {fix}")
 
 
 def check(plan: Plan) -> int:

@@ -129,6 +129,28 @@ def test_unknown_kind_and_conflicting_only_are_refused(tmp_path: Path) -> None:
     assert "error: --kinds prf needs the targets outlook, which --only leaves out" in result.output
 
 
+@pytest.mark.parametrize(("options", "error"), [
+    (["--kinds", "mobileconfig-signed"], "error: --kinds mobileconfig-signed: this build makes no such file — it is "
+     "made with a signing identity: give --sign-cert and --sign-key (or set targets.apple.signing)"),
+    (["--kinds", "mobileconfig-mdm"], "error: --kinds mobileconfig-mdm: this build makes no such file — it is made "
+     "by --mdm CONSOLE: add it"),
+    (["--kinds", "mobileconfig", "--mdm", "jamf"], "error: --kinds mobileconfig: this build makes no such file — "
+     "--mdm makes only mobileconfig-mdm: drop --mdm or ask for that kind"),
+    (["--kinds", "guide-qr,guide-html"], "error: --kinds guide-qr: this build makes no such file — the code links "
+     "to the service: give --base-url (or set delivery.base_url)"),
+])
+def test_a_kind_this_build_cannot_make_is_refused_and_the_output_kept(tmp_path: Path, options: list[str],
+                                                                     error: str) -> None:
+    """Such a build made no file, exited 0, and so removed every file of the output it replaced."""
+    spec, out = str(_csv_spec(tmp_path, 3)), tmp_path / "out"
+    assert CliRunner().invoke(main, ["build", spec, "--out", str(out), "-q"]).exit_code == 0
+    before = _tree(out)
+    result = CliRunner().invoke(main, ["build", spec, "--out", str(out), "-q", *options])
+    assert result.exit_code == 1
+    assert error in result.output.splitlines()
+    assert _tree(out) == before and len(before) > 3
+
+
 def test_accounts_stream_memory_does_not_grow_with_the_list(tmp_path: Path) -> None:
     """Python heap peak of a build, 500 vs 2,500 accounts: only the duplicate check may grow (~130 bytes
     per address). Holding every mailbox (a bug this test caught once) grows it by ~600 bytes per account."""
