@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import chain, islice
 from pathlib import Path
 from typing import Any, Literal
@@ -499,6 +499,11 @@ def _build_into(plan: Plan, options: BuildOptions, report: BuildReport, output: 
             _record(writer.write(f, None), output, spool, report, options)
     if source.problems and not options.keep_going:
         raise SpecError(source.problems)
+    unread = source.unread
+    if unread is not None:  # the accounts after it are unknown: "the valid ones" cannot be built
+        said = replace(unread, hint=f"{unread.hint} (--keep-going cannot leave this out: the rows after it "
+                       "were not read)")
+        raise SpecError([said if p is unread else p for p in source.problems])
     report.skipped = source.problems
     targets = [t.name for t in plan.targets]
     # The manifest holds the sha256 of every file: of one with a password, that is enough to test guesses
