@@ -320,6 +320,7 @@ def _worker_init() -> None:
     """A worker leaves Ctrl-C to the main process (which stops the pool and reports once) and dies with it
     (PR_SET_PDEATHSIG): a killed build must not leave workers printing BrokenPipe tracebacks."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the CLI's SIGTERM-as-Ctrl-C is the main process's only
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1 (linux/prctl.h)
 
@@ -387,6 +388,9 @@ def written_accounts(plan: Plan, source: AccountSource, writer: Writer, jobs: in
                     results = _result(pending.popleft())
                     check()
                     yield from results
+            except BuildError:
+                check()  # a signal to the whole process group took the workers too: an interruption, said so
+                raise
             finally:
                 # Chunks not started are dropped; the running ones finish before the caller cleans up.
                 pool.shutdown(wait=True, cancel_futures=True)

@@ -454,6 +454,21 @@ def test_ctrl_c_stops_workers_quietly_with_one_line(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml", "stderr", "users.csv"]
 
 
+@pytest.mark.parametrize("group", [False, True])
+def test_sigterm_stops_the_build_as_ctrl_c_does(tmp_path: Path, group: bool) -> None:
+    """`timeout`, systemd and cancelled CI jobs send SIGTERM (to the process, or to its whole group): it ended
+    the build at once, silently, leaving the work folder (thousands of files) and the lock behind."""
+    proc, err = _start(tmp_path)
+    if group:
+        os.killpg(proc.pid, signal.SIGTERM)
+    else:
+        proc.terminate()
+    assert _finish(proc, err) == 143, err.read_text()
+    lines = [line for line in err.read_text().splitlines() if line and not line.startswith("warning: ")]
+    assert lines == ["interrupted: nothing was written"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml", "stderr", "users.csv"]
+
+
 def test_a_killed_worker_ends_the_build_with_one_line(tmp_path: Path) -> None:
     """The out-of-memory killer (here: SIGKILL) takes a worker: the build stops with a located reason and
     writes nothing, instead of waiting for ever for that worker's chunk."""
