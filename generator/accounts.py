@@ -113,6 +113,9 @@ class AccountSource:
         self.loaded = loaded
         self.spec: Spec = loaded.spec
         self.problems: list[Problem] = []
+        # A problem that kept a file from being read to its end (the accounts or passwords CSV): the accounts
+        # after it are unknown, so even --keep-going cannot build "the valid ones".
+        self.unread: Problem | None = None
 
     def __iter__(self) -> Iterator[Mailbox]:
         seen: dict[str, int] = {}  # address -> packed position of its first row (see _pack)
@@ -209,6 +212,7 @@ class AccountSource:
                 yield from _account_rows(records(handle, display), display, self.problems)
             except CsvProblem as exc:
                 self.problems.append(exc.problem)
+                self.unread = exc.problem
 
     def _load_passwords(self) -> PasswordLookup | None:
         cfg = self.spec.passwords
@@ -240,6 +244,7 @@ class AccountSource:
                                          f"cannot read passwords file: {exc.strerror}", "check the path"))
         except CsvProblem as exc:
             self.problems.append(exc.problem)
+            self.unread = exc.problem
         return out.get
 
 
@@ -250,6 +255,9 @@ def _passwords(found: Iterator[Record], display: str, problems: list[Problem]) -
     out: dict[str, str] = {}
     first_line: dict[str, int] = {}
     for record in found:
+        if record.problem is not None:
+            problems.append(record.problem)
+            continue
         if len(record.fields) != len(header):
             problems.append(Problem(record.position(display, min(len(record.fields), len(header))),
                                     f"row has {len(record.fields)} fields, the header names {len(header)}",
@@ -348,12 +356,11 @@ def address_problems(doc: Document, base_dir: Path) -> list[Problem]:
 
 def _account_rows(found: Iterator[Record], display: str, problems: list[Problem]) -> Iterator[
         tuple[Any, Position, Callable[..., Position]]]:
-    try:
-        header = read_header(found, display, ("name", "email"), CSV_COLUMNS)
-    except CsvProblem as exc:
-        problems.append(exc.problem)
-        return
+    header = read_header(found, display, ("name", "email"), CSV_COLUMNS)  # CsvProblem: no row can be read
     for record in found:
+        if record.problem is not None:
+            problems.append(record.problem)
+            continue
         row = record.fields
         if len(row) > len(header):
             problems.append(Problem(record.position(display, len(header)),

@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import chain, islice
 from pathlib import Path
 from typing import Any, Literal
@@ -184,6 +184,7 @@ def prepare(loaded: LoadedSpec, only: Sequence[str] | None = None, templates: Pa
 
     `kinds` narrows the build to some kinds of file (e.g. only autodiscover-xml for a web server); the
     targets that make them are chosen unless `only` names them already."""
+    asked = list(kinds or ())
     if kinds and "eml" in kinds:  # what a message is composed from is built (and listed) with it
         kinds = [*kinds, "mobileconfig", "mobileconfig-signed", "guide-html", "guide-text"]
     if kinds:
@@ -207,6 +208,7 @@ def prepare(loaded: LoadedSpec, only: Sequence[str] | None = None, templates: Pa
         raise BuildError("signing applies to Apple profiles, but the apple target is not being built")
     if signing is not None and mdm is not None:
         raise BuildError("MDM consoles want unsigned profiles (they re-sign or wrap them): drop the signing options")
+    _check_kinds_can_be_made(loaded, asked, signing is not None, mdm, base_url)
     ctx = RenderContext(loaded, templates=templates, signing=signing, mdm=mdm,
                         kinds=frozenset(kinds) if kinds else None, base_url=base_url, verify=verify,
                         targets=frozenset(names))
@@ -227,6 +229,22 @@ def prepare(loaded: LoadedSpec, only: Sequence[str] | None = None, templates: Pa
         source.check_all()  # report account problems in the same run
         raise SpecError(errors + source.problems)
     return Plan(loaded, targets, sorted(problems, key=Problem.sort_key), mdm, sign, templates)
+
+
+def _check_kinds_can_be_made(loaded: LoadedSpec, kinds: Sequence[str], signing: bool, mdm: str | None,
+                             base_url: str | None) -> None:
+    """A kind asked for with --kinds that this build cannot make is an error, not a build of no files: into
+    an existing output, that build removed every file of the previous one and exited 0."""
+    needs = {"mobileconfig-signed": (signing, "it is made with a signing identity: give --sign-cert and --sign-key "
+                                     "(or set targets.apple.signing)"),
+             "mobileconfig-mdm": (mdm is not None, "it is made by --mdm CONSOLE: add it"),
+             "mobileconfig": (mdm is None, "--mdm makes only mobileconfig-mdm: drop --mdm or ask for that kind"),
+             "guide-qr": (bool(base_url or loaded.spec.delivery.base_url),
+                          "the code links to the service: give --base-url (or set delivery.base_url)")}
+    for kind in kinds:
+        possible, fix = needs.get(kind, (True, ""))
+        if not possible:
+            raise BuildError(f"--kinds {kind}: this build makes no such file — {fix}")
 
 
 def check(plan: Plan) -> int:
@@ -303,6 +321,7 @@ def _worker_init() -> None:
     """A worker leaves Ctrl-C to the main process (which stops the pool and reports once) and dies with it
     (PR_SET_PDEATHSIG): a killed build must not leave workers printing BrokenPipe tracebacks."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the CLI's SIGTERM-as-Ctrl-C is the main process's only
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1 (linux/prctl.h)
 
@@ -370,6 +389,9 @@ def written_accounts(plan: Plan, source: AccountSource, writer: Writer, jobs: in
                     results = _result(pending.popleft())
                     check()
                     yield from results
+            except BuildError:
+                check()  # a signal to the whole process group took the workers too: an interruption, said so
+                raise
             finally:
                 # Chunks not started are dropped; the running ones finish before the caller cleans up.
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -482,6 +504,11 @@ def _build_into(plan: Plan, options: BuildOptions, report: BuildReport, output: 
             _record(writer.write(f, None), output, spool, report, options)
     if source.problems and not options.keep_going:
         raise SpecError(source.problems)
+    unread = source.unread
+    if unread is not None:  # the accounts after it are unknown: "the valid ones" cannot be built
+        said = replace(unread, hint=f"{unread.hint} (--keep-going cannot leave this out: the rows after it "
+                       "were not read)")
+        raise SpecError([said if p is unread else p for p in source.problems])
     report.skipped = source.problems
     targets = [t.name for t in plan.targets]
     # The manifest holds the sha256 of every file: of one with a password, that is enough to test guesses

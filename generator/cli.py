@@ -148,11 +148,12 @@ def build_command(spec: str, out: Path | None, zip_path: Path | None, layout: La
                            list_limit=limit)
     bar = Progress(estimate_accounts(plan.loaded)) if not quiet and sys.stderr.isatty() else None
     options.progress = bar.advance if bar else None
+    stopped_by = _stop_on_sigterm_as_on_ctrl_c()
     try:
         report = build(plan, options)
     except KeyboardInterrupt:
         click.echo("\ninterrupted: nothing was written", err=True)
-        sys.exit(130)
+        sys.exit(128 + (stopped_by[-1] if stopped_by else signal.SIGINT))
     except SpecError as exc:
         _fail_spec(exc)
     except VerificationError as exc:
@@ -187,6 +188,26 @@ def build_command(spec: str, out: Path | None, zip_path: Path | None, layout: La
     click.echo(f"built {report.accounts} account{'s' if report.accounts != 1 else ''}, {report.files_written} "
                f"files ({report.bytes} bytes) in {where}: {counts or 'nothing'}; {len(report.warnings)} warning"
                f"{'s' if len(report.warnings) != 1 else ''}; {time.monotonic() - started:.2f} s")
+
+
+def _stop_on_sigterm_as_on_ctrl_c() -> list[int]:
+    """SIGTERM (`timeout`, systemd, a CI job cancelled, `kill`) stops a build as Ctrl-C does: the work folder
+    removed, one line, exit 143. By default it ended the process at once, leaving a work folder of up to
+    millions of files and the lock until the next build into the same place. It is handed to whatever
+    handles SIGINT at that moment (the build defers it out of the process pool and the commit)."""
+    received: list[int] = []
+
+    def forward(signum: int, frame: object) -> None:
+        received.append(signum)
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler):
+            handler(signum, frame)  # type: ignore[arg-type]
+        else:
+            raise KeyboardInterrupt
+
+    with contextlib.suppress(ValueError):  # not the main thread (an embedding caller): leave it as it is
+        signal.signal(signal.SIGTERM, forward)
+    return received
 
 
 def check_base_url(value: str | None) -> str | None:

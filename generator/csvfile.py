@@ -2,9 +2,12 @@
 
 Records are parsed as RFC 4180 says (a quoted field may hold commas, quotes and line breaks), so a record can
 span physical lines; every field keeps the physical line and column where it starts. The file is read as
-bytes, line by line with a bound, and decoded here: a non-UTF-8 byte is reported at its line and column with
-the encoding the file most likely is, a device or FIFO is refused before reading (`/dev/zero` never ends),
-and a record that grows past the bound (usually a quote that is never closed) stops the read with its line.
+bytes, line by line with a bound, and decoded here: a non-UTF-8 byte or a NUL is reported at its line and
+column (with the encoding the file most likely is) as a problem of its record, which is left out while the
+reading goes on, so every problem comes in one run and --keep-going skips only that record. A device or
+FIFO is refused before reading (`/dev/zero` never ends); what leaves the rest of the file unreadable (a
+UTF-16 file, a line or record past the bound, usually a quote that is never closed) stops the read with
+its line (CsvProblem).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ class Record:
     fields: list[str]
     line: int  # physical line where the record starts
     starts: list[tuple[int, int]]  # (line, column) where each field starts
+    problem: Problem | None = None  # why the record cannot be used (its fields are then not what the file says)
 
     def position(self, display: str, index: int | None = None) -> Position:
         if index is None or not self.starts:
@@ -61,9 +65,11 @@ class _Lines:
         self.record: list[str] = []
         self.record_bytes = 0
         self.record_line = 1
+        self.problem: Problem | None = None  # the first unusable byte of the record being read
 
     def start_record(self) -> None:
         self.record = []
+        self.problem = None
         self.record_bytes = 0
         self.record_line = self.number + 1
 
@@ -81,18 +87,20 @@ class _Lines:
                                      "is this the right file? a CSV line holds a name and an address"))
         if self.number == 1 and raw.startswith(_BOM):
             raw = raw[len(_BOM):]
+        if self.number == 1 and raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # every line would be a problem
+            raise CsvProblem(Problem(at, "the file is UTF-16", "save it as UTF-8"))
+        # An unusable byte is replaced (never by a quote, comma or line break, so the record keeps its shape)
+        # and reported for its record, which the caller leaves out.
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
+            text = raw.decode("utf-8", errors="replace")
             column = len(raw[:exc.start].decode("utf-8", errors="replace")) + 1
-            raise CsvProblem(Problem(Position(self.display, self.number, column),
-                                     f"the file is not UTF-8 (byte 0x{raw[exc.start]:02x})",
-                                     encoding_hint(raw + self.handle.read(4096)))) from None
-        if self.number == 1 and raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-            raise CsvProblem(Problem(at, "the file is UTF-16", "save it as UTF-8"))
+            self._flag(column, f"the file is not UTF-8 (byte 0x{raw[exc.start]:02x})", encoding_hint(raw))
         if "\x00" in text:
-            raise CsvProblem(Problem(Position(self.display, self.number, text.index("\x00") + 1),
-                                     "the line contains a NUL byte", "is this a text file? save it as UTF-8 CSV"))
+            self._flag(text.index("\x00") + 1, "the line contains a NUL byte", "is this a text file? save it as UTF-8 "
+                       "CSV")
+            text = text.replace("\x00", "\ufffd")
         self.record.append(text)
         self.record_bytes += len(raw)
         if self.record_bytes > MAX_RECORD_BYTES:
@@ -101,6 +109,10 @@ class _Lines:
                                      "a quote (\") is probably never closed: close it, or double quotes inside "
                                      "a quoted value (\"\")"))
         return text
+
+    def _flag(self, column: int, message: str, hint: str) -> None:
+        if self.problem is None:
+            self.problem = Problem(Position(self.display, self.number, column), message, hint)
 
 
 def _field_starts(lines: list[str], first_line: int) -> list[tuple[int, int]]:
@@ -121,7 +133,8 @@ def _field_starts(lines: list[str], first_line: int) -> list[tuple[int, int]]:
 
 
 def records(handle: BinaryIO, display: str) -> Iterator[Record]:
-    """Every non-empty record of the file. Raises CsvProblem (located) where the file cannot be read on."""
+    """Every non-empty record of the file, an unusable one with its problem. Raises CsvProblem (located) where
+    the file cannot be read on."""
     lines = _Lines(handle, display)
     reader = csv.reader(lines, strict=True)
     while True:
@@ -142,9 +155,9 @@ def records(handle: BinaryIO, display: str) -> Iterator[Record]:
                                          "save it with LF or CRLF line endings, or quote the value")) from None
             raise CsvProblem(Problem(Position(display, lines.number, 1), f"not a valid CSV record: {what}",
                                      "quote values that contain commas, quotes or line breaks")) from None
-        if not fields or (all(not f.strip() for f in fields) and len(lines.record) == 1):
+        if lines.problem is None and (not fields or (all(not f.strip() for f in fields) and len(lines.record) == 1)):
             continue
-        yield Record(fields, lines.record_line, _field_starts(lines.record, lines.record_line))
+        yield Record(fields, lines.record_line, _field_starts(lines.record, lines.record_line), lines.problem)
 
 
 def read_header(found: Iterator[Record], display: str, required: tuple[str, ...],
@@ -152,6 +165,8 @@ def read_header(found: Iterator[Record], display: str, required: tuple[str, ...]
     """The header row, checked (`allowed` None: other columns are ignored); raises CsvProblem naming what it
     should be."""
     header_record = next(found, None)
+    if header_record is not None and header_record.problem is not None:
+        raise CsvProblem(header_record.problem)
     header = [h.strip() for h in header_record.fields] if header_record else []
     bad = [h for h in header if allowed is not None and h not in allowed]
     if bad or any(r not in header for r in required) or len(set(header)) != len(header):

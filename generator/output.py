@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 from generator import __version__
 from generator.errors import BuildError
+from generator.zipwriter import ZipWriter
 
 Status = Literal["created", "unchanged", "changed"]
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip can hold: fixed, so archives are reproducible
@@ -578,27 +579,21 @@ def _same(path: Path, data: bytes) -> bool:
 
 class ZipSink(Sink):
     """A reproducible zip: fixed timestamps, members in build order, Unix modes kept (0600 for secrets).
-    Written in a marked work folder beside the destination, renamed into place by the commit."""
+    Written in a marked work folder beside the destination, renamed into place by the commit; its memory
+    does not grow with the member count (generator/zipwriter.py)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.work = Path(tempfile.mkdtemp(prefix=_work_name(path, "").name, dir=path.parent))
         (self.work / PARTIAL_MARK).touch()
         self.tmp = self.work / "bundle.zip"
-        self.zip = zipfile.ZipFile(self.tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6)
+        self.zip = ZipWriter(self.tmp, ZIP_EPOCH)
         self.secret = False
-
-    def _info(self, path: str, secret: bool) -> zipfile.ZipInfo:
-        info = zipfile.ZipInfo(path, date_time=ZIP_EPOCH)
-        info.compress_type = zipfile.ZIP_DEFLATED
-        info.create_system = 3  # Unix, so the mode below is honoured by unzip
-        info.external_attr = ((0o100600 if secret else 0o100644) & 0xFFFF) << 16
-        return info
 
     def add(self, path: str, data: bytes, secret: bool) -> None:
         self.secret |= secret
         try:
-            self.zip.writestr(self._info(path, secret), data)
+            self.zip.add(path, data, 0o100600 if secret else 0o100644)
         except OSError as exc:
             raise _located(exc, str(self.tmp)) from None
         return None
@@ -606,9 +601,7 @@ class ZipSink(Sink):
     def add_stream(self, path: str, chunks: Iterable[bytes], secret: bool = False) -> None:
         self.secret |= secret
         try:
-            with self.zip.open(self._info(path, secret), "w", force_zip64=True) as handle:
-                for chunk in chunks:
-                    handle.write(chunk)
+            self.zip.add_stream(path, chunks, 0o100600 if secret else 0o100644)
         except OSError as exc:
             raise _located(exc, str(self.tmp)) from None
 
@@ -619,11 +612,10 @@ class ZipSink(Sink):
             raise _located(exc, str(self.tmp)) from None
         # An archive that holds a password is as secret as the file inside it.
         os.chmod(self.tmp, 0o600 if self.secret else FILE_MODE & ~_umask())
-        with self.tmp.open("rb") as handle:
-            os.fsync(handle.fileno())
 
     def abort(self) -> None:
-        self.zip.close()
+        with contextlib.suppress(OSError):
+            self.zip.discard()
         with contextlib.suppress(OSError):  # what is left carries our mark: the next run removes it
             _remove_tree(self.work)
 

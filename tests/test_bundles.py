@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -129,9 +130,33 @@ def test_unknown_kind_and_conflicting_only_are_refused(tmp_path: Path) -> None:
     assert "error: --kinds prf needs the targets outlook, which --only leaves out" in result.output
 
 
-def test_accounts_stream_memory_does_not_grow_with_the_list(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("options", "error"), [
+    (["--kinds", "mobileconfig-signed"], "error: --kinds mobileconfig-signed: this build makes no such file — it is "
+     "made with a signing identity: give --sign-cert and --sign-key (or set targets.apple.signing)"),
+    (["--kinds", "mobileconfig-mdm"], "error: --kinds mobileconfig-mdm: this build makes no such file — it is made "
+     "by --mdm CONSOLE: add it"),
+    (["--kinds", "mobileconfig", "--mdm", "jamf"], "error: --kinds mobileconfig: this build makes no such file — "
+     "--mdm makes only mobileconfig-mdm: drop --mdm or ask for that kind"),
+    (["--kinds", "guide-qr,guide-html"], "error: --kinds guide-qr: this build makes no such file — the code links "
+     "to the service: give --base-url (or set delivery.base_url)"),
+])
+def test_a_kind_this_build_cannot_make_is_refused_and_the_output_kept(tmp_path: Path, options: list[str],
+                                                                     error: str) -> None:
+    """Such a build made no file, exited 0, and so removed every file of the output it replaced."""
+    spec, out = str(_csv_spec(tmp_path, 3)), tmp_path / "out"
+    assert CliRunner().invoke(main, ["build", spec, "--out", str(out), "-q"]).exit_code == 0
+    before = _tree(out)
+    result = CliRunner().invoke(main, ["build", spec, "--out", str(out), "-q", *options])
+    assert result.exit_code == 1
+    assert error in result.output.splitlines()
+    assert _tree(out) == before and len(before) > 3
+
+
+@pytest.mark.parametrize("into", ["out", "zip"])
+def test_accounts_stream_memory_does_not_grow_with_the_list(tmp_path: Path, into: str) -> None:
     """Python heap peak of a build, 500 vs 2,500 accounts: only the duplicate check may grow (~130 bytes
-    per address). Holding every mailbox (a bug this test caught once) grows it by ~600 bytes per account."""
+    per address). Holding every mailbox (a bug this test caught once) grows it by ~600 bytes per account;
+    zipfile's ZipInfo per member, kept for the central directory, by ~500 bytes per file."""
     import tracemalloc
 
     peaks = []
@@ -141,10 +166,33 @@ def test_accounts_stream_memory_does_not_grow_with_the_list(tmp_path: Path) -> N
         spec = _csv_spec(folder, n)
         plan = prepare(load_spec(spec), ["apple"])
         tracemalloc.start()
-        build(plan, BuildOptions(out=folder / "out", jobs=1))
+        build(plan, BuildOptions(out=folder / "out", jobs=1) if into == "out" else
+              BuildOptions(zip=folder / "p.zip", jobs=1))
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
     assert peaks[1] - peaks[0] < 2000 * 300, f"heap peak grew {(peaks[1] - peaks[0]) / 2000:.0f} bytes per account"
+
+
+def test_zip_of_more_members_than_the_classic_format_counts_reads_back(tmp_path: Path) -> None:
+    """70,000 members need the zip64 end records (the classic count field stops at 65,535); names in UTF-8,
+    modes and a streamed member of unknown size read back with zipfile and, where installed, unzip."""
+    from generator.zipwriter import ZipWriter
+
+    writer = ZipWriter(tmp_path / "big.zip", (1980, 1, 1, 0, 0, 0))
+    for i in range(70_000):
+        writer.add(f"a/{i}@bücher.example", f"file {i}".encode(), 0o100600 if i % 2 else 0o100644)
+    writer.add_stream("manifest.json", (b"x" * 100_000 for _ in range(3)), 0o100644)
+    writer.close()
+    with zipfile.ZipFile(tmp_path / "big.zip") as archive:
+        infos = archive.infolist()
+        assert len(infos) == 70_001 and archive.testzip() is None
+        assert infos[69_999].filename == "a/69999@bücher.example" and archive.read(infos[69_999]) == b"file 69999"
+        assert [i.external_attr >> 16 for i in infos[:2]] == [0o100644, 0o100600]
+        assert infos[-1].date_time == (1980, 1, 1, 0, 0, 0) and archive.read("manifest.json") == b"x" * 300_000
+    if shutil.which("unzip"):
+        checked = subprocess.run(["unzip", "-tq", str(tmp_path / "big.zip")], capture_output=True, text=True,
+                                 check=False)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 @pytest.mark.parametrize("passwords", [True, False])

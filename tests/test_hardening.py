@@ -225,6 +225,65 @@ def test_keep_going_never_writes_half_a_record(tmp_path: Path) -> None:
     assert len(report.skipped) == 2  # Anna's two-line record is one account, skipped whole; Carla's domain
 
 
+def _rows(count: int, bad: dict[int, bytes]) -> bytes:
+    """A header and `count` account rows; row i is bad[i] where given."""
+    rows = [bad.get(i, f"Utente {i},user{i}@esempio.it".encode()) for i in range(count)]
+    return b"\n".join([b"name,email", *rows]) + b"\n"
+
+
+def test_unreadable_bytes_leave_out_their_row_only_and_every_one_is_reported(tmp_path: Path) -> None:
+    """A NUL or a non-UTF-8 byte stopped the read: later rows' problems waited for the next run, and
+    --keep-going built the rows before it, reported one skipped account, exited 0 and dropped the rest."""
+    (tmp_path / "users.csv").write_bytes(_rows(300, {100: b"Ut\x00ente,nul@esempio.it",
+                                                     200: "Zoë,zoe@esempio.it".encode("latin-1"),
+                                                     250: b"Dup,user3@esempio.it"}))
+    spec = _write(tmp_path, HEAD + "accounts_csv: users.csv\n")
+    csv_path = tmp_path / "users.csv"
+    expected = [f"{csv_path}:102:3: the line contains a NUL byte — is this a text file? save it as UTF-8 CSV",
+                f"{csv_path}:202:3: the file is not UTF-8 (byte 0xeb) — it looks like Latin-1/Windows-1252: save it "
+                "as UTF-8",
+                f"{csv_path}:252:5: duplicate address 'user3@esempio.it' (first at {csv_path}:5:1) — each mailbox may "
+                "appear only once"]
+    with pytest.raises(SpecError) as err:
+        load_accounts(load_spec(spec))
+    assert [str(p) for p in err.value.problems] == expected
+    report = build(prepare(load_spec(spec)), BuildOptions(out=tmp_path / "out", keep_going=True, jobs=2))
+    assert [str(p) for p in report.skipped] == expected and report.accounts == 297
+    manifest = json.loads((tmp_path / "out/manifest.json").read_text())
+    accounts = {e["account"] for e in manifest["files"] if e["account"]}
+    assert manifest["accounts"] == 297 and accounts == {f"user{i}@esempio.it" for i in range(300)} - {
+        "user100@esempio.it", "user200@esempio.it", "user250@esempio.it"}
+
+
+@pytest.mark.parametrize(("bad", "problem"), [
+    (b'"Utente 150,user150@esempio.it', "152:1: a quoted value starting in this record is never closed"),
+    (b"x" * 17000, "152:1: line is longer than 16 KiB"),
+])
+def test_keep_going_writes_nothing_when_the_csv_cannot_be_read_to_its_end(tmp_path: Path, bad: bytes,
+                                                                          problem: str) -> None:
+    """The rows after such a problem are unknown: "the valid accounts" were the ones before it, exit 0."""
+    (tmp_path / "users.csv").write_bytes(_rows(300, {5: b"Bad,bad@altrove.it", 150: bad}))
+    spec = _write(tmp_path, HEAD + "accounts_csv: users.csv\n")
+    with pytest.raises(SpecError) as err:
+        build(prepare(load_spec(spec)), BuildOptions(out=tmp_path / "out", keep_going=True, jobs=2))
+    first, last = (str(p) for p in err.value.problems)
+    assert first.startswith(f"{tmp_path / 'users.csv'}:7:5: 'bad@altrove.it' is not in the provider's domains")
+    assert last.startswith(f"{tmp_path / 'users.csv'}:{problem}")
+    assert last.endswith("(--keep-going cannot leave this out: the rows after it were not read)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml", "users.csv"]
+
+
+def test_keep_going_writes_nothing_when_the_passwords_file_cannot_be_read(tmp_path: Path) -> None:
+    (tmp_path / "users.csv").write_bytes(_rows(3, {}))
+    (tmp_path / "pw.csv").write_bytes(b"email,password\nuser0@esempio.it,\"open\n")
+    spec = _write(tmp_path, HEAD + "accounts_csv: users.csv\npasswords: {include: true, from_file: pw.csv}\n")
+    with pytest.raises(SpecError) as err:
+        build(prepare(load_spec(spec)), BuildOptions(out=tmp_path / "out", keep_going=True))
+    assert f"{tmp_path / 'pw.csv'}:2:1: a quoted value starting in this record is never closed" in \
+        [str(p).split(" — ")[0] for p in err.value.problems]
+    assert not (tmp_path / "out").exists()
+
+
 # --- file-system failures -----------------------------------------------------------------------------------
 
 def _cli(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -413,6 +472,21 @@ def test_ctrl_c_stops_workers_quietly_with_one_line(tmp_path: Path) -> None:
     assert _children(proc.pid), "the build should be running worker processes"
     os.killpg(proc.pid, signal.SIGINT)  # what the terminal does: the whole process group
     assert _finish(proc, err) == 130, err.read_text()
+    lines = [line for line in err.read_text().splitlines() if line and not line.startswith("warning: ")]
+    assert lines == ["interrupted: nothing was written"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml", "stderr", "users.csv"]
+
+
+@pytest.mark.parametrize("group", [False, True])
+def test_sigterm_stops_the_build_as_ctrl_c_does(tmp_path: Path, group: bool) -> None:
+    """`timeout`, systemd and cancelled CI jobs send SIGTERM (to the process, or to its whole group): it ended
+    the build at once, silently, leaving the work folder (thousands of files) and the lock behind."""
+    proc, err = _start(tmp_path)
+    if group:
+        os.killpg(proc.pid, signal.SIGTERM)
+    else:
+        proc.terminate()
+    assert _finish(proc, err) == 143, err.read_text()
     lines = [line for line in err.read_text().splitlines() if line and not line.startswith("warning: ")]
     assert lines == ["interrupted: nothing was written"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml", "stderr", "users.csv"]
