@@ -547,6 +547,8 @@ def _manifest(plan: Plan, report: BuildReport, targets: list[str], layout: Layou
     """manifest.json, streamed from the spool: one file entry per line, diff-friendly, never whole in memory."""
     head = {"generator": GENERATOR, "format": MANIFEST_FORMAT, "spec": plan.loaded.path.name, "targets": targets,
             "layout": layout, "mdm": plan.mdm, "accounts": report.accounts}
+    if report.skipped:  # --keep-going left accounts out: a script reading the manifest can tell a partial build
+        head["skipped"] = len(report.skipped)
     yield (json.dumps(head, ensure_ascii=False)[:-1] + ', "files": [\n').encode("utf-8")
     # The spool holds one entry per line, each ending in a newline (JSON escapes any newline inside a value):
     # the entries joined with ",\n" are the spool with every newline but the last one turned into ",\n".

@@ -102,7 +102,11 @@ def test_keep_going_writes_the_valid_accounts_and_lists_the_rest(tmp_path: Path)
     assert f"error: {tmp_path / 'users.csv'}:4:10: 'user2@esempio' is not in the provider's domains" in result.output
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["accounts"] == 4
+    assert manifest["skipped"] == 1  # a script can tell a partial build from the manifest, not only from stderr
     assert "user2@esempio" not in {e["account"] for e in manifest["files"]}
+    result = CliRunner().invoke(main, ["build", str(_csv_spec(tmp_path, 5)), "--out", str(tmp_path / "out"),
+                                       "--keep-going", "-q"])
+    assert result.exit_code == 0 and "skipped" not in json.loads((tmp_path / "out" / "manifest.json").read_text())
 
 
 def test_kinds_build_only_the_files_asked_for(tmp_path: Path) -> None:
