@@ -173,16 +173,20 @@ def test_every_generated_reg_merges_into_a_blank_hive_and_reads_back(hivexregedi
     assert merged == 1 + 1 + 5 + 1 + 2  # ... + examples/delivery.yaml (2 accounts)
 
 
-def test_special_case_values_are_the_ones_the_spec_asked_for(hivexregedit: str, tmp_path: Path) -> None:
-    """Spelled out once, independent of the target's own expectations."""
-    [(_, spec)] = [c for c in _cases(tmp_path) if c[0] == "special"]
+def _merged(hivexregedit: str, spec: Path, hive: Path) -> dict[str, Any]:
+    """The values in a new hive after hivexregedit merged the .reg of the spec's one account."""
     loaded = load_spec(spec)
     [mailbox] = load_accounts(loaded)
     [reg] = [f for f in OutlookTarget(RenderContext(loaded)).render_account(mailbox) if f.kind == "reg"]
-    hive = tmp_path / "special.hive"
     hive.write_bytes(empty_hive())
     assert _merge(hivexregedit, hive, _with_ancestors(reg.data)).returncode == 0
-    values = _dump(hive)
+    return _dump(hive)
+
+
+def test_special_case_values_are_the_ones_the_spec_asked_for(hivexregedit: str, tmp_path: Path) -> None:
+    """Spelled out once, independent of the target's own expectations."""
+    [(_, spec)] = [c for c in _cases(tmp_path) if c[0] == "special"]
+    values = _merged(hivexregedit, spec, tmp_path / "special.hive")
     assert values[SETUP_KEY] == {
         "ImportPRF": (REG_SZ, 'C:\\ProgramData\\Società "Ünal" – Posta\\日本\\mario.rossi@esempio.it.prf'),
         "DisableOffice365SimplifiedAccountCreation": (REG_DWORD, 1)}
@@ -201,10 +205,5 @@ def test_force_pst_path_may_start_with_an_environment_variable(hivexregedit: str
     """REG_EXPAND_SZ exists to carry %VARIABLE% paths (a PST folder per user); the spec refused them."""
     spec = tmp_path / "spec.yaml"
     spec.write_text(BASE + "  outlook:\n    force_pst_path: '%LOCALAPPDATA%\\Microsoft\\Outlook'\n", encoding="utf-8")
-    loaded = load_spec(spec)
-    [mailbox] = load_accounts(loaded)
-    [reg] = [f for f in OutlookTarget(RenderContext(loaded)).render_account(mailbox) if f.kind == "reg"]
-    hive = tmp_path / "expand.hive"
-    hive.write_bytes(empty_hive())
-    assert _merge(hivexregedit, hive, _with_ancestors(reg.data)).returncode == 0
-    assert _dump(hive)[OUTLOOK_KEY] == {"ForcePSTPath": (REG_EXPAND_SZ, "%LOCALAPPDATA%\\Microsoft\\Outlook")}
+    values = _merged(hivexregedit, spec, tmp_path / "expand.hive")
+    assert values[OUTLOOK_KEY] == {"ForcePSTPath": (REG_EXPAND_SZ, "%LOCALAPPDATA%\\Microsoft\\Outlook")}

@@ -306,21 +306,30 @@ def test_password_never_on_the_command_line() -> None:
 
 # --- crash safety --------------------------------------------------------------------------------------------
 
+def _slow_send_under_way(out: Path, port: int, ca: Path, handler: Handler, delay: float = 1.0,
+                         reached: int = 1) -> subprocess.Popen[bytes]:
+    """A `send` of OUT in its own process, the server taking `delay` seconds per message, once `reached`
+    messages have reached DATA."""
+    handler.delay = delay
+    env = {**os.environ, "MAILPROFILE_SMTP_PASSWORD": PASSWORD}
+    argv = [sys.executable, "-m", "generator", "send", str(out), "--smtp", f"127.0.0.1:{port}", "--security", "ssl",
+            "--cafile", str(ca), "--user", USER, "-q"]
+    process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while handler.data_seen < reached and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return process
+
+
 def test_sigkill_mid_run_then_rerun(tmp_path: Path) -> None:
     """Kill -9 while the server holds message 3 before answering: that one is uncertain; a re-run sends the
     rest and not it; --retry-uncertain re-sends it with the same Message-ID."""
     out = _out(tmp_path, _spec(tmp_path, 6))
     handler = Handler(delay=0.0)
     with smtp_server(tmp_path, "ssl", handler) as (_, port, ca):
-        handler.delay = 2.0  # long enough for this thread to see it even on a loaded machine
-        env = {**os.environ, "MAILPROFILE_SMTP_PASSWORD": PASSWORD}
-        argv = [sys.executable, "-m", "generator", "send", str(out), "--smtp", f"127.0.0.1:{port}", "--security",
-                "ssl", "--cafile", str(ca), "--user", USER, "-q"]
-        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # 2 s a message: long enough for this thread to see the third even on a loaded machine
+        process = _slow_send_under_way(out, port, ca, handler, delay=2.0, reached=3)
         try:
-            deadline = time.monotonic() + 60
-            while handler.data_seen < 3 and time.monotonic() < deadline:
-                time.sleep(0.01)
             assert handler.data_seen == 3
             os.kill(process.pid, signal.SIGKILL)
         finally:
@@ -342,19 +351,6 @@ def test_sigkill_mid_run_then_rerun(tmp_path: Path) -> None:
     assert first.data == second.data  # same Message-ID, same Date, same bytes: a receiver can de-duplicate
     assert set(_states(out).values()) == {"sent"}
     _check_delivery(out, handler.messages)
-
-
-def _slow_send_under_way(out: Path, port: int, ca: Path, handler: Handler) -> subprocess.Popen[bytes]:
-    """A `send` of OUT in its own process, a second per message, once its first message has reached DATA."""
-    handler.delay = 1.0
-    env = {**os.environ, "MAILPROFILE_SMTP_PASSWORD": PASSWORD}
-    argv = [sys.executable, "-m", "generator", "send", str(out), "--smtp", f"127.0.0.1:{port}", "--security", "ssl",
-            "--cafile", str(ca), "--user", USER, "-q"]
-    process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while handler.data_seen < 1 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return process
 
 
 def test_a_second_send_on_the_same_journal_is_refused_while_the_first_runs(tmp_path: Path) -> None:
@@ -427,15 +423,8 @@ def test_ctrl_c_says_how_to_resume(tmp_path: Path) -> None:
     out = _out(tmp_path, _spec(tmp_path, 3))
     handler = Handler(delay=0.0)
     with smtp_server(tmp_path, "ssl", handler) as (_, port, ca):
-        handler.delay = 1.0
-        env = {**os.environ, "MAILPROFILE_SMTP_PASSWORD": PASSWORD}
-        argv = [sys.executable, "-m", "generator", "send", str(out), "--smtp", f"127.0.0.1:{port}", "--security",
-                "ssl", "--cafile", str(ca), "--user", USER, "-q"]
-        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        process = _slow_send_under_way(out, port, ca, handler)
         try:
-            deadline = time.monotonic() + 60
-            while handler.data_seen < 1 and time.monotonic() < deadline:
-                time.sleep(0.01)
             process.send_signal(signal.SIGINT)
         finally:
             stdout, stderr = process.communicate(timeout=60)

@@ -274,16 +274,23 @@ def test_every_server_keeps_its_own_user_name(tmp_path: Path) -> None:
     assert logins["smtps.aruba.it"] == "mario.rossi"
 
 
-@pytest.mark.thunderbird
-def test_desktop_thunderbird_reads_each_servers_own_user_name(tmp_path: Path) -> None:
+def _desktop_autoconfig(tmp_path: Path, changes: dict[str, Any]) -> dict[str, Any]:
+    """What desktop Thunderbird reads from the config-v1.1.xml of the example spec with `changes`, served as
+    its ISP's autoconfig."""
     from tests.test_thunderbird_real import HARNESS, make_install, run_thunderbird
 
     install = make_install(tmp_path, "// harness only\n" + HARNESS.read_text(),
-                           isp={"esempio.it": _xml(_target(_variant(tmp_path, OWN_USERS)))})
+                           isp={"esempio.it": _xml(_target(_variant(tmp_path, changes)))})
     home, profile = tmp_path / "home", tmp_path / "profile"
     home.mkdir()
     profile.mkdir()
-    got = run_thunderbird(install, profile, home, domains=["esempio.it"])["autoconfig"]["esempio.it"]
+    got: dict[str, Any] = run_thunderbird(install, profile, home, domains=["esempio.it"])["autoconfig"]["esempio.it"]
+    return got
+
+
+@pytest.mark.thunderbird
+def test_desktop_thunderbird_reads_each_servers_own_user_name(tmp_path: Path) -> None:
+    got = _desktop_autoconfig(tmp_path, OWN_USERS)
     assert [(s["hostname"], s["username"]) for s in got["incoming"]] == [
         ("pop3s.aruba.it", "%EMAILLOCALPART%"), ("imaps.aruba.it", "%EMAILADDRESS%"),
         ("imap2.aruba.it", "legacy-%EMAILLOCALPART%")]
@@ -325,14 +332,7 @@ def test_ipv6_hosts_in_autodiscover_are_bare(tmp_path: Path) -> None:
 
 @pytest.mark.thunderbird
 def test_desktop_thunderbird_reads_ipv6_hosts(tmp_path: Path) -> None:
-    from tests.test_thunderbird_real import HARNESS, make_install, run_thunderbird
-
-    install = make_install(tmp_path, "// harness only\n" + HARNESS.read_text(),
-                           isp={"esempio.it": _xml(_target(_variant(tmp_path, IPV6)))})
-    home, profile = tmp_path / "home", tmp_path / "profile"
-    home.mkdir()
-    profile.mkdir()
-    got = run_thunderbird(install, profile, home, domains=["esempio.it"])["autoconfig"]["esempio.it"]
+    got = _desktop_autoconfig(tmp_path, IPV6)
     assert [s["hostname"] for s in got["incoming"]] == ["2001:db8::25", "2001:db8::26"]
     assert [s["hostname"] for s in got["outgoing"]] == ["2001:db8::27"]
 
