@@ -328,23 +328,29 @@ def main() -> None:
 
     if not args.no_signing:
         cert, key, one_rate, all_rate = signing_material(folder, cores)
-        signed = mailprofile(spec, folder / "signed", "--only", "apple", "--sign-cert", str(cert),
+        # Signed profiles only (what an MDM upload needs), so the build writes the same one file per account as
+        # the unsigned Apple build above and the difference between the two is the signing alone.
+        signed = mailprofile(spec, folder / "signed", "--kinds", "mobileconfig-signed", "--sign-cert", str(cert),
                              "--sign-key", str(key))
         rate = n / signed.seconds
-        rows.append(("mailprofile, Apple signed", f"{rate:,.0f} signed profiles/s (each also "
-                     f"verified and written unsigned), {signed.rss}, {signed.seconds:.1f} s, {signed.cpu:.1f} s CPU"))
+        rows.append(("mailprofile, Apple signed", f"{rate:,.0f} signed profiles/s (--kinds mobileconfig-signed: "
+                     f"each verified unsigned and signed), {signed.rss}, {signed.seconds:.1f} s, "
+                     f"{signed.cpu:.1f} s CPU"))
         rows.append(("floor: bare RSA-2048 signatures", f"{1000 / one_rate:.2f} ms each = {one_rate:,.0f}/s in one "
                      f"process; {all_rate:,.0f}/s measured in {cores} processes at once "
                      f"({all_rate / one_rate:.2f}x one)"))
         # Both readings of the goal: the I/O and plistlib floors are one process's rates; all cores is stricter.
-        rows.append(("  signed vs bare signatures", f"{all_rate / rate:.2f}x the all-cores bare rate's time, "
-                     f"{one_rate / rate:.2f}x one process's (as the other floors) (goal: within 1.5x)"))
-        # What signing adds to the same build: the signed build's time less the unsigned Apple build's, per
-        # profile, against the all-cores bare rate. (The whole signed build cannot come within 1.5x of that
-        # rate when it scales: it is the unsigned build plus a signature per profile.)
+        rows.append(("  signed vs bare signatures", f"{one_rate / rate:.2f}x one process's bare rate's time (as the "
+                     f"other floors), {all_rate / rate:.2f}x the all-cores bare rate's time (goal: within 1.5x)"))
+        # What signing adds to the same build, both writing one file per account: the signed build's time less
+        # the unsigned Apple build's, per profile, against the bare rate at the same parallelism (all cores).
+        # (The whole signed build cannot come within 1.5x of the all-cores rate: it is the unsigned build plus
+        # a signature per profile.)
         extra = signed.seconds - apple.seconds
         rows.append(("  what signing adds", f"{extra:.1f} s for {n:,} signatures = {n / extra:,.0f}/s, "
-                     f"{all_rate / (n / extra):.2f}x the all-cores bare rate's time"))
+                     f"{all_rate / (n / extra):.2f}x the all-cores bare rate's time; "
+                     f"{signed.cpu - apple.cpu:.1f} s CPU = {(signed.cpu - apple.cpu) / n * 1000:.3f} ms a profile "
+                     f"against {1000 / one_rate:.3f} ms a bare signature"))
 
     if not args.no_automx2:
         peer = automx2(args.automx2_accounts or min(n, 10_000))
