@@ -98,3 +98,48 @@ def test_bad_removal_date_is_a_spec_error(tmp_path: Path) -> None:
     assert [str(p).split(": ", 1)[1] for p in info.value.problems] == [
         "targets.apple.removal_date: 'next summer' is not an ISO 8601 date such as 2027-06-30T00:00:00Z",
         "targets.apple.target_device_type: 9 is not allowed — use one of: 0, 1, 2, 3, 4, 5, 6"]
+
+
+INJECTING = (
+    BASE.replace("  display_name: Aruba Mail\n", "  display_name: \"Aruba {{serialnumber}} $PHONE {DeviceUid}\"\n"
+                 "  organization: \"Rossi & Figli {EnrollmentUser} $EMAIL_2\"\n")
+    .replace("  security: ssl\nout", "  security: ssl\n  username: \"corp\\\\%EMAILADDRESS%$x{{mail}}\"\nout")
+    .replace("accounts:\n  - name: Mario Rossi\n    email: mario.rossi@esempio.it\n", "")
+    .replace("  build: [apple]\n", "  build: [apple]\n  apple:\n"
+             "    consent_text: {default: \"Costs US$ 5 {{ a }} $FULLNAME\"}\n"))
+
+
+@pytest.mark.parametrize(("console", "expected"), [
+    ("intune", [("3:17", "provider.display_name", "{{serialnumber}}"),
+                ("11:13", "incoming.username", "{{mail}}"),
+                ("19:29", "targets.apple.consent_text.default", "{{ a }}")]),
+    ("jamf", [("3:17", "provider.display_name", "$PHONE"),
+              ("4:17", "provider.organization", "$EMAIL_2"),
+              ("19:29", "targets.apple.consent_text.default", "$FULLNAME")]),
+    ("workspace-one", [("3:17", "provider.display_name", "{DeviceUid}"),
+                       ("3:17", "provider.display_name", "{serialnumber}"),
+                       ("4:17", "provider.organization", "{EnrollmentUser}"),
+                       ("11:13", "incoming.username", "{mail}")])])
+def test_the_specs_own_text_cannot_carry_the_consoles_variables(tmp_path: Path, console: str,
+                                                                 expected: list[tuple[str, str, str]]) -> None:
+    """The console replaces its variables anywhere in an uploaded profile: one in an organisation name,
+    consent text or a literal user name would reach each device as that user's value, not the spec's text."""
+    (tmp_path / "spec.yaml").write_text(INJECTING)
+    with pytest.raises(SpecError) as info:
+        prepare(load_spec(tmp_path / "spec.yaml"), mdm=console)
+    title = {"intune": "Microsoft Intune", "jamf": "Jamf Pro", "workspace-one": "Workspace ONE UEM"}[console]
+    assert sorted(str(p) for p in info.value.problems) == sorted(
+        f"{tmp_path / 'spec.yaml'}:{at}: {field}: '{token}' is a {title} variable; the console would put a "
+        "per-user value in its place — reword it (consoles have no escape for their variables), or build "
+        "per-account profiles without --mdm" for at, field, token in expected)
+
+
+def test_text_that_is_not_the_consoles_syntax_is_carried_as_written(tmp_path: Path) -> None:
+    # '{{…}}' means nothing to Jamf, '$' before a lower-case letter or a space is no Jamf variable.
+    text = INJECTING.replace(" $PHONE", "").replace(" $EMAIL_2", "").replace(" $FULLNAME", "")
+    (tmp_path / "spec.yaml").write_text(text)
+    build(prepare(load_spec(tmp_path / "spec.yaml"), mdm="jamf"), BuildOptions(out=tmp_path / "out"))
+    profile = plistlib.loads((tmp_path / "out/domains/esempio.it/apple/esempio.it.jamf.mobileconfig").read_bytes())
+    assert profile["PayloadOrganization"] == "Rossi & Figli {EnrollmentUser}"
+    assert profile["ConsentText"] == {"default": "Costs US$ 5 {{ a }}"}
+    assert profile["PayloadContent"][0]["IncomingMailServerUsername"] == "corp\\$EMAIL$x{{mail}}"
