@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from generator.apple_schema import validate_profile
-from generator.build import BuildOptions, build, prepare
+from generator.build import BuildOptions, SignRequest, build, prepare
 from generator.errors import BuildError, SpecError
 from generator.spec import load_spec
 from tests.conftest import EXAMPLES
@@ -73,6 +73,25 @@ def test_jamf_checks_the_outgoing_user_name_only_when_it_is_used(tmp_path: Path,
 def test_mdm_refuses_signing_and_other_targets(tmp_path: Path) -> None:
     with pytest.raises(BuildError, match="MDM mode builds generic Apple profiles only"):
         prepare(load_spec(EXAMPLES / "provider-imap.yaml"), ["outlook"], mdm="jamf")
+
+
+def test_the_specs_signing_identity_is_for_per_account_profiles_only(tmp_path: Path) -> None:
+    """A spec that signs its per-account profiles (encrypted key, passphrase in the environment of the
+    signing host) builds console profiles too: they are never signed, so the identity is not loaded.
+    Signing options on the command line are still refused, naming them."""
+    (tmp_path / "spec.yaml").write_text(BASE.replace("  build: [apple]\n", "  build: [apple]\n  apple:\n"
+                                                     "    signing: {certificate: certs/signer.pem, "
+                                                     "key: certs/signer.key, passphrase_env: NOT_ON_THIS_HOST}\n"))
+    build(prepare(load_spec(tmp_path / "spec.yaml"), mdm="intune"), BuildOptions(out=tmp_path / "out"))
+    data = (tmp_path / "out/domains/esempio.it/apple/esempio.it.intune.mobileconfig").read_bytes()
+    assert plistlib.loads(data)["PayloadContent"][0]["EmailAddress"] == "{{mail}}"  # plain XML, not CMS
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*") if p.is_file()) == [
+        "esempio.it.intune.mobileconfig", "manifest.json"]
+    with pytest.raises(BuildError) as info:
+        prepare(load_spec(tmp_path / "spec.yaml"), mdm="intune",
+                sign=SignRequest(tmp_path / "cert.pem", tmp_path / "key.pem"))
+    assert str(info.value) == ("MDM consoles want unsigned profiles (they re-sign or wrap them): drop --sign-cert, "
+                               "--sign-key and --sign-chain")
 
 
 def test_removal_date_duration_and_device_type(tmp_path: Path) -> None:
