@@ -173,7 +173,7 @@ def load_signing(loaded: LoadedSpec, request: SignRequest | None) -> SigningMate
         return None
     passphrase = os.environ.get(env_name)
     return load_signing_material(request.certificate, request.key, request.chain,
-                                 passphrase.encode("utf-8") if passphrase else None)
+                                 passphrase.encode("utf-8") if passphrase else None, passphrase_env=env_name)
 
 
 def prepare(loaded: LoadedSpec, only: Sequence[str] | None = None, templates: Path | None = None,

@@ -59,6 +59,7 @@ def load_signing_material(
     chain_path: str | Path | None = None,
     passphrase: bytes | None = None,
     now: datetime | None = None,
+    passphrase_env: str | None = None,
 ) -> SigningMaterial:
     """Load and check a signing identity, or raise BuildError saying what is wrong and how to fix it.
 
@@ -67,7 +68,7 @@ def load_signing_material(
     key's; every other certificate given is carried as an intermediate. A passphrase given for an unencrypted
     key is ignored.
     `now` (default: current UTC time; a naive value is taken as UTC) is the time the certificate must be
-    valid at.
+    valid at. `passphrase_env` names the environment variable the passphrase was read from, for messages.
     """
     cert_file = Path(cert_path)
     key_file = Path(key_path)
@@ -75,7 +76,7 @@ def load_signing_material(
     chain_file = Path(chain_path) if chain_path is not None else None
     if chain_file is not None:
         given += [(cert, chain_file) for cert in _load_certificates(chain_file, "certificate chain")]
-    key = _load_private_key(key_file, passphrase)
+    key = _load_private_key(key_file, passphrase, passphrase_env)
 
     # The signer is the certificate of this key, wherever it sits: CAs and exports write full chains leaf
     # first (ACME), root first (many "bundle + certificate" files) or in no order at all.
@@ -401,21 +402,24 @@ def _load_certificates(path: Path, what: str) -> list[x509.Certificate]:
     return certs
 
 
-def _load_private_key(path: Path, passphrase: bytes | None) -> SigningKey:
+def _load_private_key(path: Path, passphrase: bytes | None, env: str | None = None) -> SigningKey:
     data = _read(path, "signing key")
     try:
         key = _parse_key(data, None)
     except TypeError:  # encrypted: cryptography says "Password was not given but private key is encrypted"
         if passphrase is None:
+            # Name the one variable that was read: an admin who set MAILPROFILE_SIGN_PASSPHRASE while the spec
+            # names another was told to set "the variable named in the spec (or MAILPROFILE_SIGN_PASSPHRASE)".
             raise BuildError(
-                f"{path}: the signing key is encrypted and no passphrase was given — {_FIX_PASSPHRASE}"
+                f"{path}: the signing key is encrypted and no passphrase was given — "
+                + (f"set {env} (unset or empty now) to the key's passphrase" if env else _FIX_PASSPHRASE)
             ) from None
         try:
             key = _parse_key(data, passphrase)
         except (ValueError, TypeError):
             raise BuildError(
-                f"{path}: the passphrase does not decrypt the signing key — check the passphrase "
-                "(the variable's value must not end with a newline)"
+                f"{path}: the passphrase{f' in {env}' if env else ''} does not decrypt the signing key — check "
+                "the passphrase (the variable's value must not end with a newline)"
             ) from None
     except (ValueError, UnsupportedAlgorithm):
         raise BuildError(

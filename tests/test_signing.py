@@ -578,3 +578,29 @@ def test_build_refuses_an_expired_certificate_and_writes_nothing(pki: PKI, tmp_p
     assert result.output.splitlines()[0].startswith(f"error: {pki.expired}: the signing certificate")
     assert "expired" in result.output.splitlines()[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_a_missing_passphrase_names_the_variable_that_was_read(pki: PKI, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The spec names its own variable: setting MAILPROFILE_SIGN_PASSPHRASE instead does not count, and the
+    message must say which variable to set (it said "the variable named in the spec (or MAILPROFILE_...)")."""
+    from generator.build import prepare
+    from generator.spec import load_spec
+    from tests.test_spec_errors import BASE
+
+    (tmp_path / "spec.yaml").write_text(BASE.replace("  build: [apple]\n", "  build: [apple]\n  apple:\n"
+                                                     f"    signing: {{certificate: '{pki.leaf_with_chain}', "
+                                                     f"key: '{pki.leaf_key_encrypted}', passphrase_env: SIGN_PW}}\n"))
+    monkeypatch.setenv("MAILPROFILE_SIGN_PASSPHRASE", PASSPHRASE.decode())
+    monkeypatch.delenv("SIGN_PW", raising=False)
+    with pytest.raises(BuildError) as info:
+        prepare(load_spec(tmp_path / "spec.yaml"))
+    assert str(info.value) == (f"{pki.leaf_key_encrypted}: the signing key is encrypted and no passphrase was "
+                               "given — set SIGN_PW (unset or empty now) to the key's passphrase")
+    monkeypatch.setenv("SIGN_PW", "not it")
+    with pytest.raises(BuildError) as info:
+        prepare(load_spec(tmp_path / "spec.yaml"))
+    assert str(info.value) == (f"{pki.leaf_key_encrypted}: the passphrase in SIGN_PW does not decrypt the signing "
+                               "key — check the passphrase (the variable's value must not end with a newline)")
+    monkeypatch.setenv("SIGN_PW", PASSPHRASE.decode())
+    assert prepare(load_spec(tmp_path / "spec.yaml")).targets
