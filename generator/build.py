@@ -109,7 +109,7 @@ class Plan:
         found.append(("the --templates folder", self.templates))
         sign = self.sign
         cfg = spec.targets.apple.signing
-        if sign is None and cfg is not None:
+        if sign is None and cfg is not None and self.mdm is None:
             sign = SignRequest(loaded.base_dir / cfg.certificate, loaded.base_dir / cfg.key,
                                loaded.base_dir / cfg.chain if cfg.chain else None)
         if sign is not None:
@@ -173,7 +173,7 @@ def load_signing(loaded: LoadedSpec, request: SignRequest | None) -> SigningMate
         return None
     passphrase = os.environ.get(env_name)
     return load_signing_material(request.certificate, request.key, request.chain,
-                                 passphrase.encode("utf-8") if passphrase else None)
+                                 passphrase.encode("utf-8") if passphrase else None, passphrase_env=env_name)
 
 
 def prepare(loaded: LoadedSpec, only: Sequence[str] | None = None, templates: Path | None = None,
@@ -203,11 +203,14 @@ def prepare(loaded: LoadedSpec, only: Sequence[str] | None = None, templates: Pa
             raise BuildError("MDM mode builds generic Apple profiles only; drop --only or use --only apple")
         only = ["apple"]
     names = target_names(loaded, only)
-    signing = load_signing(loaded, sign)
+    if sign is not None and mdm is not None:
+        raise BuildError("MDM consoles want unsigned profiles (they re-sign or wrap them): drop --sign-cert, "
+                         "--sign-key and --sign-chain")
+    # targets.apple.signing is for the per-account profiles the same spec builds without --mdm: a console
+    # profile is never signed, so its identity (and passphrase) is not even loaded.
+    signing = load_signing(loaded, sign) if mdm is None else None
     if signing is not None and "apple" not in names:
         raise BuildError("signing applies to Apple profiles, but the apple target is not being built")
-    if signing is not None and mdm is not None:
-        raise BuildError("MDM consoles want unsigned profiles (they re-sign or wrap them): drop the signing options")
     _check_kinds_can_be_made(loaded, asked, signing is not None, mdm, base_url)
     ctx = RenderContext(loaded, templates=templates, signing=signing, mdm=mdm,
                         kinds=frozenset(kinds) if kinds else None, base_url=base_url, verify=verify,

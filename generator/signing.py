@@ -59,37 +59,60 @@ def load_signing_material(
     chain_path: str | Path | None = None,
     passphrase: bytes | None = None,
     now: datetime | None = None,
+    passphrase_env: str | None = None,
 ) -> SigningMaterial:
     """Load and check a signing identity, or raise BuildError saying what is wrong and how to fix it.
 
-    `cert_path` holds the signer certificate (PEM or DER), optionally followed by its chain (PEM).
-    `chain_path` holds intermediates (PEM, any number). A passphrase given for an unencrypted key is ignored.
+    `cert_path` holds the signer certificate (PEM or DER), optionally with its chain (PEM, in any order).
+    `chain_path` holds intermediates (PEM, any number). The signer is the certificate whose public key is the
+    key's; every other certificate given is carried as an intermediate. A passphrase given for an unencrypted
+    key is ignored.
     `now` (default: current UTC time; a naive value is taken as UTC) is the time the certificate must be
-    valid at.
+    valid at. `passphrase_env` names the environment variable the passphrase was read from, for messages.
     """
     cert_file = Path(cert_path)
     key_file = Path(key_path)
-    certs = _load_certificates(cert_file, "signing certificate")
-    leaf, extra = certs[0], certs[1:]
-    if chain_path is not None:
-        extra += _load_certificates(Path(chain_path), "certificate chain")
-    key = _load_private_key(key_file, passphrase)
+    given = [(cert, cert_file) for cert in _load_certificates(cert_file, "signing certificate")]
+    chain_file = Path(chain_path) if chain_path is not None else None
+    if chain_file is not None:
+        given += [(cert, chain_file) for cert in _load_certificates(chain_file, "certificate chain")]
+    key = _load_private_key(key_file, passphrase, passphrase_env)
 
-    if _spki(key.public_key()) != _spki(leaf.public_key()):
+    # The signer is the certificate of this key, wherever it sits: CAs and exports write full chains leaf
+    # first (ACME), root first (many "bundle + certificate" files) or in no order at all.
+    mine = _spki(key.public_key())
+    found = [(cert, path) for cert, path in given if _spki(cert.public_key()) == mine]
+    if not found:
+        first = given[0][0]
+        if len(given) == 1:
+            raise BuildError(
+                f"{key_file}: this private key does not belong to the signing certificate {cert_file} "
+                f"({_subject(first)}) — pass the key that was generated with that certificate's request"
+            )
         raise BuildError(
-            f"{key_file}: this private key does not belong to the signing certificate {cert_file} "
-            f"({_subject(leaf)}) — pass the key that was generated with that certificate's request"
+            f"{key_file}: this private key belongs to none of the {len(given)} certificates given "
+            f"({', '.join(_subject(c) for c, _ in given)}) — pass the signer's certificate with "
+            "the key that was generated with its request"
+        )
+    leaf, leaf_file = found[0]
+    others = _dedupe(leaf, [cert for cert, _ in found])
+    if others:  # a renewed certificate on the same key, next to the old one: which one signs is not ours to guess
+        raise BuildError(
+            f"{leaf_file}: several certificates belong to this key ({_subject(leaf)}, {_when_range(leaf)}; "
+            + "; ".join(f"{_subject(c)}, {_when_range(c)}" for c in others)
+            + ") — give only the certificate to sign with"
         )
 
     moment = _utc(now)
-    _check_validity(leaf, cert_file, "signing certificate", moment)
-    _check_key_usage(leaf, cert_file)
+    _check_validity(leaf, leaf_file, "signing certificate", moment)
+    _check_key_usage(leaf, leaf_file)
 
-    intermediates = _dedupe(leaf, extra)
+    intermediates = _dedupe(leaf, [cert for cert, _ in given])
+    origin = {cert.public_bytes(serialization.Encoding.DER): path for cert, path in reversed(given)}
     for cert in intermediates:
-        _check_validity(cert, Path(chain_path) if chain_path else cert_file, "chain certificate", moment)
+        _check_validity(cert, origin[cert.public_bytes(serialization.Encoding.DER)], "chain certificate", moment)
     if intermediates:
-        _check_issuer_present(leaf, intermediates, Path(chain_path) if chain_path else cert_file)
+        _check_issuer_present(leaf, intermediates, chain_file or cert_file)
     return SigningMaterial(certificate=leaf, private_key=key, intermediates=intermediates)
 
 
@@ -379,21 +402,24 @@ def _load_certificates(path: Path, what: str) -> list[x509.Certificate]:
     return certs
 
 
-def _load_private_key(path: Path, passphrase: bytes | None) -> SigningKey:
+def _load_private_key(path: Path, passphrase: bytes | None, env: str | None = None) -> SigningKey:
     data = _read(path, "signing key")
     try:
         key = _parse_key(data, None)
     except TypeError:  # encrypted: cryptography says "Password was not given but private key is encrypted"
         if passphrase is None:
+            # Name the one variable that was read: an admin who set MAILPROFILE_SIGN_PASSPHRASE while the spec
+            # names another was told to set "the variable named in the spec (or MAILPROFILE_SIGN_PASSPHRASE)".
             raise BuildError(
-                f"{path}: the signing key is encrypted and no passphrase was given — {_FIX_PASSPHRASE}"
+                f"{path}: the signing key is encrypted and no passphrase was given — "
+                + (f"set {env} (unset or empty now) to the key's passphrase" if env else _FIX_PASSPHRASE)
             ) from None
         try:
             key = _parse_key(data, passphrase)
         except (ValueError, TypeError):
             raise BuildError(
-                f"{path}: the passphrase does not decrypt the signing key — check the passphrase "
-                "(the variable's value must not end with a newline)"
+                f"{path}: the passphrase{f' in {env}' if env else ''} does not decrypt the signing key — check "
+                "the passphrase (the variable's value must not end with a newline)"
             ) from None
     except (ValueError, UnsupportedAlgorithm):
         raise BuildError(
@@ -428,6 +454,10 @@ def _utc(now: datetime | None) -> datetime:
 
 def _when(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _when_range(cert: x509.Certificate) -> str:
+    return f"valid {_when(cert.not_valid_before_utc)} to {_when(cert.not_valid_after_utc)}"
 
 
 def _subject(cert: x509.Certificate) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from generator.apple_schema import validate_profile
-from generator.build import BuildOptions, build, prepare
+from generator.build import BuildOptions, SignRequest, build, prepare
 from generator.errors import BuildError, SpecError
 from generator.spec import load_spec
 from tests.conftest import EXAMPLES
@@ -75,6 +75,25 @@ def test_mdm_refuses_signing_and_other_targets(tmp_path: Path) -> None:
         prepare(load_spec(EXAMPLES / "provider-imap.yaml"), ["outlook"], mdm="jamf")
 
 
+def test_the_specs_signing_identity_is_for_per_account_profiles_only(tmp_path: Path) -> None:
+    """A spec that signs its per-account profiles (encrypted key, passphrase in the environment of the
+    signing host) builds console profiles too: they are never signed, so the identity is not loaded.
+    Signing options on the command line are still refused, naming them."""
+    (tmp_path / "spec.yaml").write_text(BASE.replace("  build: [apple]\n", "  build: [apple]\n  apple:\n"
+                                                     "    signing: {certificate: certs/signer.pem, "
+                                                     "key: certs/signer.key, passphrase_env: NOT_ON_THIS_HOST}\n"))
+    build(prepare(load_spec(tmp_path / "spec.yaml"), mdm="intune"), BuildOptions(out=tmp_path / "out"))
+    data = (tmp_path / "out/domains/esempio.it/apple/esempio.it.intune.mobileconfig").read_bytes()
+    assert plistlib.loads(data)["PayloadContent"][0]["EmailAddress"] == "{{mail}}"  # plain XML, not CMS
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*") if p.is_file()) == [
+        "esempio.it.intune.mobileconfig", "manifest.json"]
+    with pytest.raises(BuildError) as info:
+        prepare(load_spec(tmp_path / "spec.yaml"), mdm="intune",
+                sign=SignRequest(tmp_path / "cert.pem", tmp_path / "key.pem"))
+    assert str(info.value) == ("MDM consoles want unsigned profiles (they re-sign or wrap them): drop --sign-cert, "
+                               "--sign-key and --sign-chain")
+
+
 def test_removal_date_duration_and_device_type(tmp_path: Path) -> None:
     text = BASE.replace("targets:\n  build: [apple]\n", "targets:\n  build: [apple]\n  apple:\n"
                         "    removal_date: 2027-06-30T12:00:00+02:00\n    duration_until_removal: 86400\n"
@@ -98,3 +117,48 @@ def test_bad_removal_date_is_a_spec_error(tmp_path: Path) -> None:
     assert [str(p).split(": ", 1)[1] for p in info.value.problems] == [
         "targets.apple.removal_date: 'next summer' is not an ISO 8601 date such as 2027-06-30T00:00:00Z",
         "targets.apple.target_device_type: 9 is not allowed — use one of: 0, 1, 2, 3, 4, 5, 6"]
+
+
+INJECTING = (
+    BASE.replace("  display_name: Aruba Mail\n", "  display_name: \"Aruba {{serialnumber}} $PHONE {DeviceUid}\"\n"
+                 "  organization: \"Rossi & Figli {EnrollmentUser} $EMAIL_2\"\n")
+    .replace("  security: ssl\nout", "  security: ssl\n  username: \"corp\\\\%EMAILADDRESS%$x{{mail}}\"\nout")
+    .replace("accounts:\n  - name: Mario Rossi\n    email: mario.rossi@esempio.it\n", "")
+    .replace("  build: [apple]\n", "  build: [apple]\n  apple:\n"
+             "    consent_text: {default: \"Costs US$ 5 {{ a }} $FULLNAME\"}\n"))
+
+
+@pytest.mark.parametrize(("console", "expected"), [
+    ("intune", [("3:17", "provider.display_name", "{{serialnumber}}"),
+                ("11:13", "incoming.username", "{{mail}}"),
+                ("19:29", "targets.apple.consent_text.default", "{{ a }}")]),
+    ("jamf", [("3:17", "provider.display_name", "$PHONE"),
+              ("4:17", "provider.organization", "$EMAIL_2"),
+              ("19:29", "targets.apple.consent_text.default", "$FULLNAME")]),
+    ("workspace-one", [("3:17", "provider.display_name", "{DeviceUid}"),
+                       ("3:17", "provider.display_name", "{serialnumber}"),
+                       ("4:17", "provider.organization", "{EnrollmentUser}"),
+                       ("11:13", "incoming.username", "{mail}")])])
+def test_the_specs_own_text_cannot_carry_the_consoles_variables(tmp_path: Path, console: str,
+                                                                 expected: list[tuple[str, str, str]]) -> None:
+    """The console replaces its variables anywhere in an uploaded profile: one in an organisation name,
+    consent text or a literal user name would reach each device as that user's value, not the spec's text."""
+    (tmp_path / "spec.yaml").write_text(INJECTING)
+    with pytest.raises(SpecError) as info:
+        prepare(load_spec(tmp_path / "spec.yaml"), mdm=console)
+    title = {"intune": "Microsoft Intune", "jamf": "Jamf Pro", "workspace-one": "Workspace ONE UEM"}[console]
+    assert sorted(str(p) for p in info.value.problems) == sorted(
+        f"{tmp_path / 'spec.yaml'}:{at}: {field}: '{token}' is a {title} variable; the console would put a "
+        "per-user value in its place — reword it (consoles have no escape for their variables), or build "
+        "per-account profiles without --mdm" for at, field, token in expected)
+
+
+def test_text_that_is_not_the_consoles_syntax_is_carried_as_written(tmp_path: Path) -> None:
+    # '{{…}}' means nothing to Jamf, '$' before a lower-case letter or a space is no Jamf variable.
+    text = INJECTING.replace(" $PHONE", "").replace(" $EMAIL_2", "").replace(" $FULLNAME", "")
+    (tmp_path / "spec.yaml").write_text(text)
+    build(prepare(load_spec(tmp_path / "spec.yaml"), mdm="jamf"), BuildOptions(out=tmp_path / "out"))
+    profile = plistlib.loads((tmp_path / "out/domains/esempio.it/apple/esempio.it.jamf.mobileconfig").read_bytes())
+    assert profile["PayloadOrganization"] == "Rossi & Figli {EnrollmentUser}"
+    assert profile["ConsentText"] == {"default": "Costs US$ 5 {{ a }}"}
+    assert profile["PayloadContent"][0]["IncomingMailServerUsername"] == "corp\\$EMAIL$x{{mail}}"

@@ -200,6 +200,66 @@ def test_chain_may_follow_the_leaf_in_the_certificate_file(pki: PKI) -> None:
     assert load_signing_material(pki.leaf_with_chain, pki.leaf_key, pki.chain).intermediates == m.intermediates
 
 
+@pytest.mark.openssl
+@pytest.mark.parametrize("order", ["root, intermediate, leaf", "intermediate, leaf", "leaf in the chain file"])
+def test_the_signer_is_the_certificate_of_the_key_in_any_order(pki: PKI, tmp_path: Path, order: str) -> None:
+    """Full chains come leaf first (ACME), root first (CA bundles) or swapped by hand: the signer is the
+    certificate of the key, the rest are intermediates, and OpenSSL verifies the result against the root."""
+    root, inter, leaf = (p.read_bytes() for p in (pki.root, pki.chain, pki.leaf))
+    cert_file, chain_file = tmp_path / "cert.pem", tmp_path / "chain.pem"
+    if order == "root, intermediate, leaf":
+        cert_file.write_bytes(root + inter + leaf)
+        m = load_signing_material(cert_file, pki.leaf_key)
+    elif order == "intermediate, leaf":
+        cert_file.write_bytes(inter + leaf)
+        m = load_signing_material(cert_file, pki.leaf_key)
+    else:
+        cert_file.write_bytes(inter)
+        chain_file.write_bytes(leaf)
+        m = load_signing_material(cert_file, pki.leaf_key, chain_file)
+    assert m.certificate == pki.leaf_cert
+    assert pki.intermediate_cert in m.intermediates and pki.leaf_cert not in m.intermediates
+    signed, content = tmp_path / "signed.der", tmp_path / "content"
+    signed.write_bytes(sign_profile(PROFILE, m))
+    result = _verify(signed, pki.root, content)
+    assert result.returncode == 0, result.stderr.decode()
+    assert content.read_bytes() == PROFILE
+
+
+def test_refuses_a_key_that_belongs_to_none_of_the_certificates(pki: PKI, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(pki.chain.read_bytes() + pki.leaf.read_bytes())
+    assert _refusal(bundle, pki.wrong_key) == (
+        f"{pki.wrong_key}: this private key belongs to none of the 2 certificates given (CN=Test Intermediate CA, "
+        "CN=Profile Signer) — pass the signer's certificate with the key that was generated with its request"
+    )
+
+
+def test_refuses_two_certificates_of_the_same_key(pki: PKI, tmp_path: Path) -> None:
+    # A renewed certificate on the same key next to the old one: which one signs is the admin's choice.
+    both = tmp_path / "both.pem"
+    both.write_bytes(pki.leaf.read_bytes() + pki.expired.read_bytes() + pki.chain.read_bytes())
+    start, end = (pki.leaf_cert.not_valid_before_utc.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                  pki.leaf_cert.not_valid_after_utc.strftime("%Y-%m-%d %H:%M:%S UTC"))
+    assert _refusal(both, pki.leaf_key) == (
+        f"{both}: several certificates belong to this key (CN=Profile Signer, valid {start} to {end}; "
+        "CN=Expired Signer, valid 2024-01-01 00:00:00 UTC to 2025-01-01 00:00:00 UTC) — give only the "
+        "certificate to sign with"
+    )
+
+
+def test_an_expired_chain_certificate_is_named_with_the_file_it_came_from(pki: PKI, tmp_path: Path) -> None:
+    old_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    old = _cert("Old CA", old_key.public_key(), _name("Old CA"), old_key, ca=True,
+                start=datetime(2020, 1, 1, tzinfo=UTC), end=datetime(2025, 1, 1, tzinfo=UTC))
+    full = tmp_path / "full.pem"
+    full.write_bytes(pki.leaf.read_bytes() + _pem(old))
+    assert _refusal(full, pki.leaf_key, pki.chain) == (
+        f"{full}: the chain certificate (CN=Old CA) expired on 2025-01-01 00:00:00 UTC — renew it; devices "
+        "treat a profile signed with an expired certificate as unsigned"
+    )
+
+
 def test_encrypted_key_with_passphrase(pki: PKI) -> None:
     m = load_signing_material(pki.leaf, pki.leaf_key_encrypted, pki.chain, passphrase=PASSPHRASE)
     assert m.certificate == pki.leaf_cert
@@ -518,3 +578,29 @@ def test_build_refuses_an_expired_certificate_and_writes_nothing(pki: PKI, tmp_p
     assert result.output.splitlines()[0].startswith(f"error: {pki.expired}: the signing certificate")
     assert "expired" in result.output.splitlines()[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_a_missing_passphrase_names_the_variable_that_was_read(pki: PKI, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The spec names its own variable: setting MAILPROFILE_SIGN_PASSPHRASE instead does not count, and the
+    message must say which variable to set (it said "the variable named in the spec (or MAILPROFILE_...)")."""
+    from generator.build import prepare
+    from generator.spec import load_spec
+    from tests.test_spec_errors import BASE
+
+    (tmp_path / "spec.yaml").write_text(BASE.replace("  build: [apple]\n", "  build: [apple]\n  apple:\n"
+                                                     f"    signing: {{certificate: '{pki.leaf_with_chain}', "
+                                                     f"key: '{pki.leaf_key_encrypted}', passphrase_env: SIGN_PW}}\n"))
+    monkeypatch.setenv("MAILPROFILE_SIGN_PASSPHRASE", PASSPHRASE.decode())
+    monkeypatch.delenv("SIGN_PW", raising=False)
+    with pytest.raises(BuildError) as info:
+        prepare(load_spec(tmp_path / "spec.yaml"))
+    assert str(info.value) == (f"{pki.leaf_key_encrypted}: the signing key is encrypted and no passphrase was "
+                               "given — set SIGN_PW (unset or empty now) to the key's passphrase")
+    monkeypatch.setenv("SIGN_PW", "not it")
+    with pytest.raises(BuildError) as info:
+        prepare(load_spec(tmp_path / "spec.yaml"))
+    assert str(info.value) == (f"{pki.leaf_key_encrypted}: the passphrase in SIGN_PW does not decrypt the signing "
+                               "key — check the passphrase (the variable's value must not end with a newline)")
+    monkeypatch.setenv("SIGN_PW", PASSPHRASE.decode())
+    assert prepare(load_spec(tmp_path / "spec.yaml")).targets

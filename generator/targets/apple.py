@@ -24,7 +24,7 @@ from generator.render import differences, render_template, xml_escape
 from generator.signing import Signer, unsigned_content
 from generator.stencil import XML_SPECIALS, Context, Format, Stencils, xml_carriable
 from generator.targets.base import OutputFile, Target, stable_uuid
-from generator.targets.mdm import CONSOLES, console_value
+from generator.targets.mdm import CONSOLES, Console, console_value, neutral
 
 # Apple's authentication vocabulary. GSSAPI and OAuth2 have no value in com.apple.mail.managed.
 AUTH = {"password": "EmailAuthPassword", "encrypted-password": "EmailAuthCRAMMD5", "ntlm": "EmailAuthNTLM",
@@ -173,6 +173,8 @@ class AppleTarget(Target):
             if spec.passwords.include:
                 out.append(Problem(where("passwords", "include"), "MDM profiles are generic: they never carry "
                                    "passwords", "set passwords.include: false for MDM builds"))
+            if not out or all(p.severity != "error" for p in out):
+                out += self._mdm_variables_in_literals(console)
         if spec.passwords.include and self.ctx.mdm is None:
             out.append(Problem(where("passwords", "include"), "Apple profiles will carry passwords in clear "
                                "text (Apple: only use with encrypted profiles)",
@@ -187,9 +189,49 @@ class AppleTarget(Target):
                              display=s.display_name or f"{spec.provider.display_name} – {mailbox.email}",
                              description=s.description or f"Configures the mail account {mailbox.email}.")
 
-    def mdm_mailbox(self, domain: str) -> Mailbox:
+    def _mdm_variables_in_literals(self, console: Console) -> list[Problem]:
+        """The spec's own text in a console profile must not contain that console's variable syntax: the
+        console would replace `{{serialnumber}}` in an organisation name or `$EMAIL` in consent text with a
+        per-user value, and none of the consoles documents an escape. Every string of each domain's profile,
+        made with NO_VARIABLE where the console's variables go, is searched; a match is reported at the spec
+        value it came from."""
+        spec, s, where = self.spec, self.settings, self.ctx.loaded.where
+        smtp_user = ("incoming", "username") if spec.outgoing.same_credentials else ("outgoing", "username")
+        # Where each string of the profile comes from in the spec (the others are made from domains and hosts).
+        origin: dict[tuple[str, ...], tuple[str, ...]] = {
+            ("PayloadDisplayName",): ("targets", "apple", "display_name") if s.display_name
+            else ("provider", "display_name"),
+            ("PayloadDescription",): ("targets", "apple", "description"),
+            ("PayloadOrganization",): ("provider", "organization") if spec.provider.organization
+            else ("provider", "display_name"),
+            ("mail", "PayloadDisplayName"): ("provider", "display_name"),
+            ("mail", "EmailAccountDescription"): ("provider", "display_name"),
+            ("mail", "IncomingMailServerUsername"): ("incoming", "username"),
+            ("mail", "OutgoingMailServerUsername"): smtp_user,
+            ("mail", "IncomingMailServerIMAPPathPrefix"): ("incoming", "imap_path_prefix"),
+        }
+        found: dict[tuple[tuple[str, ...], str], None] = {}
+        for domain in spec.provider.domains:
+            profile = self.expected_mdm_profile(domain, neutral(console))
+            strings: list[tuple[tuple[str, ...], str]] = [((key,), value) for key, value in profile.items()
+                                                          if isinstance(value, str)]
+            strings += [(("ConsentText", lang), text) for lang, text in profile.get("ConsentText", {}).items()]
+            strings += [(("mail", key), value) for key, value in profile["PayloadContent"][0].items()
+                        if isinstance(value, str)]
+            for key, value in strings:
+                path = (("targets", "apple", "consent_text", key[1]) if key[0] == "ConsentText"
+                        else origin.get(key, ()))
+                for token in console.variable.findall(value):
+                    found[(path, token)] = None
+        return [Problem(where(*path), f"{'.'.join(path) or 'the profile'}: '{token}' is a {console.title} "
+                        "variable; the console would put a per-user value in its place",
+                        "reword it (consoles have no escape for their variables), or build per-account "
+                        "profiles without --mdm")
+                for path, token in found]
+
+    def mdm_mailbox(self, domain: str, console: Console | None = None) -> Mailbox:
         """A stand-in mailbox whose address, user names and name are the console's per-user variables."""
-        console = CONSOLES[self.ctx.mdm or ""]
+        console = console or CONSOLES[self.ctx.mdm or ""]
         inc, out = self.spec.incoming, self.spec.outgoing
         user = console_value(inc.username, console, domain)
         return Mailbox(index=0, name=console.display_name, email=console.email, local=console.local or "",
@@ -197,10 +239,10 @@ class AppleTarget(Target):
                        smtp_username=user if out.same_credentials else console_value(out.username, console, domain),
                        description=None, position=self.ctx.loaded.where())
 
-    def expected_mdm_profile(self, domain: str) -> dict[str, Any]:
+    def expected_mdm_profile(self, domain: str, console: Console | None = None) -> dict[str, Any]:
         spec, s = self.spec, self.settings
-        console = CONSOLES[self.ctx.mdm or ""]
-        return self._profile(self.mdm_mailbox(domain), identity=f"mdm/{console.name}/{domain}",
+        console = console or CONSOLES[self.ctx.mdm or ""]
+        return self._profile(self.mdm_mailbox(domain, console), identity=f"mdm/{console.name}/{domain}",
                              profile_id=f"{self.identifier_prefix()}.mdm.{console.name}.{domain}",
                              display=s.display_name or f"{spec.provider.display_name} – {domain}",
                              description=s.description or f"Configures your {domain} mail account.")
