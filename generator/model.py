@@ -218,8 +218,8 @@ class Server(Closed):
     security: Security = Field(description="ssl = implicit TLS (993/995/465), starttls, or none (plain text).")
     authentication: Authentication = Field("password", description="How the client proves who it is.")
     username: Username = Field("%EMAILADDRESS%", description="User name; placeholders %EMAILADDRESS%, "
-                               "%EMAILLOCALPART%, %EMAILDOMAIN%, %REALNAME% or a literal. An imap_alternative or fallback "
-                               "without one uses the primary server's (incoming or outgoing).")
+                               "%EMAILLOCALPART%, %EMAILDOMAIN%, %REALNAME% or a literal. An imap_alternative "
+                               "or fallback without one uses the primary server's (incoming or outgoing).")
     allow_insecure: bool = Field(False, description="Allow a password over security: none (refused otherwise).")
 
 
