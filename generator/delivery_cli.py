@@ -88,9 +88,9 @@ def send_command(out: Path, smtp: str, security: str, cafile: Path | None, user:
                  backoff: float, journal: Path | None, quiet: bool) -> None:
     """Send the messages built in OUT (by `mailprofile messages`) through an SMTP server.
 
-    A journal (OUT/.outbox.sqlite) makes it resumable: kill it at any moment and run it again; nothing
-    sent goes twice; a message that was on the wire at the crash is reported uncertain and is re-sent
-    only with --retry-uncertain."""
+    A journal (OUT.outbox.sqlite beside OUT, or --journal) makes it resumable: kill it at any moment and
+    run it again; nothing sent goes twice; a message that was on the wire at the crash is reported
+    uncertain and is re-sent only with --retry-uncertain."""
     host, port = _hostport(smtp)
     password: str | None = None
     if user:

@@ -218,8 +218,8 @@ class Server(Closed):
     security: Security = Field(description="ssl = implicit TLS (993/995/465), starttls, or none (plain text).")
     authentication: Authentication = Field("password", description="How the client proves who it is.")
     username: Username = Field("%EMAILADDRESS%", description="User name; placeholders %EMAILADDRESS%, "
-                               "%EMAILLOCALPART%, %EMAILDOMAIN% or a literal. An imap_alternative or fallback "
-                               "without one uses the primary server's (incoming or outgoing).")
+                               "%EMAILLOCALPART%, %EMAILDOMAIN%, %REALNAME% or a literal. An imap_alternative "
+                               "or fallback without one uses the primary server's (incoming or outgoing).")
     allow_insecure: bool = Field(False, description="Allow a password over security: none (refused otherwise).")
 
 
@@ -473,8 +473,9 @@ class Spec(Closed):
                                  "plain-text ones) for the formats that can list several.")
     tls_min: TlsVersion = Field("1.2", description="Minimum TLS version: '1.2' or '1.3'.")
     accounts: list[AccountSpec] = Field(default_factory=list, description="Inline list of mailboxes.")
-    accounts_csv: Text | None = Field(None, description="CSV file name,email[,username] (UTF-8, header row), "
-                                      "relative to the spec.")
+    accounts_csv: Text | None = Field(None, description="CSV file with the columns name,email and optionally "
+                                      "username,description,language,notify (UTF-8, header row; any order), relative "
+                                      "to the spec.")
     targets: Targets = Field(default_factory=Targets, description="Which targets to build, and their settings.")
     passwords: Passwords = Field(default_factory=Passwords, description="Opt-in: write passwords (Apple only).")
     delivery: Delivery = Field(default_factory=Delivery, description="Guides and messages: language, sender, "

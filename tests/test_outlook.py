@@ -460,3 +460,40 @@ def test_prf_dir_with_a_variable_is_warned_and_force_pst_path_may_start_with_one
 def test_force_pst_path_is_still_absolute_or_variable_rooted(path: str) -> None:
     with pytest.raises(ValueError, match="not an absolute Windows path"):
         OutlookSettings.model_validate({"force_pst_path": path})
+
+
+OUTLOOK_LINT_SPEC = BASE.replace("protocol: pop3", "protocol: imap").replace("port: 995", "port: 143").replace(
+    "security: ssl\noutgoing:", "security: starttls\n  authentication: encrypted-password\noutgoing:").replace(
+    "port: 465\n  security: ssl", "port: 587\n  security: starttls").replace(
+    "  build: [apple]\n", '  build: [outlook]\n  outlook: {prf_dir: "C:\\\\Users\\\\%USERNAME%\\\\prf"}\n') + """\
+tls_min: "1.2"
+fallbacks:
+  outgoing: [{host: smtp2.aruba.it, port: 465, security: ssl}]
+"""
+OUTLOOK_WARNINGS = {
+    "incoming-starttls": "Outlook's PRF has only SSL on/off for IMAP",
+    "outgoing-starttls": "SMTP STARTTLS is written as SMTPSecureConnection=2",
+    "tls_min": "Outlook has no setting for the minimum TLS version",
+    "fallbacks": "a PRF carries one incoming and one outgoing server",
+    "imap": "IMAP accounts imported from a PRF",
+    "authentication": "Outlook's PRF and autodiscover have no setting for authentication: encrypted-password",
+    "prf_dir": "prf_dir C:\\Users\\%USERNAME%\\prf holds a %VARIABLE%",
+}
+
+
+@pytest.mark.parametrize("kinds,expected", [
+    (None, set(OUTLOOK_WARNINGS)),
+    (["prf"], {"incoming-starttls", "outgoing-starttls", "tls_min", "fallbacks", "imap", "authentication"}),
+    (["reg"], {"tls_min", "imap", "prf_dir"}),
+    # README's "--kinds autoconfig-xml,autodiscover-xml" web build, and what `serve` answers with.
+    (["autoconfig-xml", "autodiscover-xml"], {"tls_min", "authentication"}),
+    (["autodiscover-json"], set()),
+])
+def test_outlook_warnings_follow_kinds(tmp_path: Path, kinds: list[str] | None, expected: set[str]) -> None:
+    """A build told about a PRF it does not write (or a .reg's ImportPRF path it does not write) sends the admin
+    after a problem that is not in the output; the Thunderbird target already follows --kinds."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(OUTLOOK_LINT_SPEC, encoding="utf-8")
+    warnings = [p.message for p in prepare(load_spec(spec), kinds=kinds).warnings if p.severity == "warning"]
+    found = {key for key, start in OUTLOOK_WARNINGS.items() if any(m.startswith(start) for m in warnings)}
+    assert found == expected

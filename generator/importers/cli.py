@@ -32,8 +32,9 @@ EXIT_SOURCE = 2
 def import_command(sources: tuple[Path, ...], output: Path | None, force: bool, provider: str | None,
                    verify_signature: bool, schema: str) -> None:
     """Turn existing configuration into a commented spec: Mozilla autoconfig/ISPDB XML, Apple .mobileconfig
-    (plain or signed), an automx2 SQLite database, Thunderbird prefs.js/user.js. Several sources of one
-    provider are merged; conflicts and losses are comments in the spec and warnings here.
+    (plain or signed), an automx2 SQLite database, Thunderbird prefs.js/user.js/mozilla.cfg/policies.json,
+    Outlook .prf and autodiscover.xml. Several sources of one provider are merged; conflicts and losses are
+    comments in the spec and warnings here.
 
     \b
     mailprofile import config-v1.1.xml old.mobileconfig > spec.yaml

@@ -27,6 +27,8 @@ from generator.model import base_url_value
 from generator.serve.app import Holder, build_app, start_service
 from generator.serve.limits import REQUEST_TIMEOUT, http_protocol
 from generator.serve.service import Service
+from generator.targets.thunderbird import ThunderbirdTarget
+from generator.targets.thunderbird_android import ANDROID_CLIENTS, android_autoconfig_problems
 
 log = logging.getLogger("mailprofile.serve")
 
@@ -175,19 +177,19 @@ def _url(sock: socket.socket) -> str:
 
 
 def client_notes(service: Service) -> list[str]:
-    """What some clients will not take from this spec (thunderbird-android RealAutoconfigParser.kt: POP3 servers
-    are skipped and a file without IMAP is rejected; any socketType plain rejects the whole file)."""
-    spec, notes = service.spec, list[str]()
-    if not service.serves("thunderbird"):
-        return notes
-    incoming = [spec.incoming, *spec.fallbacks.incoming]
-    if not any(s.protocol == "imap" for s in incoming):
-        notes.append("Thunderbird for Android cannot autoconfigure a POP3-only provider; its users need the "
-                     "settings table of the page at /")
-    elif any(s.security == "none" for s in [*incoming, spec.outgoing, *spec.fallbacks.outgoing]):
-        notes.append("Thunderbird for Android rejects an autoconfig file with a plain-text server (the "
-                     "fallbacks); its users need the settings table of the page at /")
-    return notes
+    """What some clients will not take from this spec: the verdict on the config-v1.1.xml this service answers
+    with, by the same rules as the build's lint (thunderbird-android RealAutoconfigParser.kt: POP3 servers are
+    skipped and a file without IMAP is rejected; any socketType plain rejects the whole file). Judged on the
+    served document, so an imap_alternative and the plain fallbacks it leaves out count as they should."""
+    target = service.targets.get("thunderbird")
+    if not isinstance(target, ThunderbirdTarget):
+        return []
+    problems = android_autoconfig_problems(target.autoconfig_values())
+    if not problems:
+        return []
+    qr = " or the QR import it shows" if service.spec.targets.thunderbird.android_qr else ""
+    return [f"{ANDROID_CLIENTS} will reject the autoconfig answer ({'; '.join(problems)}); their users need the "
+            f"settings table of the page at /{qr}"]
 
 
 def supervise(config: uvicorn.Config, holder: Holder, workers: int, sockets: list[socket.socket]) -> None:

@@ -179,7 +179,10 @@ class OutlookTarget(Target):
         out: list[Problem] = []
         incoming, outgoing = spec.incoming, spec.outgoing
         prefix = PRF_ACCOUNT[incoming.protocol][2]
-        if incoming.security == "starttls":
+        # Each problem is about some kinds of file; a --kinds build (and serve, which answers only with
+        # autodiscover files) is told only about the ones it writes, as the Thunderbird target does.
+        prf, reg, xml = self.wants("prf"), self.wants("reg"), self.wants("autodiscover-xml")
+        if prf and incoming.security == "starttls":
             implicit = 995 if incoming.protocol == "pop3" else 993
             out.append(Problem(
                 where("incoming", "security"),
@@ -187,46 +190,46 @@ class OutlookTarget(Target):
                 f"writes {prefix}UseSSL=0 and Outlook would log in without encryption",
                 f"for Outlook use the implicit-TLS port ({implicit}) with security: ssl, or set the "
                 "encryption in Outlook after import; autodiscover.xml does carry STARTTLS", severity="warning"))
-        if outgoing.security == "starttls":
+        if prf and outgoing.security == "starttls":
             out.append(Problem(
                 where("outgoing", "security"),
                 "SMTP STARTTLS is written as SMTPSecureConnection=2 (PROP_SMTP_SECURE_CONNECTION 0x020A), a PRF "
                 "mapping that follows the format but is untested on a real Outlook",
                 "check the outgoing encryption in Outlook after the first start, or use port 465 with "
                 "security: ssl", severity="warning"))
-        if "tls_min" in self.ctx.loaded.document.data:
+        if (prf or reg or xml) and "tls_min" in self.ctx.loaded.document.data:
             out.append(Problem(
                 where("tls_min"),
                 f"Outlook has no setting for the minimum TLS version (tls_min {spec.tls_min}): Windows decides",
                 "enforce it with Windows' SChannel policy (GPO), not with these files", severity="warning"))
         count = len(spec.fallbacks.incoming) + len(spec.fallbacks.outgoing)
-        if count:
+        if prf and count:
             out.append(Problem(
                 where("fallbacks"),
                 f"a PRF carries one incoming and one outgoing server: the {count} fallback server(s) appear only "
                 "in autodiscover.xml", "nothing to do if the primary servers are what Outlook should use",
                 severity="warning"))
-        if incoming.protocol == "imap":
+        if (prf or reg) and incoming.protocol == "imap":
             out.append(Problem(
                 where("incoming", "protocol"),
                 "IMAP accounts imported from a PRF are reported not to work on current Microsoft 365 builds "
                 "(unverified)", "test on your Outlook build; Outlook's automatic setup with autodiscover.xml "
                 "is the alternative", severity="warning"))
-        for name, server in self._named_servers():
+        for name, server in self._named_servers() if prf or xml else []:
             if server.authentication in ("encrypted-password", "gssapi", "oauth2"):
                 out.append(Problem(
                     where(*name, "authentication"),
                     f"Outlook's PRF and autodiscover have no setting for authentication: {server.authentication}; "
                     "Outlook will send the password (SPA off)",
                     "use authentication: password over TLS for Outlook, or ntlm for SPA", severity="warning"))
-        if "%" in self.settings.prf_dir:
+        if reg and "%" in self.settings.prf_dir:
             out.append(Problem(
                 where("targets", "outlook", "prf_dir"),
                 f"prf_dir {self.settings.prf_dir} holds a %VARIABLE%: ImportPRF is a plain string (REG_SZ) "
                 "that Outlook is not known to expand, so the import would look for that folder literally",
                 "use a fixed folder every user can read, such as C:\\ProgramData\\mailprofile",
                 severity="warning"))
-        if spec.passwords.include:
+        if (prf or reg or xml) and spec.passwords.include:
             out.append(Problem(
                 where("passwords", "include"),
                 "Outlook files never carry a password: Outlook asks for it at the first start",
