@@ -8,7 +8,6 @@ import http.client
 import shutil
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -62,3 +61,37 @@ def test_a_trailing_slash_is_404_not_a_redirect_to_the_host_header(srv: Server, 
     # an address anyone can choose, over http:// even behind a TLS proxy. The docs say: any other path, 404.
     r, _ = get(srv, method, path, body, {**XML_HEADERS, "Host": "evil.example"})
     assert (r.status, r.getheader("location")) == (404, None)
+
+
+# --- the Host header ---------------------------------------------------------------------------------------
+def status_line(response: bytes) -> bytes:
+    return response.split(b"\r\n", 1)[0]
+
+
+@pytest.mark.parametrize("head", [
+    # Two Host lines: a proxy or cache in front may key on the last one while the answer followed the first
+    # (autoconfig for one domain cached under the other's name). RFC 9112 §3.2: 400.
+    b"GET /mail/config-v1.1.xml HTTP/1.1\r\nHost: autoconfig.esempio.it\r\nHost: autoconfig.other.example\r\n",
+    b"GET /healthz HTTP/1.0\r\nHost: a.example\r\nHost: b.example\r\n",
+    # HTTP/1.1 without Host (RFC 9112 §3.2: 400; h11 refused it, httptools let it through).
+    b"GET /healthz HTTP/1.1\r\n",
+    # Not a host: two names joined by a proxy, a path, spaces.
+    b"GET /mail/config-v1.1.xml HTTP/1.1\r\nHost: autoconfig.esempio.it, autoconfig.other.example\r\n",
+    b"GET /?email=giulia.bianchi%40esempio.it HTTP/1.1\r\nHost: evil.example/x?\r\n",
+])
+def test_a_missing_repeated_or_invalid_host_is_400(srv: Server, head: bytes) -> None:
+    answer = raw(srv, head + b"Connection: close\r\n\r\n")
+    assert status_line(answer) == b"HTTP/1.1 400 Bad Request"
+    assert answer.endswith(b"\r\n\r\nbad Host header: send exactly one Host with the server's name\n")
+
+
+@pytest.mark.parametrize("head,status", [
+    (b"GET /healthz HTTP/1.0\r\n", b"200 OK"),  # HTTP/1.0 needs no Host
+    (b"GET /mail/config-v1.1.xml HTTP/1.1\r\nHost: AUTOCONFIG.Esempio.IT.:8080\r\n", b"200 OK"),
+    (b"GET /mail/config-v1.1.xml HTTP/1.1\r\nHost: autoconfig.xn--espmpio-dya.it\r\n", b"404 Not Found"),
+    (b"GET /mail/config-v1.1.xml HTTP/1.1\r\nHost: [::1]:8080\r\n", b"400 Bad Request"),  # no mail domain
+])
+def test_a_valid_host_is_served(srv: Server, head: bytes, status: bytes) -> None:
+    answer = raw(srv, head + b"Connection: close\r\n\r\n")
+    assert status_line(answer) == b"HTTP/1.1 " + status
+    assert b"bad Host header" not in answer
