@@ -95,3 +95,38 @@ def test_a_valid_host_is_served(srv: Server, head: bytes, status: bytes) -> None
     answer = raw(srv, head + b"Connection: close\r\n\r\n")
     assert status_line(answer) == b"HTTP/1.1 " + status
     assert b"bad Host header" not in answer
+
+
+# --- security headers ----------------------------------------------------------------------------------------
+PAGE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; "
+            "frame-ancestors 'none'; base-uri 'none'")
+
+
+@pytest.mark.parametrize("query,status", [("", 200), ("?email=giulia.bianchi%40esempio.it", 200),
+                                          ("?email=nobody%40other.example", 404), ("?email=junk", 400)])
+def test_the_page_carries_its_security_headers(srv: Server, query: str, status: int) -> None:
+    # Without them any site could frame the page (clickjacking the profile button), and a browser would
+    # follow its default Referer policy with the address in the URL.
+    r, body = get(srv, "GET", "/" + query, headers={"Host": "autoconfig.esempio.it"})
+    assert r.status == status and body.startswith(b"<!DOCTYPE html>")
+    assert r.getheader("content-security-policy") == PAGE_CSP
+    assert r.getheader("x-frame-options") == "DENY"
+    assert r.getheader("referrer-policy") == "no-referrer"
+    assert r.getheader("x-content-type-options") == "nosniff"
+
+
+@pytest.mark.parametrize("method,path,body,status", [
+    ("GET", "/mail/config-v1.1.xml?emailaddress=a%40esempio.it", None, 200),
+    ("GET", "/autodiscover/autodiscover.json?Email=a%40esempio.it&Protocol=%3Cscript%3E", None, 400),
+    ("GET", "/apple/giulia.bianchi@esempio.it.mobileconfig", None, 200),
+    ("POST", "/autodiscover/autodiscover.xml", pox("giulia.bianchi@esempio.it"), 200),
+    ("POST", "/autodiscover/autodiscover.xml", b"<junk", 400),
+    ("GET", "/healthz", None, 200),
+    ("GET", "/no/such/path", None, 404),
+    ("DELETE", "/healthz", None, 405),
+])
+def test_every_answer_says_nosniff(srv: Server, method: str, path: str, body: bytes | None, status: int) -> None:
+    # A browser must take each answer for its declared type: the JSON error echoes the Protocol asked for,
+    # and a sniffing browser could render text it guessed to be HTML.
+    r, _ = get(srv, method, path, body, {**XML_HEADERS, "Host": "autoconfig.esempio.it"})
+    assert (r.status, r.getheader("x-content-type-options")) == (status, "nosniff")
