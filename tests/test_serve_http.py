@@ -5,6 +5,7 @@ as raw bytes, as clients and proxies send them; the server is started once for t
 from __future__ import annotations
 
 import http.client
+import json
 import shutil
 import socket
 from collections.abc import Iterator
@@ -130,3 +131,35 @@ def test_every_answer_says_nosniff(srv: Server, method: str, path: str, body: by
     # and a sniffing browser could render text it guessed to be HTML.
     r, _ = get(srv, method, path, body, {**XML_HEADERS, "Host": "autoconfig.esempio.it"})
     assert (r.status, r.getheader("x-content-type-options")) == (status, "nosniff")
+
+
+# --- per-domain answers need only the domain ----------------------------------------------------------------
+@pytest.mark.parametrize("path", [
+    # A client that does not percent-encode '+': query decoding makes 'a b@esempio.it' of it.
+    "/mail/config-v1.1.xml?emailaddress=giulia+work@esempio.it",
+    "/mail/config-v1.1.xml?emailaddress=%22giulia%20bianchi%22@esempio.it",  # a quoted local part
+    "/mail/config-v1.1.xml?emailaddress=a@ESEMPIO.IT.",
+])
+def test_autoconfig_needs_only_the_domain_of_the_address(srv: Server, path: str) -> None:
+    # The answer is the domain's file either way; on a Host that names no mail domain (the service reached
+    # by its IP, a proxy that rewrites Host) refusing the local part left the client with a 400.
+    r, body = get(srv, "GET", path, headers={"Host": "127.0.0.1"})
+    assert r.status == 200 and r.getheader("content-type") == "text/xml; charset=utf-8"
+    assert b"<domain>esempio.it</domain>" in body
+
+
+@pytest.mark.parametrize("query", ["Email=giulia+work@esempio.it&Protocol=AutodiscoverV1",
+                                   "Email=%22giulia%20bianchi%22%40esempio.it&Protocol=AutodiscoverV1"])
+def test_autodiscover_json_needs_only_the_domain_of_the_address(srv: Server, query: str) -> None:
+    r, body = get(srv, "GET", "/autodiscover/autodiscover.json?" + query, headers={"Host": "127.0.0.1"})
+    assert (r.status, json.loads(body)) == (200, {
+        "Protocol": "AutodiscoverV1", "Url": "https://autodiscover.esempio.it/autodiscover/autodiscover.xml"})
+
+
+@pytest.mark.parametrize("address,status", [("junk", 400), ("@esempio.it", 400), ("a@", 400),
+                                            ("a@exa_mple..org", 400), ("a@other.example", 404)])
+def test_autodiscover_json_still_refuses_what_names_no_served_domain(srv: Server, address: str,
+                                                                      status: int) -> None:
+    r, body = get(srv, "GET", f"/autodiscover/autodiscover.json/v1.0/{address}?Protocol=AutodiscoverV1",
+                  headers={"Host": "127.0.0.1"})
+    assert (r.status, json.loads(body)["ErrorCode"]) == (status, "InvalidUser")
