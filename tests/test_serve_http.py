@@ -163,3 +163,37 @@ def test_autodiscover_json_still_refuses_what_names_no_served_domain(srv: Server
     r, body = get(srv, "GET", f"/autodiscover/autodiscover.json/v1.0/{address}?Protocol=AutodiscoverV1",
                   headers={"Host": "127.0.0.1"})
     assert (r.status, json.loads(body)["ErrorCode"]) == (status, "InvalidUser")
+
+
+# --- Autodiscover POX: one request, one address ----------------------------------------------------------------
+REQUEST_NS = "http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"
+
+
+def pox_with(request_children: str, requests: int = 1) -> bytes:
+    return (f'<Autodiscover xmlns="{REQUEST_NS}">' + f"<Request>{request_children}</Request>" * requests
+            + "</Autodiscover>").encode()
+
+
+OUTLOOK = "<AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a" \
+          "</AcceptableResponseSchema>"
+
+
+@pytest.mark.parametrize("body", [
+    # MS-OXDSCLI's request schema has one Request with one EMailAddress. With two, the answer followed the
+    # last while a proxy, a WAF or a log reading the first saw another mailbox (or another domain).
+    pox_with("<EMailAddress>x@other.example</EMailAddress><EMailAddress>giulia.bianchi@esempio.it</EMailAddress>"
+             + OUTLOOK),
+    pox_with("<EMailAddress>giulia.bianchi@esempio.it</EMailAddress>" + OUTLOOK
+             + "<AcceptableResponseSchema>urn:other</AcceptableResponseSchema>"),
+    pox_with("<EMailAddress>giulia.bianchi@esempio.it</EMailAddress>" + OUTLOOK, requests=2),
+], ids=["two-addresses", "two-schemas", "two-requests"])
+def test_pox_with_two_of_what_the_schema_has_once_is_400_error_600(srv: Server, body: bytes) -> None:
+    r, answer = get(srv, "POST", "/autodiscover/autodiscover.xml", body, XML_HEADERS)
+    assert r.status == 400
+    assert b"<ErrorCode>600</ErrorCode>" in answer and b"giulia" not in answer
+
+
+def test_pox_with_one_of_each_is_answered(srv: Server) -> None:
+    r, answer = get(srv, "POST", "/autodiscover/autodiscover.xml",
+                    pox_with("<EMailAddress>giulia.bianchi@esempio.it</EMailAddress>" + OUTLOOK), XML_HEADERS)
+    assert r.status == 200 and b"<DisplayName>Giulia Bianchi</DisplayName>" in answer
