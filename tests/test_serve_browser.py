@@ -91,3 +91,23 @@ def test_page_in_chromium(browser: tuple[webdriver.Chrome, Path], server: Server
     assert target.read_bytes() == (out / "jose@staff.school.example" / "apple" /
                                    "jose@staff.school.example.mobileconfig").read_bytes()
     shutil.rmtree(out)
+
+
+def test_the_page_keeps_its_style_and_cannot_be_framed(browser: tuple[webdriver.Chrome, Path], server: Server,
+                                                       tmp_path: Path) -> None:
+    """The page's Content-Security-Policy as Chromium applies it: the inline stylesheet still styles the
+    profile button, and a page of another origin that frames the service gets nothing (frame-ancestors)."""
+    driver, _ = browser
+    base = f"http://127.0.0.1:{server.port}"
+    driver.get(base + "/?lang=en&email=jose%40staff.school.example")
+    button = driver.find_element(By.ID, "profile-link")
+    assert button.value_of_css_property("background-color") == "rgba(10, 88, 202, 1)"  # #0a58ca from <style>
+
+    framing = tmp_path / "framing.html"
+    framing.write_text(f'<!DOCTYPE html><iframe id="f" src="{base}/?lang=en"></iframe>', encoding="utf-8")
+    driver.get(framing.as_uri())
+    time.sleep(1)  # the frame's load or refusal; what is asserted is its content, not the time it took
+    driver.switch_to.frame(driver.find_element(By.ID, "f"))
+    # Chromium shows its own error document in the frame (an empty <h1>): none of the page is there.
+    assert driver.find_elements(By.ID, "email") == []
+    assert "Set up your" not in driver.find_element(By.TAG_NAME, "body").text

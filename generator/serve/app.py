@@ -289,6 +289,10 @@ def build_app(holder: Holder, base_url: str | None = None, request_timeout: floa
             loop.remove_signal_handler(signal.SIGHUP)
 
     app = Starlette(routes=routes, lifespan=lifespan)
+    # Starlette answers /healthz/ with a 307 to a URL it builds from the Host header: any client can choose
+    # that address (http://evil.example/...), and it says http:// behind a TLS proxy. No client asks with a
+    # trailing slash, so such a path is what any other path is: 404.
+    app.router.redirect_slashes = False
     app.state.holder = holder
     app.state.base_url = base_url.rstrip("/") if base_url else None
     app.state.request_timeout = request_timeout

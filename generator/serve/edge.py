@@ -1,4 +1,5 @@
-"""The outermost ASGI layer: case-insensitive well-known paths, the access log, and a last guard.
+"""The outermost ASGI layer: case-insensitive well-known paths, the Host check, `nosniff` on every answer,
+the access log, and a last guard.
 
 Pure ASGI (no BaseHTTPMiddleware): it adds one function call per request, which matters at 10k req/s.
 """
@@ -26,6 +27,10 @@ CASELESS_PREFIXES = ("/autodiscover/autodiscover.xml", "/autodiscover/autodiscov
 _DOMAIN_RE = re.compile(r"[\w.-]*")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _PROFILE_SUFFIX = ".mobileconfig"
+# RFC 9110 §7.2 / RFC 3986: a reg-name or an IP literal, then an optional port. The comma RFC 3986 would allow
+# is left out: no DNS name has one, and "a.example, b.example" is two Host lines a proxy joined.
+_HOST_RE = re.compile(rb"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%!$&'()*+;=-]*)(:[0-9]*)?")
+BAD_HOST = b"bad Host header: send exactly one Host with the server's name\n"
 
 
 def fold_path(path: str) -> str:
@@ -50,6 +55,18 @@ def pseudonym(value: str) -> str:
     domain = match.group(0) if match else ""
     digest = hashlib.sha256(value.strip().lower().encode("utf-8")).hexdigest()[:12]
     return f"<{digest}>@{domain}{suffix}"
+
+
+def host_is_valid(scope: Scope) -> bool:
+    """RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without Host, to any request with more
+    than one, and to an invalid one. The service picks the mail domain from Host, and a proxy or cache in
+    front may read the other of two (and key the answer under a domain it was not made for). h11 enforces
+    this, httptools (uvicorn's default parser) does not: checked here, so every server behaves the same.
+    HTTP/2 carries :authority instead, so only HTTP/1.1 must have a Host line."""
+    hosts = [value for name, value in scope.get("headers", []) if name.lower() == b"host"]
+    if len(hosts) > 1 or (not hosts and scope.get("http_version") == "1.1"):
+        return False
+    return not hosts or _HOST_RE.fullmatch(hosts[0]) is not None
 
 
 def request_line(scope: Scope, path: str) -> str:
@@ -83,16 +100,26 @@ class Edge:
         async def send_status(message: Message) -> None:
             if message["type"] == "http.response.start":
                 state["status"] = message["status"]
+                # Every answer is taken for its declared type: no browser may guess HTML in a JSON error that
+                # echoes the protocol asked for, or in a plain-text 404.
+                message["headers"] = [*message.get("headers", []), (b"x-content-type-options", b"nosniff")]
             await send(message)
 
         try:
-            await self.app(scope, receive, send_status)
+            if host_is_valid(scope):
+                await self.app(scope, receive, send_status)
+            else:
+                await send_status({"type": "http.response.start", "status": 400, "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(BAD_HOST)).encode()),
+                    (b"connection", b"close")]})
+                await send_status({"type": "http.response.body", "body": BAD_HOST})
         except Exception as exc:  # the last guard: log the kind of failure, never the request
             error_log.error("internal error in %s: %s", request_line(scope, path), type(exc).__name__)
             if not state["status"]:
                 state["status"] = 500
                 await send({"type": "http.response.start", "status": 500,
-                            "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+                            "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                                        (b"x-content-type-options", b"nosniff")]})
                 await send({"type": "http.response.body", "body": b"internal error\n"})
         if access_log.isEnabledFor(logging.INFO):
             client = scope.get("client") or ("-", 0)

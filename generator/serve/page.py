@@ -23,6 +23,17 @@ from generator.serve.service import BadAddress, Service, UnknownDomain
 from generator.targets.guide import QR_LINK_MAX, manual_settings, profile_link, qr_svg
 from generator.targets.thunderbird_android import svg_data_uri
 
+# The page is static HTML: an inline <style>, the QR codes as inline SVG and a data: image, one GET form to
+# itself, no script. Nothing else may load, and no other site may frame it (a click on the profile button
+# under someone else's overlay). X-Frame-Options says the same to browsers without frame-ancestors.
+# no-referrer: a filled-in page's URL holds the address, which no link target needs to see.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
 # Each language names itself in the switcher, whatever the page's language.
 LANGUAGE_NAMES = {"en": "English", "it": "Italiano"}
 
@@ -86,4 +97,4 @@ def render_page(request: Request, service: Service) -> Response:
     # Vary: the language follows Accept-Language; no-store: a filled-in page shows one person's settings.
     return HTMLResponse(html, status_code=status,
                         headers={"Vary": "Accept-Language", "Cache-Control": "no-store" if address else
-                                 "public, max-age=300", "Content-Language": language})
+                                 "public, max-age=300", "Content-Language": language, **SECURITY_HEADERS})

@@ -76,10 +76,16 @@ def parse_request(body: bytes) -> PoxRequest:
         raise BadRequest(400, 600, f"not a well-formed XML request without a DTD ({type(exc).__name__})") from None
     if _local(root.tag) != "Autodiscover":
         raise BadRequest(400, 600, "the root element is not Autodiscover")
-    request = next((child for child in root if _local(child.tag) == "Request"), None)
-    if request is None:
-        raise BadRequest(400, 600, "no Request element")
-    values = {_local(child.tag): (child.text or "").strip() for child in request}
+    requests = [child for child in root if _local(child.tag) == "Request"]
+    if len(requests) != 1:
+        raise BadRequest(400, 600, "no Request element" if not requests else "more than one Request element")
+    names = [_local(child.tag) for child in requests[0]]
+    # The request schema has each of these once. With two, the answer would follow one while a proxy, a WAF
+    # or a log that reads the other saw another mailbox: refused, as Exchange refuses an invalid request.
+    for name in ("EMailAddress", "AcceptableResponseSchema", "LegacyDN"):
+        if names.count(name) > 1:
+            raise BadRequest(400, 600, f"more than one {name}")
+    values = {_local(child.tag): (child.text or "").strip() for child in requests[0]}
     schema = values.get("AcceptableResponseSchema") or None
     address = values.get("EMailAddress", "")
     if schema is not None and schema != OUTLOOK_SCHEMA:

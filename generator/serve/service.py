@@ -17,6 +17,7 @@ from pathlib import Path
 from generator.accounts import Mailbox, load_accounts, mailbox_for_address, split_address
 from generator.build import Plan, SignRequest, check, prepare
 from generator.errors import BuildError, Problem, SpecError
+from generator.model import to_a_label
 from generator.spec import load_spec
 from generator.targets import OutputFile, Target
 from generator.targets.thunderbird_android import qr_path, qr_shown, render_qr_svg
@@ -89,8 +90,14 @@ class Service:
         return mailbox_for_address(self.loaded, address)
 
     def domain_of(self, address: str) -> str:
+        """The mail domain (A-label) of an address, for the per-domain answers (autoconfig, the JSON). Only
+        the part after the last @ is read: those answers do not depend on the local part, and a client's is
+        often not one we would accept for a mailbox (a '+' that query decoding made a space, a quoted name)."""
+        local, at, domain = address.strip().rpartition("@")
+        if not at or not local:
+            raise BadAddress(f"'{address[:64]}' is not an e-mail address (it needs a name, an @ and a domain)")
         try:
-            return split_address(address.strip())[1]
+            return to_a_label(domain)
         except ValueError as exc:
             raise BadAddress(str(exc)) from None
 
