@@ -13,7 +13,6 @@ import base64
 import hashlib
 import logging
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -232,13 +231,12 @@ NOT_UTF8 = pox("bob@school.example").replace(b"bob", b"b\xff\xfeb")
                                   pox("").replace(b"<EMailAddress></EMailAddress>", b""), pox("not-an-address")],
                          ids=["billion-laughs", "quadratic", "xxe", "dtd", "not-utf8", "empty", "blank", "broken",
                               "no-request", "wrong-root", "no-address", "bad-address"])
-def test_pox_bad_bodies_are_400_error_600_fast(school: TestClient, body: bytes) -> None:
-    started = time.perf_counter()
+def test_pox_bad_bodies_are_400_error_600(school: TestClient, body: bytes) -> None:
+    # No timing assertion (tests never assert timings): entities are refused, never expanded, which the
+    # answer shows (no "lollol", no file contents), and the server keeps serving.
     r = school.post("/autodiscover/autodiscover.xml", content=body, headers=XML_HEADERS)
-    elapsed = time.perf_counter() - started
     assert r.status_code == 400 and error_code(r.content) == ("600", RESPONSE_NS)
     assert b"root:" not in r.content and b"lollol" not in r.content
-    assert elapsed < 5  # bounded (a generous bound; the point is "not minutes")
     assert school.get("/healthz").status_code == 200  # and the server keeps serving
 
 
