@@ -4,18 +4,21 @@ placeholders, and the committed .mo files say what their .po files say. Plus lan
 from __future__ import annotations
 
 import gettext
-import re
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
-from generator.i18n import DOMAIN, LANGUAGES, LOCALE_DIR, MissingCatalogError, negotiate, translations
-from tests.conftest import ROOT
-
-PLACEHOLDER = re.compile(r"%\([a-z_]+\)s")
+from generator.build import BuildOptions, build, prepare
+from generator.i18n import DOMAIN, LANGUAGES, LOCALE_DIR, MissingCatalogError, negotiate, placeholders, translations
+from generator.spec import load_spec
+from tests.conftest import EXAMPLES, ROOT
 
 
 def _extract(tmp_path: Path) -> set[str]:
@@ -39,8 +42,9 @@ def test_catalog_has_every_message_translated(tmp_path: Path, language: str) -> 
     assert sorted(wanted - set(have)) == [], f"missing in {po.name} ({language}): run make i18n and translate"
     untranslated = sorted(i for i in wanted if not have[i].string or have[i].fuzzy)
     assert untranslated == [], f"untranslated or fuzzy in {language}"
-    for msgid in wanted:
-        assert sorted(PLACEHOLDER.findall(msgid)) == sorted(PLACEHOLDER.findall(str(have[msgid].string))), msgid
+    for msgid in wanted:  # every conversion, named or not, and no lone '%' (the loader drops such a msgstr)
+        assert placeholders(str(have[msgid].string)) == placeholders(msgid), msgid
+    assert translations(language).rejected == ()
     # The compiled catalog the package loads says the same (a stale .mo is caught here).
     mo = translations(language)
     stale = sorted(i for i in wanted if mo.gettext(i) != have[i].string)
@@ -83,3 +87,77 @@ def test_negotiate_accept_language(header: str | None, expected: str) -> None:
 def test_negotiate_uses_given_default() -> None:
     assert negotiate("fr", default="it") == "it"
     assert negotiate(None, default="it") == "it"
+
+
+# --- a translator's mistakes: edited catalogs, compiled here, used by a real build ----------------------------
+
+@pytest.fixture
+def edit_catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str, dict[str, str]], None]]:
+    """Replace msgstrs of one language's .po, compile all catalogs into a temporary locale folder and point the
+    package at it (what a translator's edit plus `make i18n` produces)."""
+    locale = tmp_path / "locale"
+    shutil.copytree(LOCALE_DIR, locale)
+
+    def edit(language: str, strings: dict[str, str]) -> None:
+        po = locale / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+        with po.open("rb") as handle:
+            catalog = read_po(handle, locale=language)
+        for msgid, msgstr in strings.items():
+            assert catalog[msgid] is not None, msgid  # an edit of a message that exists
+            catalog[msgid].string = msgstr
+        with (po.with_suffix(".mo")).open("wb") as handle:
+            write_mo(handle, catalog)
+        translations.cache_clear()
+
+    monkeypatch.setattr("generator.i18n.LOCALE_DIR", locale)
+    translations.cache_clear()
+    yield edit
+    translations.cache_clear()
+
+
+def _build_delivery(tmp_path: Path) -> Path:
+    out = tmp_path / "out"
+    build(prepare(load_spec(EXAMPLES / "delivery.yaml"), ["apple", "guide", "message"]), BuildOptions(out=out, jobs=1))
+    return out
+
+
+MARIO = "mario.rossi@esempio.it"
+
+
+@pytest.mark.parametrize("broken", [
+    "Sì, eliminare dopo %(giorni)s giorni",  # renamed: KeyError in Python code
+    "Sì, eliminare dopo alcuni giorni",  # dropped: the spec's 30 would be lost
+    "Sì, eliminare dopo %(days)d giorni e 100% sicuro",  # retyped and a lone '%'
+])
+def test_translation_with_wrong_placeholders_falls_back_to_english(tmp_path: Path, edit_catalog: Any,
+                                                                   broken: str) -> None:
+    edit_catalog("it", {"Yes, delete after %(days)s days": broken,
+                        "Set up your mailbox %(address)s": "Configura %(indirizzo)s",  # in a template
+                        "Your password": "La tua password (100%)",  # templates apply % to every message
+                        "Port": "Porta"})
+    out = _build_delivery(tmp_path)
+    text = (out / MARIO / "guide" / f"{MARIO}.txt").read_text(encoding="utf-8")
+    assert "Lascia una copia dei messaggi sul server: Yes, delete after 30 days\n" in text
+    assert text.startswith(f"Set up your mailbox {MARIO}\n")
+    assert "== Your password\n" in text and "Porta: 995\n" in text
+    assert "%(" not in text
+    assert set(translations("it").rejected) == {"Yes, delete after %(days)s days", "Set up your mailbox %(address)s",
+                                                "Your password"}
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Port", frozenset()),
+    ("100%% sure", frozenset()),
+    ("Port %(n)s of %(m)d", frozenset({("n", "s"), ("m", "d")})),
+    ("%(a)s and %(a)s again", frozenset({("a", "s")})),
+    ("%s", frozenset({(None, "s")})),
+    ("100% sure", frozenset({(None, "s")})),  # '% s' is a conversion (space flag): not the msgid's, so dropped
+    ("100%, sure", None),
+    ("ends with %", None),
+    ("%(name)", None),
+])
+def test_placeholders(text: str, expected: frozenset[tuple[str | None, str]] | None) -> None:
+    assert placeholders(text) == expected
+    if expected is None:  # what the loader guards against is what the % operator refuses
+        with pytest.raises((ValueError, TypeError)):
+            text % {"name": "x"}
