@@ -17,7 +17,8 @@ the wheel then carries them without Babel at build or install time, and tests/te
 A translation is text, never code: a msgstr whose %-placeholders differ from its msgid's (one dropped,
 renamed or retyped, or a lone '%') is left out when the catalog loads, so that message shows in English
 instead of raising KeyError/ValueError mid-build or losing a value (`CheckedTranslations.rejected` lists
-them; tests/test_i18n.py fails on any).
+them; tests/test_i18n.py fails on any). In HTML templates a translation is escaped like any other text: a
+'<' or '&' in a msgstr is shown, not parsed as markup.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
 DOMAIN = "mailprofile"
 LANGUAGES: tuple[str, ...] = ("en", "it")
@@ -99,11 +101,31 @@ def gettext_for(language: str) -> Callable[[str], str]:
     return translations(language).gettext
 
 
+def _as_text(message: str) -> Markup:
+    # Escapes what would end text or a double-quoted attribute (the templates quote attributes with ");
+    # apostrophes stay as they are, readable in the Italian source of a guide.
+    return Markup(message.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&#34;"))
+
+
 def install(env: jinja2.Environment, language: str) -> jinja2.Environment:
-    """Bind `env` to one language (new-style gettext: `_("Port %(n)s", n=1)`, values escaped in HTML)."""
+    """Bind `env` to one language (new-style gettext: `_("Port %(n)s", n=1)`). Where the template autoescapes
+    (HTML), the translated text is escaped too: Jinja would mark a msgstr safe as it is (only the values are
+    escaped), so a translator's '<' or '&' would be markup."""
     if "jinja2.ext.InternationalizationExtension" not in env.extensions:
         env.add_extension("jinja2.ext.i18n")
-    env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+    catalog = translations(language)
+
+    @jinja2.pass_eval_context
+    def gettext_(eval_ctx: jinja2.nodes.EvalContext, message: str) -> str:
+        text = catalog.gettext(message)
+        return _as_text(text) if eval_ctx.autoescape else text
+
+    @jinja2.pass_eval_context
+    def ngettext_(eval_ctx: jinja2.nodes.EvalContext, singular: str, plural: str, n: int) -> str:
+        text = catalog.ngettext(singular, plural, n)
+        return _as_text(text) if eval_ctx.autoescape else text
+
+    env.install_gettext_callables(gettext_, ngettext_, newstyle=True)  # type: ignore[attr-defined]
     return env
 
 

@@ -8,6 +8,8 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from email import policy
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +145,25 @@ def test_translation_with_wrong_placeholders_falls_back_to_english(tmp_path: Pat
     assert "%(" not in text
     assert set(translations("it").rejected) == {"Yes, delete after %(days)s days", "Set up your mailbox %(address)s",
                                                 "Your password"}
+
+
+def test_translated_text_is_escaped_in_html(tmp_path: Path, edit_catalog: Any) -> None:
+    edit_catalog("it", {"Help": "Aiuto <script>alert(1)</script> & co",
+                        "Your password": 'La tua "password"',
+                        "QR code that sets up %(address)s in Thunderbird for Android": 'QR" onerror="x %(address)s',
+                        "Set up your mailbox %(address)s": "Configura <b>%(address)s</b>"})
+    out = _build_delivery(tmp_path)
+    page = (out / MARIO / "guide" / f"{MARIO}.html").read_text(encoding="utf-8")
+    assert "<h2>Aiuto &lt;script&gt;alert(1)&lt;/script&gt; &amp; co</h2>" in page
+    assert "<h2>La tua &#34;password&#34;</h2>" in page
+    assert f"<h1>Configura &lt;b&gt;{MARIO}&lt;/b&gt;</h1>" in page
+    assert "<script>" not in page and "<b>" not in page
+    # The text guide and the message's text part carry the translation as written.
+    text = (out / MARIO / "guide" / f"{MARIO}.txt").read_text(encoding="utf-8")
+    assert "== Aiuto <script>alert(1)</script> & co\n" in text
+    message = BytesParser(policy=policy.default).parsebytes((out / MARIO / "message" / f"{MARIO}.eml").read_bytes())
+    html_part = message.get_body(("html",))
+    assert html_part is not None and "<script>" not in html_part.get_content()
 
 
 @pytest.mark.parametrize(("text", "expected"), [
