@@ -4,7 +4,7 @@ The API other parts (and the web service) use:
 
 - `LANGUAGES`: the languages we ship a catalog for; `DEFAULT_LANGUAGE`.
 - `translations(lang)`: the compiled catalog of one language (`gettext.GNUTranslations`, cached).
-- `gettext_for(lang)`: a `_()`-style function for Python code.
+- `gettext_for(lang)`, `ngettext_for(lang)`: `_()`- and `ngettext()`-style functions for Python code.
 - `install(env, lang)`: add Jinja's i18n extension to an environment and bind it to one language
   (`{{ _("Incoming server") }}` and `{% trans %}` in templates). One environment per language.
 - `negotiate(accept_language, default)`: the best of `LANGUAGES` for an HTTP Accept-Language header.
@@ -99,6 +99,12 @@ def translations(language: str) -> CheckedTranslations:
 
 def gettext_for(language: str) -> Callable[[str], str]:
     return translations(language).gettext
+
+
+def ngettext_for(language: str) -> Callable[[str, str, int], str]:
+    """`ngettext(singular, plural, n)` of one language: the form its Plural-Forms header picks for n (Italian
+    has three in CLDR; name the local `ngettext` so pybabel extracts the call)."""
+    return translations(language).ngettext
 
 
 def _as_text(message: str) -> Markup:

@@ -214,6 +214,24 @@ def test_manual_settings_api_for_other_pages(tmp_path: Path) -> None:
     assert it_rows["incoming.keep_on_server"] == "Sì" and it_rows["incoming.authentication"] == "Password normale"
 
 
+@pytest.mark.parametrize(("days", "en", "it"), [
+    (1, "Yes, delete after 1 day", "Sì, eliminare dopo 1 giorno"),
+    (2, "Yes, delete after 2 days", "Sì, eliminare dopo 2 giorni"),
+    (30, "Yes, delete after 30 days", "Sì, eliminare dopo 30 giorni"),
+])
+def test_keep_days_in_the_plural_form_of_the_language(tmp_path: Path, days: int, en: str, it: str) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE.replace("security: ssl\noutgoing",
+                                 f"security: ssl\n  keep_on_server: true\n  keep_days: {days}\noutgoing")
+                    .replace("targets:", "  - {name: Jane Doe, email: jane@esempio.it, language: en}\n"
+                             "delivery: {language: it}\ntargets:"), encoding="utf-8")
+    out = _build(tmp_path, spec)  # each guide is read back: the count must parse back from either form
+    assert _table(out / "jane@esempio.it/guide/jane@esempio.it.html")["incoming.keep_on_server"] == en
+    assert _table(out / "mario.rossi@esempio.it/guide/mario.rossi@esempio.it.html")["incoming.keep_on_server"] == it
+    text = (out / "mario.rossi@esempio.it/guide/mario.rossi@esempio.it.txt").read_text(encoding="utf-8")
+    assert f"Lascia una copia dei messaggi sul server: {it}\n" in text
+
+
 def test_separate_smtp_credentials_show_the_smtp_user(tmp_path: Path) -> None:
     spec = tmp_path / "spec.yaml"
     smtp = "port: 465\n  security: ssl\n  same_credentials: false\n  username: smtp-%EMAILLOCALPART%"

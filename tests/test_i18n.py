@@ -4,6 +4,7 @@ placeholders, and the committed .mo files say what their .po files say. Plus lan
 from __future__ import annotations
 
 import gettext
+import itertools
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from babel.messages.mofile import write_mo
+from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po
 
 from generator.build import BuildOptions, build, prepare
@@ -23,7 +24,7 @@ from generator.spec import load_spec
 from tests.conftest import EXAMPLES, ROOT
 
 
-def _extract(tmp_path: Path) -> set[str]:
+def _extract(tmp_path: Path) -> set[str | tuple[str, str]]:
     """What `make i18n` would extract from the code and templates now."""
     pot = tmp_path / "now.pot"
     pybabel = Path(sys.executable).with_name("pybabel")
@@ -42,15 +43,31 @@ def test_catalog_has_every_message_translated(tmp_path: Path, language: str) -> 
         catalog = read_po(handle, locale=language)
     have = {m.id: m for m in catalog if m.id}
     assert sorted(wanted - set(have)) == [], f"missing in {po.name} ({language}): run make i18n and translate"
-    untranslated = sorted(i for i in wanted if not have[i].string or have[i].fuzzy)
+    untranslated = sorted(str(i) for i in wanted if have[i].fuzzy or not all(_forms(have[i].string)))
     assert untranslated == [], f"untranslated or fuzzy in {language}"
-    for msgid in wanted:  # every conversion, named or not, and no lone '%' (the loader drops such a msgstr)
-        assert placeholders(str(have[msgid].string)) == placeholders(msgid), msgid
+    for msgid in wanted:
+        forms = _forms(have[msgid].string)
+        if isinstance(msgid, tuple):  # a plural message has one msgstr per form of the language's Plural-Forms
+            assert len(forms) == catalog.num_plurals, msgid
+        for form, source in itertools.product(forms, _forms(msgid)):
+            # every conversion, named or not, and no lone '%' (the loader drops such a msgstr)
+            assert placeholders(form) == placeholders(source), (msgid, form)
     assert translations(language).rejected == ()
-    # The compiled catalog the package loads says the same (a stale .mo is caught here).
-    mo = translations(language)
-    stale = sorted(i for i in wanted if mo.gettext(i) != have[i].string)
+    # The compiled catalog the package loads says the same, plural forms and header included (a stale .mo).
+    with po.with_suffix(".mo").open("rb") as handle:
+        compiled = read_mo(handle)
+    assert compiled.plural_forms == catalog.plural_forms, f"{language} .mo is older than its .po: run make i18n"
+    stale = sorted(str(i) for i in wanted
+                   if compiled.get(i) is None or _forms(compiled[i].string) != _forms(have[i].string))
     assert stale == [], f"{language} .mo is older than its .po: run make i18n"
+    mo = translations(language)
+    assert [mo.gettext(i) for i in wanted if isinstance(i, str)] == [have[i].string for i in wanted
+                                                                      if isinstance(i, str)]
+
+
+def _forms(value: str | tuple[str, ...] | list[str]) -> list[str]:
+    """A message's id or string as a list: one item, or one per plural form."""
+    return [value] if isinstance(value, str) else list(value)
 
 
 def test_italian_is_italian() -> None:
@@ -94,13 +111,13 @@ def test_negotiate_uses_given_default() -> None:
 # --- a translator's mistakes: edited catalogs, compiled here, used by a real build ----------------------------
 
 @pytest.fixture
-def edit_catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str, dict[str, str]], None]]:
+def edit_catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str, dict[str, Any]], None]]:
     """Replace msgstrs of one language's .po, compile all catalogs into a temporary locale folder and point the
     package at it (what a translator's edit plus `make i18n` produces)."""
     locale = tmp_path / "locale"
     shutil.copytree(LOCALE_DIR, locale)
 
-    def edit(language: str, strings: dict[str, str]) -> None:
+    def edit(language: str, strings: dict[str, Any]) -> None:  # msgid (a plural's singular) -> msgstr(s)
         po = locale / language / "LC_MESSAGES" / f"{DOMAIN}.po"
         with po.open("rb") as handle:
             catalog = read_po(handle, locale=language)
@@ -133,7 +150,9 @@ MARIO = "mario.rossi@esempio.it"
 ])
 def test_translation_with_wrong_placeholders_falls_back_to_english(tmp_path: Path, edit_catalog: Any,
                                                                    broken: str) -> None:
-    edit_catalog("it", {"Yes, delete after %(days)s days": broken,
+    # One bad plural form (30 takes the last) drops the message's every form: no language mix by count.
+    edit_catalog("it", {"Yes, delete after %(days)s day": ("Sì, eliminare dopo %(days)s giorno",
+                                                            "Sì, eliminare dopo %(days)s giorni", broken),
                         "Set up your mailbox %(address)s": "Configura %(indirizzo)s",  # in a template
                         "Your password": "La tua password (100%)",  # templates apply % to every message
                         "Port": "Porta"})
@@ -143,7 +162,7 @@ def test_translation_with_wrong_placeholders_falls_back_to_english(tmp_path: Pat
     assert text.startswith(f"Set up your mailbox {MARIO}\n")
     assert "== Your password\n" in text and "Porta: 995\n" in text
     assert "%(" not in text
-    assert set(translations("it").rejected) == {"Yes, delete after %(days)s days", "Set up your mailbox %(address)s",
+    assert set(translations("it").rejected) == {"Yes, delete after %(days)s day", "Set up your mailbox %(address)s",
                                                 "Your password"}
 
 

@@ -33,7 +33,7 @@ import segno
 
 from generator.accounts import Mailbox, login
 from generator.errors import Position, Problem, SpecError, VerificationError
-from generator.i18n import LANGUAGES, gettext_for, install
+from generator.i18n import LANGUAGES, gettext_for, install, ngettext_for
 from generator.model import IncomingServer, Server, Spec
 from generator.qrdecode import QRDecodeError, decode, decode_png, matrix_from_paths
 from generator.render import prove, render_template
@@ -110,13 +110,18 @@ def manual_settings(spec: Spec, mailbox: Mailbox, language: str) -> list[Setting
     rows += _server_rows("incoming", inc, mailbox.username, mailbox, _)
     if inc.protocol == "pop3":
         if inc.keep_on_server and inc.keep_days is not None:
-            keep = _("Yes, delete after %(days)s days") % {"days": inc.keep_days}
+            keep = keep_days_text(inc.keep_days, ngettext_for(language))
         else:
             keep = _("Yes") if inc.keep_on_server else _("No")
         rows.append(SettingRow("incoming.keep_on_server", _("Leave a copy of messages on the server"), keep))
     rows += _server_rows("outgoing", spec.outgoing, mailbox.smtp_username, mailbox, _, same_password(spec))
     rows.append(SettingRow("tls_min", _("Minimum TLS version"), f"TLS {spec.tls_min}"))
     return rows
+
+
+def keep_days_text(days: int, ngettext: Callable[[str, str, int], str]) -> str:
+    """'Yes, delete after 1 day' / '... 30 days': the plural form the language's rules pick for `days`."""
+    return ngettext("Yes, delete after %(days)s day", "Yes, delete after %(days)s days", days) % {"days": days}
 
 
 def legacy_settings(spec: Spec, mailbox: Mailbox, language: str) -> list[SettingRow]:
@@ -202,24 +207,23 @@ def read_back(cells: dict[str, str], language: str) -> dict[str, Any]:
         elif field == "protocol":
             value = protocols.get(text, text)
         elif field == "keep_on_server":
-            value = _keep_back(text, _)
+            value = _keep_back(text, _, ngettext_for(language))
         elif key == "tls_min":
             value = text.removeprefix("TLS ")
         out[key] = value
     return out
 
 
-def _keep_back(text: str, _: Callable[[str], str]) -> tuple[bool, int | None] | str:
+def _keep_back(text: str, _: Callable[[str], str], ngettext: Callable[[str, str, int], str]) -> \
+        tuple[bool, int | None] | str:
     if text == _("No"):
         return (False, None)
     if text == _("Yes"):
         return (True, None)
-    template = _("Yes, delete after %(days)s days")
-    head, _sep, tail = template.partition("%(days)s")
-    if text.startswith(head) and text.endswith(tail):
-        days = text[len(head):len(text) - len(tail)]
-        if days.isdigit():
-            return (True, int(days))
+    # The count is the one number in the text, and the whole text must be the form the language gives it.
+    numbers = [word for word in text.replace(",", " ").split() if word.isascii() and word.isdigit()]
+    if len(numbers) == 1 and text == keep_days_text(int(numbers[0]), ngettext):
+        return (True, int(numbers[0]))
     return text
 
 
