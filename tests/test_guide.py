@@ -28,7 +28,7 @@ MARIO_TABLE = {
     "account.email": "mario.rossi@esempio.it", "incoming.protocol": "POP3",
     "incoming.host": "pop3s.aruba.it", "incoming.port": "995", "incoming.security": "SSL/TLS",
     "incoming.authentication": "Password normale", "incoming.username": "mario.rossi@esempio.it",
-    "incoming.keep_on_server": "Sì, eliminare dopo 30 giorni",
+    "incoming.keep_on_server": "Sì, rimuovi dal server dopo 30 giorni",
     "outgoing.host": "smtps.aruba.it", "outgoing.port": "465", "outgoing.security": "SSL/TLS",
     "outgoing.authentication": "Autenticazione necessaria, stessi nome utente e password",
     "tls_min": "TLS 1.2"}
@@ -215,9 +215,9 @@ def test_manual_settings_api_for_other_pages(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("days", "en", "it"), [
-    (1, "Yes, delete after 1 day", "Sì, eliminare dopo 1 giorno"),
-    (2, "Yes, delete after 2 days", "Sì, eliminare dopo 2 giorni"),
-    (30, "Yes, delete after 30 days", "Sì, eliminare dopo 30 giorni"),
+    (1, "Yes, remove from the server after 1 day", "Sì, rimuovi dal server dopo 1 giorno"),
+    (2, "Yes, remove from the server after 2 days", "Sì, rimuovi dal server dopo 2 giorni"),
+    (30, "Yes, remove from the server after 30 days", "Sì, rimuovi dal server dopo 30 giorni"),
 ])
 def test_keep_days_in_the_plural_form_of_the_language(tmp_path: Path, days: int, en: str, it: str) -> None:
     spec = tmp_path / "spec.yaml"

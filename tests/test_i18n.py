@@ -151,19 +151,19 @@ MARIO = "mario.rossi@esempio.it"
 def test_translation_with_wrong_placeholders_falls_back_to_english(tmp_path: Path, edit_catalog: Any,
                                                                    broken: str) -> None:
     # One bad plural form (30 takes the last) drops the message's every form: no language mix by count.
-    edit_catalog("it", {"Yes, delete after %(days)s day": ("Sì, eliminare dopo %(days)s giorno",
-                                                            "Sì, eliminare dopo %(days)s giorni", broken),
+    keep = "Yes, remove from the server after %(days)s day"
+    edit_catalog("it", {keep: ("Sì, rimuovi dal server dopo %(days)s giorno",
+                               "Sì, rimuovi dal server dopo %(days)s giorni", broken),
                         "Set up your mailbox %(address)s": "Configura %(indirizzo)s",  # in a template
                         "Your password": "La tua password (100%)",  # templates apply % to every message
                         "Port": "Porta"})
     out = _build_delivery(tmp_path)
     text = (out / MARIO / "guide" / f"{MARIO}.txt").read_text(encoding="utf-8")
-    assert "Lascia una copia dei messaggi sul server: Yes, delete after 30 days\n" in text
+    assert "Lascia una copia dei messaggi sul server: Yes, remove from the server after 30 days\n" in text
     assert text.startswith(f"Set up your mailbox {MARIO}\n")
     assert "== Your password\n" in text and "Porta: 995\n" in text
     assert "%(" not in text
-    assert set(translations("it").rejected) == {"Yes, delete after %(days)s day", "Set up your mailbox %(address)s",
-                                                "Your password"}
+    assert set(translations("it").rejected) == {keep, "Set up your mailbox %(address)s", "Your password"}
 
 
 def test_translated_text_is_escaped_in_html(tmp_path: Path, edit_catalog: Any) -> None:

@@ -120,8 +120,11 @@ def manual_settings(spec: Spec, mailbox: Mailbox, language: str) -> list[Setting
 
 
 def keep_days_text(days: int, ngettext: Callable[[str, str, int], str]) -> str:
-    """'Yes, delete after 1 day' / '... 30 days': the plural form the language's rules pick for `days`."""
-    return ngettext("Yes, delete after %(days)s day", "Yes, delete after %(days)s days", days) % {"days": days}
+    """'Yes, remove from the server after 1 day' / '... 30 days': the plural form the language's rules pick.
+    Outlook's words ("Remove from server after N days", Italian "Rimuovi dal server dopo N giorni"): a bare
+    "delete after N days" read as deleting the messages from the device."""
+    return ngettext("Yes, remove from the server after %(days)s day", "Yes, remove from the server after %(days)s days",
+                    days) % {"days": days}
 
 
 def legacy_settings(spec: Spec, mailbox: Mailbox, language: str) -> list[SettingRow]:
