@@ -21,6 +21,7 @@ import base64
 import binascii
 import io
 import json
+import unicodedata
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from typing import Any
 
 import jinja2
 import segno
+from markupsafe import Markup
 
 from generator.accounts import Mailbox, login
 from generator.errors import Position, Problem, SpecError, VerificationError
@@ -408,6 +410,24 @@ def _html_autoescape(name: str | None) -> bool:
     return bool(name and name.endswith(".html.j2"))
 
 
+# Bidi classes that change the order of what follows them: right-to-left letters and digits, and the explicit
+# embeddings, overrides and isolates (a name with an unclosed U+202E shows the rest of its line, the
+# address included, reversed: "ti.oipmese@issor.oiram").
+_BIDI_ACTIVE = {"R", "AL", "AN", "RLE", "LRE", "RLO", "LRO", "PDF", "RLI", "LRI", "FSI", "PDI"}
+
+
+@jinja2.pass_eval_context
+def isolate(eval_ctx: jinja2.nodes.EvalContext, value: str) -> str:
+    """A spec value set inside a translated sentence, isolated from it (Unicode bidi, UAX #9) when it has any
+    right-to-left or bidi control character: `<bdi>` in HTML, FSI ... PDI (U+2068, U+2069) in text; both
+    close what the value left open. Left-to-right values come out as they are."""
+    if not any(unicodedata.bidirectional(c) in _BIDI_ACTIVE for c in value):
+        return Markup.escape(value) if eval_ctx.autoescape else value
+    if eval_ctx.autoescape:
+        return Markup("<bdi>%s</bdi>") % value
+    return f"\u2068{value}\u2069"
+
+
 class GuideTarget(Target):
     name = "guide"
 
@@ -422,7 +442,7 @@ class GuideTarget(Target):
         return "apple" in self.ctx.targets or "apple" in self.spec.targets.build
 
     def environment(self, language: str) -> jinja2.Environment:
-        env = self.ctx.environment(f"guide.{language}", {})
+        env = self.ctx.environment(f"guide.{language}", {"isolate": isolate})
         if "jinja2.ext.InternationalizationExtension" not in env.extensions:
             env.autoescape = _html_autoescape
             install(env, language)
