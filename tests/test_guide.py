@@ -399,3 +399,15 @@ def test_a_profile_link_no_qr_code_can_hold_is_a_located_error(tmp_path: Path) -
     assert [str(p) for p in info.value.problems] == [
         f"{spec}:15:5: the profile link of mario.rossi@esempio.it is 2332 bytes, more than a QR code holds (2331) — "
         "shorten the base URL (delivery.base_url or --base-url)"]
+
+
+def test_pop3_guide_says_webmail_folders_are_not_downloaded(tmp_path: Path) -> None:
+    # The provider's own POP3 guide (SERVICE-AND-DELIVERY §C; Aruba): "I messaggi inseriti in cartelle
+    # personalizzate all'interno di WebMail non vengono scaricati nel programma di posta."
+    out = _build(tmp_path)
+    mario = (out / "mario.rossi@esempio.it/guide/mario.rossi@esempio.it.txt").read_text(encoding="utf-8")
+    assert "I messaggi che sposti in cartelle personalizzate in WebMail non vengono scaricati nell'app.\n" in mario
+    jane = (out / "jane.doe@esempio.it/guide/jane.doe@esempio.it.html").read_text(encoding="utf-8")
+    assert "Messages you move to your own folders in WebMail are not downloaded to the app.</p>" in jane
+    imap = _build(tmp_path / "imap", EXAMPLES / "provider-imap.yaml", only=["guide"])
+    assert not any("WebMail are not downloaded" in p.read_text(encoding="utf-8") for p in imap.rglob("*.txt"))
