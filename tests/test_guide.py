@@ -137,6 +137,17 @@ def test_unsupported_language_is_a_located_error(tmp_path: Path, monkeypatch: py
                         "use one of en, it")
 
 
+@pytest.mark.parametrize(("value", "column"), [("it_IT", 20), ("it-IT", 20), ("IT", 20), ("En", 20)])
+def test_a_language_with_region_or_capitals_names_the_code_to_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    value: str, column: int) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, lines = check(tmp_path, BASE.replace("targets:", "accounts_csv: users.csv\ntargets:"),
+                        csv=f"name,email,language\nBad,bad@esempio.it,{value}\n")
+    assert code == 2
+    assert lines[0] == (f"error: users.csv:2:{column}: language: '{value}' is not a supported language; write "
+                        f"'{value[:2].lower()}' (a language code in lower case, without a region)")
+
+
 def test_names_are_escaped_in_html(tmp_path: Path) -> None:
     spec = tmp_path / "spec.yaml"
     spec.write_text(BASE.replace("name: Mario Rossi", 'name: "<b>Mario</b> & Co"'), encoding="utf-8")
