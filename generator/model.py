@@ -277,6 +277,11 @@ def _language(value: str) -> str:
     from generator.i18n import LANGUAGES  # the catalogs decide which languages exist
 
     if value not in LANGUAGES:
+        # 'it_IT', 'it-IT', 'IT' from an HR export or a locale setting: the catalogs are named by language only.
+        primary = re.split(r"[-_]", value.strip(), maxsplit=1)[0].lower()
+        if primary in LANGUAGES:
+            raise ValueError(f"'{value}' is not a supported language; write '{primary}' (a language code in lower "
+                             "case, without a region)")
         raise ValueError(f"'{value}' is not a supported language; use one of {', '.join(LANGUAGES)}")
     return value
 

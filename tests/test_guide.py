@@ -28,7 +28,7 @@ MARIO_TABLE = {
     "account.email": "mario.rossi@esempio.it", "incoming.protocol": "POP3",
     "incoming.host": "pop3s.aruba.it", "incoming.port": "995", "incoming.security": "SSL/TLS",
     "incoming.authentication": "Password normale", "incoming.username": "mario.rossi@esempio.it",
-    "incoming.keep_on_server": "Sì, eliminare dopo 30 giorni",
+    "incoming.keep_on_server": "Sì, rimuovi dal server dopo 30 giorni",
     "outgoing.host": "smtps.aruba.it", "outgoing.port": "465", "outgoing.security": "SSL/TLS",
     "outgoing.authentication": "Autenticazione necessaria, stessi nome utente e password",
     "tls_min": "TLS 1.2"}
@@ -137,6 +137,17 @@ def test_unsupported_language_is_a_located_error(tmp_path: Path, monkeypatch: py
                         "use one of en, it")
 
 
+@pytest.mark.parametrize(("value", "column"), [("it_IT", 20), ("it-IT", 20), ("IT", 20), ("En", 20)])
+def test_a_language_with_region_or_capitals_names_the_code_to_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    value: str, column: int) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, lines = check(tmp_path, BASE.replace("targets:", "accounts_csv: users.csv\ntargets:"),
+                        csv=f"name,email,language\nBad,bad@esempio.it,{value}\n")
+    assert code == 2
+    assert lines[0] == (f"error: users.csv:2:{column}: language: '{value}' is not a supported language; write "
+                        f"'{value[:2].lower()}' (a language code in lower case, without a region)")
+
+
 def test_names_are_escaped_in_html(tmp_path: Path) -> None:
     spec = tmp_path / "spec.yaml"
     spec.write_text(BASE.replace("name: Mario Rossi", 'name: "<b>Mario</b> & Co"'), encoding="utf-8")
@@ -212,6 +223,24 @@ def test_manual_settings_api_for_other_pages(tmp_path: Path) -> None:
         ("tls_min", "Minimum TLS version", "TLS 1.2")]
     it_rows = {r.key: r.value for r in manual_settings(loaded.spec, mailbox, "it")}
     assert it_rows["incoming.keep_on_server"] == "Sì" and it_rows["incoming.authentication"] == "Password normale"
+
+
+@pytest.mark.parametrize(("days", "en", "it"), [
+    (1, "Yes, remove from the server after 1 day", "Sì, rimuovi dal server dopo 1 giorno"),
+    (2, "Yes, remove from the server after 2 days", "Sì, rimuovi dal server dopo 2 giorni"),
+    (30, "Yes, remove from the server after 30 days", "Sì, rimuovi dal server dopo 30 giorni"),
+])
+def test_keep_days_in_the_plural_form_of_the_language(tmp_path: Path, days: int, en: str, it: str) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE.replace("security: ssl\noutgoing",
+                                 f"security: ssl\n  keep_on_server: true\n  keep_days: {days}\noutgoing")
+                    .replace("targets:", "  - {name: Jane Doe, email: jane@esempio.it, language: en}\n"
+                             "delivery: {language: it}\ntargets:"), encoding="utf-8")
+    out = _build(tmp_path, spec)  # each guide is read back: the count must parse back from either form
+    assert _table(out / "jane@esempio.it/guide/jane@esempio.it.html")["incoming.keep_on_server"] == en
+    assert _table(out / "mario.rossi@esempio.it/guide/mario.rossi@esempio.it.html")["incoming.keep_on_server"] == it
+    text = (out / "mario.rossi@esempio.it/guide/mario.rossi@esempio.it.txt").read_text(encoding="utf-8")
+    assert f"Lascia una copia dei messaggi sul server: {it}\n" in text
 
 
 def test_separate_smtp_credentials_show_the_smtp_user(tmp_path: Path) -> None:
@@ -381,3 +410,15 @@ def test_a_profile_link_no_qr_code_can_hold_is_a_located_error(tmp_path: Path) -
     assert [str(p) for p in info.value.problems] == [
         f"{spec}:15:5: the profile link of mario.rossi@esempio.it is 2332 bytes, more than a QR code holds (2331) — "
         "shorten the base URL (delivery.base_url or --base-url)"]
+
+
+def test_pop3_guide_says_webmail_folders_are_not_downloaded(tmp_path: Path) -> None:
+    # The provider's own POP3 guide (SERVICE-AND-DELIVERY §C; Aruba): "I messaggi inseriti in cartelle
+    # personalizzate all'interno di WebMail non vengono scaricati nel programma di posta."
+    out = _build(tmp_path)
+    mario = (out / "mario.rossi@esempio.it/guide/mario.rossi@esempio.it.txt").read_text(encoding="utf-8")
+    assert "I messaggi che sposti in cartelle personalizzate in WebMail non vengono scaricati nell'app.\n" in mario
+    jane = (out / "jane.doe@esempio.it/guide/jane.doe@esempio.it.html").read_text(encoding="utf-8")
+    assert "Messages you move to your own folders in WebMail are not downloaded to the app.</p>" in jane
+    imap = _build(tmp_path / "imap", EXAMPLES / "provider-imap.yaml", only=["guide"])
+    assert not any("WebMail are not downloaded" in p.read_text(encoding="utf-8") for p in imap.rglob("*.txt"))

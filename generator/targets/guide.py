@@ -21,6 +21,7 @@ import base64
 import binascii
 import io
 import json
+import unicodedata
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,10 +31,11 @@ from typing import Any
 
 import jinja2
 import segno
+from markupsafe import Markup
 
 from generator.accounts import Mailbox, login
 from generator.errors import Position, Problem, SpecError, VerificationError
-from generator.i18n import LANGUAGES, gettext_for, install
+from generator.i18n import LANGUAGES, gettext_for, install, ngettext_for
 from generator.model import IncomingServer, Server, Spec
 from generator.qrdecode import QRDecodeError, decode, decode_png, matrix_from_paths
 from generator.render import prove, render_template
@@ -110,13 +112,21 @@ def manual_settings(spec: Spec, mailbox: Mailbox, language: str) -> list[Setting
     rows += _server_rows("incoming", inc, mailbox.username, mailbox, _)
     if inc.protocol == "pop3":
         if inc.keep_on_server and inc.keep_days is not None:
-            keep = _("Yes, delete after %(days)s days") % {"days": inc.keep_days}
+            keep = keep_days_text(inc.keep_days, ngettext_for(language))
         else:
             keep = _("Yes") if inc.keep_on_server else _("No")
         rows.append(SettingRow("incoming.keep_on_server", _("Leave a copy of messages on the server"), keep))
     rows += _server_rows("outgoing", spec.outgoing, mailbox.smtp_username, mailbox, _, same_password(spec))
     rows.append(SettingRow("tls_min", _("Minimum TLS version"), f"TLS {spec.tls_min}"))
     return rows
+
+
+def keep_days_text(days: int, ngettext: Callable[[str, str, int], str]) -> str:
+    """'Yes, remove from the server after 1 day' / '... 30 days': the plural form the language's rules pick.
+    Outlook's words ("Remove from server after N days", Italian "Rimuovi dal server dopo N giorni"): a bare
+    "delete after N days" read as deleting the messages from the device."""
+    return ngettext("Yes, remove from the server after %(days)s day", "Yes, remove from the server after %(days)s days",
+                    days) % {"days": days}
 
 
 def legacy_settings(spec: Spec, mailbox: Mailbox, language: str) -> list[SettingRow]:
@@ -202,24 +212,23 @@ def read_back(cells: dict[str, str], language: str) -> dict[str, Any]:
         elif field == "protocol":
             value = protocols.get(text, text)
         elif field == "keep_on_server":
-            value = _keep_back(text, _)
+            value = _keep_back(text, _, ngettext_for(language))
         elif key == "tls_min":
             value = text.removeprefix("TLS ")
         out[key] = value
     return out
 
 
-def _keep_back(text: str, _: Callable[[str], str]) -> tuple[bool, int | None] | str:
+def _keep_back(text: str, _: Callable[[str], str], ngettext: Callable[[str, str, int], str]) -> \
+        tuple[bool, int | None] | str:
     if text == _("No"):
         return (False, None)
     if text == _("Yes"):
         return (True, None)
-    template = _("Yes, delete after %(days)s days")
-    head, _sep, tail = template.partition("%(days)s")
-    if text.startswith(head) and text.endswith(tail):
-        days = text[len(head):len(text) - len(tail)]
-        if days.isdigit():
-            return (True, int(days))
+    # The count is the one number in the text, and the whole text must be the form the language gives it.
+    numbers = [word for word in text.replace(",", " ").split() if word.isascii() and word.isdigit()]
+    if len(numbers) == 1 and text == keep_days_text(int(numbers[0]), ngettext):
+        return (True, int(numbers[0]))
     return text
 
 
@@ -401,6 +410,24 @@ def _html_autoescape(name: str | None) -> bool:
     return bool(name and name.endswith(".html.j2"))
 
 
+# Bidi classes that change the order of what follows them: right-to-left letters and digits, and the explicit
+# embeddings, overrides and isolates (a name with an unclosed U+202E shows the rest of its line, the
+# address included, reversed: "ti.oipmese@issor.oiram").
+_BIDI_ACTIVE = {"R", "AL", "AN", "RLE", "LRE", "RLO", "LRO", "PDF", "RLI", "LRI", "FSI", "PDI"}
+
+
+@jinja2.pass_eval_context
+def isolate(eval_ctx: jinja2.nodes.EvalContext, value: str) -> str:
+    """A spec value set inside a translated sentence, isolated from it (Unicode bidi, UAX #9) when it has any
+    right-to-left or bidi control character: `<bdi>` in HTML, FSI ... PDI (U+2068, U+2069) in text; both
+    close what the value left open. Left-to-right values come out as they are."""
+    if not any(unicodedata.bidirectional(c) in _BIDI_ACTIVE for c in value):
+        return Markup.escape(value) if eval_ctx.autoescape else value
+    if eval_ctx.autoescape:
+        return Markup("<bdi>%s</bdi>") % value
+    return f"\u2068{value}\u2069"
+
+
 class GuideTarget(Target):
     name = "guide"
 
@@ -415,7 +442,7 @@ class GuideTarget(Target):
         return "apple" in self.ctx.targets or "apple" in self.spec.targets.build
 
     def environment(self, language: str) -> jinja2.Environment:
-        env = self.ctx.environment(f"guide.{language}", {})
+        env = self.ctx.environment(f"guide.{language}", {"isolate": isolate})
         if "jinja2.ext.InternationalizationExtension" not in env.extensions:
             env.autoescape = _html_autoescape
             install(env, language)
