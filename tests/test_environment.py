@@ -4,6 +4,7 @@ test_build, test_guide.)"""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -71,3 +72,14 @@ def test_a_latin1_locale_writes_the_files_a_utf8_one_does(tmp_path: Path, latin1
     assert "  created  zoë@xn--bcher-kva.example/apple/".encode("iso-8859-1") in result.stdout
     assert b"  created  I\\u015eIK@xn--bcher-kva.example/apple/" in result.stdout
 
+
+def test_a_spec_file_name_that_is_not_utf8_is_shown_in_the_manifest(tmp_path: Path) -> None:
+    """A spec copied from a Latin-1 system (sch\\xe9ol.yaml on disk): encoding the manifest stopped the build
+    with an internal error; the name is written with its odd byte escaped."""
+    folder = os.fsencode(tmp_path)
+    with open(os.path.join(folder, b"sch\xe9ol.yaml"), "wb") as handle:
+        handle.write(SPEC.encode("utf-8"))
+    spec = Path(os.fsdecode(os.path.join(folder, b"sch\xe9ol.yaml")))
+    build(prepare(load_spec(spec)), tmp_path / "out")
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_bytes())
+    assert manifest["spec"] == "sch\\xe9ol.yaml"
