@@ -548,7 +548,10 @@ def _record(w: Written, output: Output, spool: Any, report: BuildReport, options
 
 def _manifest(plan: Plan, report: BuildReport, targets: list[str], layout: Layout, spool: Any) -> Iterator[bytes]:
     """manifest.json, streamed from the spool: one file entry per line, diff-friendly, never whole in memory."""
-    head = {"generator": GENERATOR, "format": MANIFEST_FORMAT, "spec": plan.loaded.path.name, "targets": targets,
+    # The spec's file name as UTF-8 text: a name that is not UTF-8 on disk (sch\xe9ol.yaml, copied from a
+    # Latin-1 system) shows its odd bytes as \xe9 instead of stopping the build when the manifest is encoded.
+    spec_name = os.fsencode(plan.loaded.path.name).decode("utf-8", "backslashreplace")
+    head = {"generator": GENERATOR, "format": MANIFEST_FORMAT, "spec": spec_name, "targets": targets,
             "layout": layout, "mdm": plan.mdm, "accounts": report.accounts}
     if report.skipped:  # --keep-going left accounts out: a script reading the manifest can tell a partial build
         head["skipped"] = len(report.skipped)

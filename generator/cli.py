@@ -273,11 +273,30 @@ from generator.importers.cli import import_command  # noqa: E402  (registered la
 main.add_command(import_command)
 
 
+def utf8_file_names() -> None:
+    """Run in Python's UTF-8 mode (PEP 540) whatever the locale, by starting again in it when needed.
+
+    Python encodes file names with the locale's charset: under LANG=de_DE.ISO-8859-1 (or it_IT@euro) the
+    folder of zoë@example.org was written in Latin-1 bytes, another name on disk than a UTF-8 machine writes
+    for the same spec, and an address Latin-1 cannot spell (IŞIK@...) stopped the build with an internal
+    error. The mode is chosen at start-up only, so the process starts again with PYTHONUTF8=1 (inherited by
+    the workers), the arguments as the same bytes; the terminal keeps its own charset."""
+    if sys.flags.utf8_mode or sys.getfilesystemencoding().lower().replace("-", "") == "utf8" \
+            or os.environ.get("PYTHONUTF8") == "1" or not sys.executable or not sys.orig_argv:
+        return  # already UTF-8 (Windows is), or UTF-8 mode was refused with -X utf8=0: do not loop
+    os.environ["PYTHONUTF8"] = "1"
+    os.environ.setdefault("PYTHONIOENCODING", f"{sys.getfilesystemencoding()}:backslashreplace")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+
+
 def run() -> None:
     """The console entry point: `main`, with the last line of defence against a traceback. An error nobody
     foresaw is one line and exit 70 (EX_SOFTWARE); MAILPROFILE_DEBUG=1 shows the traceback for a report.
     `kill -USR1 <pid>` prints where every thread of a process is (workers too) on stderr: for a report of a
     run that seems stuck."""
+    utf8_file_names()
     with contextlib.suppress(AttributeError, ValueError, OSError):  # no SIGUSR1 (Windows), or stderr closed
         faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:

@@ -319,6 +319,30 @@ def _removal_date(value: Any) -> Any:
     return value
 
 
+def _plist_date_value(value: datetime) -> datetime:
+    """The moment in UTC, as a plist <date> can carry it, decided here and not by the machine's time zone.
+
+    A datetime without a zone (from Python, or an importer) is UTC, as a string without one is: astimezone()
+    would read it in the local zone, so TZ=Asia/Tokyo would shift the file. A plist <date> is whole seconds
+    of a four-digit year (plistlib reads nothing else back), so a fraction or a year the conversion to UTC
+    cannot reach is refused here, at the spec's line, instead of failing the file's proof."""
+    shown = value.isoformat()
+    try:
+        value = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before datetime's first moment
+        value = datetime.min
+    if value.year < 1000:
+        raise ValueError(f"'{shown}' is not a date between the years 1000 and 9999 in UTC — write a date such as "
+                         "2027-06-30T00:00:00Z")
+    if value.microsecond:
+        raise ValueError(f"'{shown}' has a fraction of a second, which Apple's <date> cannot carry — write whole "
+                         "seconds, such as 2027-06-30T00:00:00Z")
+    return value
+
+
+PlistDate = Annotated[datetime, BeforeValidator(_removal_date), AfterValidator(_plist_date_value)]
+
+
 class AppleSettings(Closed):
     identifier_prefix: Identifier | None = Field(
         None, description="Reverse-DNS prefix of PayloadIdentifier; default: provider id reversed + '.mail'.")
@@ -334,7 +358,7 @@ class AppleSettings(Closed):
     prevent_move: bool = Field(False, description="PreventMove (iOS).")
     prevent_app_sheet: bool = Field(False, description="PreventAppSheet (iOS).")
     allow_mail_drop: bool | None = Field(None, description="allowMailDrop (iOS 9.2, macOS 10.12).")
-    removal_date: Annotated[datetime, BeforeValidator(_removal_date)] | None = Field(
+    removal_date: PlistDate | None = Field(
         None, description="RemovalDate: when the device removes the profile (ISO 8601; without a zone, UTC).")
     duration_until_removal: Annotated[float, AfterValidator(_seconds)] | None = Field(
         None, description="DurationUntilRemoval: seconds after installation until removal.")

@@ -3,19 +3,25 @@ the profile link. Values are read back from the files and compared with the spec
 
 from __future__ import annotations
 
+import io
 import json
+import struct
 import subprocess
 import urllib.parse
+import zlib
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from generator.accounts import load_accounts
 from generator.build import BuildOptions, build, prepare
 from generator.errors import SpecError, VerificationError
+from generator.pngwriter import deflate_fixed
 from generator.qrdecode import decode_png
 from generator.spec import load_spec
-from generator.targets.guide import manual_settings, parse_html_guide, parse_text_tables, profile_link
+from generator.targets.guide import manual_settings, parse_html_guide, parse_text_tables, profile_link, qr_code, qr_png
 from tests.conftest import EXAMPLES, require_binary
 from tests.test_spec_errors import BASE, check
 
@@ -422,3 +428,38 @@ def test_pop3_guide_says_webmail_folders_are_not_downloaded(tmp_path: Path) -> N
     assert "Messages you move to your own folders in WebMail are not downloaded to the app.</p>" in jane
     imap = _build(tmp_path / "imap", EXAMPLES / "provider-imap.yaml", only=["guide"])
     assert not any("WebMail are not downloaded" in p.read_text(encoding="utf-8") for p in imap.rglob("*.txt"))
+
+
+def _png_chunks(data: bytes) -> dict[bytes, bytes]:
+    chunks, pos = {}, 8
+    while pos < len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        chunks[data[pos + 4:pos + 8]] = chunks.get(data[pos + 4:pos + 8], b"") + data[pos + 8:pos + 8 + length]
+        pos += 12 + length
+    return chunks
+
+
+def test_qr_png_bytes_do_not_depend_on_the_zlib_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    """zlib 1.2/1.3, zlib-ng and Chromium's zlib deflate the same rows into different (equally valid) bytes, so
+    segno's PNG, written with zlib.compress, changed with the machine that built it. zlib-ng does not run
+    here: a zlib.compress that deflates at another level stands in for it. The PNG is the same, and its pixels
+    are still segno's."""
+    link = profile_link("https://mail.esempio.it/profiles", "mario.rossi@esempio.it")
+    png = qr_png(link)
+    segno_png = io.BytesIO()
+    qr_code(link).save(segno_png, kind="png", scale=6, border=4)
+    compress = zlib.compress
+    monkeypatch.setattr(zlib, "compress", lambda data, level=-1, wbits=15: compress(data, 1, wbits))
+    assert qr_png(link) == png
+    ours, segnos = _png_chunks(png), _png_chunks(segno_png.getvalue())
+    assert ours[b"IHDR"] == segnos[b"IHDR"] == struct.pack(">2I5B", 270, 270, 1, 0, 0, 0, 0)
+    assert zlib.decompress(ours[b"IDAT"]) == zlib.decompress(segnos[b"IDAT"])
+    assert decode_png(png).decode() == link
+
+
+@given(st.binary(max_size=3000) | st.lists(st.sampled_from([b"\x00", b"\xff", b"\x0f\xf0"]), max_size=2000)
+       .map(b"".join), st.lists(st.integers(1, 32768), min_size=1, max_size=3))
+def test_deflate_fixed_is_read_back_by_zlib(data: bytes, distances: list[int]) -> None:
+    stream = deflate_fixed(data, distances)
+    assert zlib.decompress(stream) == data
+    assert deflate_fixed(data, distances) == stream

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import plistlib
-from datetime import datetime
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,9 @@ import pytest
 from generator.apple_schema import validate_profile
 from generator.build import BuildOptions, SignRequest, build, prepare
 from generator.errors import BuildError, SpecError
+from generator.model import AppleSettings
 from generator.spec import load_spec
+from generator.targets.apple import _plist_date
 from tests.conftest import EXAMPLES
 from tests.test_spec_errors import BASE
 
@@ -106,6 +109,43 @@ def test_removal_date_duration_and_device_type(tmp_path: Path) -> None:
     assert profile["DurationUntilRemoval"] == 86400.0 and type(profile["DurationUntilRemoval"]) is float
     assert profile["TargetDeviceType"] == 1
     assert validate_profile(profile) == []
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("2027-06-30T10:00:00.5Z", "'2027-06-30T10:00:00.500000+00:00' has a fraction of a second, which Apple's "
+     "<date> cannot carry — write whole seconds, such as 2027-06-30T00:00:00Z"),
+    ("2027-06-30T10:00:00+05:30:30.25", "'2027-06-30T10:00:00+05:30:30.250000' has a fraction of a second, "
+     "which Apple's <date> cannot carry — write whole seconds, such as 2027-06-30T00:00:00Z"),
+    ("0999-12-31T23:59:59Z", "'0999-12-31T23:59:59+00:00' is not a date between the years 1000 and 9999 in UTC "
+     "— write a date such as 2027-06-30T00:00:00Z"),
+    ("0001-01-01T00:00:00+01:00", "'0001-01-01T00:00:00+01:00' is not a date between the years 1000 and 9999 "
+     "in UTC — write a date such as 2027-06-30T00:00:00Z"),
+    ("9999-12-31T23:59:59-01:00", "'9999-12-31T23:59:59-01:00' is not a date between the years 1000 and 9999 "
+     "in UTC — write a date such as 2027-06-30T00:00:00Z"),
+])
+def test_removal_date_a_plist_cannot_carry_is_a_spec_error(tmp_path: Path, value: str, message: str) -> None:
+    """A plist <date> is whole seconds of a four-digit year: anything else was an internal error or a failed
+    proof ('a bug') instead of a line of the spec."""
+    text = BASE.replace("targets:\n  build: [apple]\n", "targets:\n  build: [apple]\n  apple:\n"
+                        f"    removal_date: \"{value}\"\n")
+    (tmp_path / "spec.yaml").write_text(text)
+    with pytest.raises(SpecError) as info:
+        load_spec(tmp_path / "spec.yaml")
+    assert [str(p).split(": ", 1)[1] for p in info.value.problems] == [f"targets.apple.removal_date: {message}"]
+
+
+def test_removal_date_without_zone_is_utc_whatever_the_machine_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A datetime without a zone from Python is UTC, as a string without one is: it was read in the local zone
+    when the profile was made, so the same spec gave another RemovalDate under TZ=Asia/Tokyo."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        settings = AppleSettings.model_validate({"removal_date": datetime(2027, 6, 30, 12, 0, 0)})
+        assert settings.removal_date == datetime(2027, 6, 30, 12, 0, 0, tzinfo=UTC)
+        assert _plist_date(settings.removal_date) == "<date>2027-06-30T12:00:00Z</date>"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def test_bad_removal_date_is_a_spec_error(tmp_path: Path) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import json
 import unicodedata
 import urllib.parse
@@ -33,6 +32,7 @@ import jinja2
 import segno
 from markupsafe import Markup
 
+from generator import pngwriter
 from generator.accounts import Mailbox, login
 from generator.errors import Position, Problem, SpecError, VerificationError
 from generator.i18n import LANGUAGES, gettext_for, install, ngettext_for
@@ -371,9 +371,9 @@ def qr_svg(link: str) -> str:
 
 
 def qr_png(link: str) -> bytes:
-    buffer = io.BytesIO()
-    qr_code(link).save(buffer, kind="png", scale=6, border=4)
-    return buffer.getvalue()
+    """segno's pixels, deflated by our own few lines: segno's writer calls zlib, whose bytes differ from one
+    zlib build to the next (generator/pngwriter.py)."""
+    return pngwriter.qr_png(qr_code(link).matrix, scale=6, border=4)
 
 
 def android_qr_uri(spec: Spec, mailbox: Mailbox) -> str | None:
