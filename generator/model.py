@@ -428,9 +428,13 @@ def base_url_value(value: str) -> str:
     """An http(s) URL without a trailing slash (the service's base URL); ValueError otherwise. It is printed
     in every guide and message and encoded in every QR code, so it must be a URL every client opens as
     written: a host name or IP literal, a port 1-65535, a path of URL characters, no user name or password."""
-    match = re.fullmatch(r"https?://([^\s/?#]+)(/[^\s?#]*)?", value)
+    match = re.fullmatch(r"(https?)://([^\s/?#]+)(/[^\s?#]*)?", value, re.IGNORECASE)
     if not match:
         raise ValueError(f"'{value}' is not an http(s) URL such as https://mail.example.com")
+    # A scheme is case-insensitive (RFC 3986 §3.1): HTTPS:// as pasted is https://, written in its canonical form.
+    value = match.group(1).lower() + value[len(match.group(1)):]
+    match = re.fullmatch(r"https?://([^\s/?#]+)(/[^\s?#]*)?", value)
+    assert match is not None
     authority, path = match.group(1), match.group(2) or ""
     if "@" in authority:
         raise ValueError(f"'{value}' carries a user name or password (before the @), which every guide and QR "

@@ -477,6 +477,21 @@ def test_page_uses_the_base_url_for_the_profile_link() -> None:
     assert 'href="https://autoconfig.esempio.it/apple/a@esempio.it.mobileconfig"' in r.text
 
 
+def test_page_takes_the_spec_base_url_before_the_host_header(tmp_path: Path) -> None:
+    # delivery.base_url is "the URL of the mailprofile service": the page links there (as the guides do) rather
+    # than to whatever Host the request named; --base-url still overrides it.
+    spec = tmp_path / "spec.yaml"
+    spec.write_text((EXAMPLES / "provider-imap.yaml").read_text(encoding="utf-8")
+                    + "delivery:\n  base_url: HTTPS://mail.esempio.it/profiles/\n", encoding="utf-8")
+    with TestClient(create_app(spec)) as c:
+        r = c.get("/?email=a@esempio.it", headers={"Host": "evil.example"})
+    assert 'href="https://mail.esempio.it/profiles/apple/a@esempio.it.mobileconfig"' in r.text
+    assert "evil.example" not in r.text
+    with TestClient(create_app(spec, base_url="https://autoconfig.esempio.it")) as c:
+        r = c.get("/?email=a@esempio.it")
+    assert 'href="https://autoconfig.esempio.it/apple/a@esempio.it.mobileconfig"' in r.text
+
+
 def test_page_shows_a_link_too_long_for_a_qr_code_without_the_code() -> None:
     # segno's DataOverflowError was a 500 for every page: a long --base-url, or any client's long Host header.
     long_base = "https://x.example/" + "p" * 2400

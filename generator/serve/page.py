@@ -86,7 +86,10 @@ def render_page(request: Request, service: Service) -> Response:
             android = service.android_qr(mailbox.email)
             context["android_qr"] = svg_data_uri(android) if android is not None else None
             if service.serves("apple"):
-                base = request.app.state.base_url or str(request.base_url).rstrip("/")
+                # --base-url, else the spec's delivery.base_url (the service's URL, as in the guides), and only
+                # then the URL this request came in on (its Host header).
+                base = (request.app.state.base_url or service.spec.delivery.base_url
+                        or str(request.base_url).rstrip("/"))
                 link = profile_link(base, mailbox.email)
                 context["profile_link"] = link
                 # segno's own SVG for our own link: safe as markup. A link longer than a QR code holds (a long
