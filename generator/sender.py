@@ -271,7 +271,9 @@ def open_session(conn: _Connection) -> smtplib.SMTP:
                                  " — check --smtp, --security and --user") from None
         raise _Unreachable(f"connection failed: {_reply(exc.smtp_code, exc.smtp_error)}") from None
     except (smtplib.SMTPServerDisconnected, OSError) as exc:
-        raise _Unreachable(f"connection failed: {exc}") from None
+        # "Connection refused", not "[Errno 111] Connection refused".
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise _Unreachable(f"connection failed: {reason[:1].lower() + reason[1:]}") from None
     except smtplib.SMTPException as exc:  # e.g. "No suitable authentication method found."
         raise ServerUnusable(f"{where}: {exc} — check --security and --user") from None
 
@@ -369,7 +371,8 @@ def send_all(out: Path, messages: list[OutboxMessage], target: SmtpTarget, optio
             try:
                 open_session(conn)  # prove the server, TLS and credentials work
             except _Unreachable as exc:
-                raise BuildError(f"cannot reach {target.host}:{target.port}: {exc.reply}") from None
+                raise BuildError(f"cannot reach {target.host}:{target.port}: {exc.reply} — check --smtp "
+                                 "(host and port) and that the server is running and reachable from here") from None
             finally:
                 conn.quit()
             summary.would_send = len(todo)
@@ -426,8 +429,10 @@ def _send_rows(out: Path, todo: list[tuple[OutboxMessage, Row]], target: SmtpTar
                         # The server, not this message: the next message would wait out the same retries.
                         left = len(todo) - done
                         summary.pending += left
-                        summary.lines.append(f"stopped: {exc.reply} after {attempt + 1} attempt(s); {left} message(s) "
-                                             "still pending (run again)")
+                        summary.lines.append(f"stopped: {target.host}:{target.port}: {exc.reply} after {attempt + 1} "
+                                             f"attempt(s); {left} message(s) still pending — check --smtp (host and "
+                                             "port) and that the server is running and reachable from here, then run "
+                                             "again")
                         if progress is not None:
                             progress(left)
                         return

@@ -161,11 +161,13 @@ def test_an_unreachable_server_stops_the_run_after_one_messages_retries(tmp_path
     it used to wait out the same retries again for each message."""
     out = _out(tmp_path, _spec(tmp_path, 4))
     waits: list[float] = []
-    summary = send_all(out, load_outbox_messages(out), SmtpTarget("127.0.0.1", free_port(), "ssl", USER, PASSWORD),
+    port = free_port()
+    summary = send_all(out, load_outbox_messages(out), SmtpTarget("127.0.0.1", port, "ssl", USER, PASSWORD),
                        SendOptions(retries=2, backoff=1.0), sleep=waits.append)
     assert waits == [1.0, 2.0] and (summary.sent, summary.pending) == (0, 4)
-    assert summary.lines == ["stopped: connection failed: [Errno 111] Connection refused after 3 attempt(s); 4 "
-                             "message(s) still pending (run again)"]
+    assert summary.lines == [f"stopped: 127.0.0.1:{port}: connection failed: connection refused after 3 attempt(s); "
+                             "4 message(s) still pending — check --smtp (host and port) and that the server is "
+                             "running and reachable from here, then run again"]
     assert set(_states(out).values()) == {"pending"}
 
 
@@ -228,6 +230,16 @@ def test_waits_the_cli_cannot_express(tmp_path: Path) -> None:
         result = CliRunner().invoke(main, ["send", str(out), "--smtp", "127.0.0.1:25", "--security", "none",
                                            option, value])
         assert result.exit_code == 2 and f"Invalid value for '{option}'" in result.output, result.output
+
+
+def test_dry_run_to_a_closed_port_says_what_to_check(tmp_path: Path) -> None:
+    out = _out(tmp_path)
+    port = free_port()
+    result = _send(out, port, "--dry-run")
+    assert result.exit_code != 0
+    assert result.output.strip().splitlines()[-1] == (
+        f"error: cannot reach 127.0.0.1:{port}: connection failed: connection refused — check --smtp (host and "
+        "port) and that the server is running and reachable from here")
 
 
 def test_dry_run_authenticates_and_sends_nothing(tmp_path: Path) -> None:
