@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from generator.accounts import AccountSource, Mailbox
 from generator.cpus import worker_count
-from generator.errors import BuildError, Problem, SpecError
+from generator.errors import BuildError, OptionError, Problem, SpecError
 from generator.lint import lint_spec
 from generator.model import ALL_TARGETS
 from generator.output import GENERATOR, MANIFEST, MANIFEST_FORMAT, DirSink, OutOfInodes, Output
@@ -154,7 +154,7 @@ def target_names(loaded: LoadedSpec, only: Sequence[str] | None) -> list[str]:
         names += ["apple", "guide"]
     unknown = [n for n in names if n not in ALL_TARGETS]
     if unknown:
-        raise BuildError(f"unknown target {', '.join(unknown)}: choose from {', '.join(ALL_TARGETS)}")
+        raise OptionError(f"unknown target {', '.join(unknown)}: choose from {', '.join(ALL_TARGETS)}")
     available = target_classes()
     missing = [n for n in names if n not in available]
     if missing:
@@ -190,27 +190,27 @@ def prepare(loaded: LoadedSpec, only: Sequence[str] | None = None, templates: Pa
     if kinds:
         unknown = [k for k in kinds if k not in KIND_TARGET]
         if unknown:
-            raise BuildError(f"unknown kind {', '.join(unknown)}: choose from {', '.join(KIND_TARGET)}")
+            raise OptionError(f"unknown kind {', '.join(unknown)}: choose from {', '.join(KIND_TARGET)}")
         owners = sorted({KIND_TARGET[k] for k in kinds}, key=ALL_TARGETS.index)
         if only and not set(owners) <= set(only):
-            raise BuildError(f"--kinds {','.join(kinds)} needs the targets {', '.join(owners)}, which --only leaves "
+            raise OptionError(f"--kinds {','.join(kinds)} needs the targets {', '.join(owners)}, which --only leaves "
                              "out")
         only = owners
     if mdm is not None:
         if mdm not in CONSOLES:
-            raise BuildError(f"unknown MDM console {mdm}: choose from {', '.join(CONSOLES)}")
+            raise OptionError(f"unknown MDM console {mdm}: choose from {', '.join(CONSOLES)}")
         if only and list(only) != ["apple"]:
-            raise BuildError("MDM mode builds generic Apple profiles only; drop --only or use --only apple")
+            raise OptionError("MDM mode builds generic Apple profiles only; drop --only or use --only apple")
         only = ["apple"]
     names = target_names(loaded, only)
     if sign is not None and mdm is not None:
-        raise BuildError("MDM consoles want unsigned profiles (they re-sign or wrap them): drop --sign-cert, "
+        raise OptionError("MDM consoles want unsigned profiles (they re-sign or wrap them): drop --sign-cert, "
                          "--sign-key and --sign-chain")
     # targets.apple.signing is for the per-account profiles the same spec builds without --mdm: a console
     # profile is never signed, so its identity (and passphrase) is not even loaded.
     signing = load_signing(loaded, sign) if mdm is None else None
     if signing is not None and "apple" not in names:
-        raise BuildError("signing applies to Apple profiles, but the apple target is not being built")
+        raise OptionError("signing applies to Apple profiles, but the apple target is not being built")
     _check_kinds_can_be_made(loaded, asked, signing is not None, mdm, base_url)
     ctx = RenderContext(loaded, templates=templates, signing=signing, mdm=mdm,
                         kinds=frozenset(kinds) if kinds else None, base_url=base_url, verify=verify,
@@ -247,7 +247,7 @@ def _check_kinds_can_be_made(loaded: LoadedSpec, kinds: Sequence[str], signing: 
     for kind in kinds:
         possible, fix = needs.get(kind, (True, ""))
         if not possible:
-            raise BuildError(f"--kinds {kind}: this build makes no such file — {fix}")
+            raise OptionError(f"--kinds {kind}: this build makes no such file — {fix}")
 
 
 def check(plan: Plan) -> int:

@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import click
@@ -18,7 +18,7 @@ import click
 from generator import __version__
 from generator.accounts import estimate_accounts
 from generator.build import KIND_TARGET, BuildOptions, Layout, Plan, SignRequest, build, check, prepare
-from generator.errors import BuildError, Problem, SpecError, VerificationError
+from generator.errors import BuildError, OptionError, Problem, SpecError, VerificationError
 from generator.model import ALL_TARGETS, Spec, base_url_value
 from generator.output import MANIFEST
 from generator.spec import load_spec
@@ -33,6 +33,19 @@ def _targets(value: str | None) -> list[str] | None:
     if not value:
         return None
     return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _names_in(choices: Sequence[str], what: str) -> Callable[[click.Context, click.Parameter, str | None], str | None]:
+    """A callback refusing a name outside `choices` as a usage error (exit 2, as click's own choices), with
+    the list to choose from."""
+
+    def callback(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+        unknown = [name for name in _targets(value) or [] if name not in choices]
+        if unknown:
+            raise click.BadParameter(f"unknown {what} {', '.join(unknown)}: choose from {', '.join(choices)}")
+        return value
+
+    return callback
 
 
 def _echo_problems(problems: Sequence[Problem]) -> None:
@@ -58,7 +71,7 @@ def _plan(spec_path: str, only: str | None, templates: Path | None, sign: SignRe
     except BuildError as exc:
         click.echo(f"error: {exc}", err=True)
         click.echo("nothing was written", err=True)
-        sys.exit(EXIT_BUILD)
+        sys.exit(EXIT_SPEC if isinstance(exc, OptionError) else EXIT_BUILD)  # options are input, as the spec is
     raise AssertionError("unreachable")
 
 
@@ -79,7 +92,7 @@ def main() -> None:
 
 @main.command(name="check")
 @click.argument("spec", type=click.Path(dir_okay=False))
-@click.option("--only", metavar="TARGET,...", help=ONLY_HELP)
+@click.option("--only", metavar="TARGET,...", help=ONLY_HELP, callback=_names_in(ALL_TARGETS, "target"))
 def check_command(spec: str, only: str | None) -> None:
     """Validate SPEC and lint it for every target; write nothing."""
     plan = _plan(spec, only, None)
@@ -102,8 +115,8 @@ def check_command(spec: str, only: str | None) -> None:
               help="Also (or instead) write the whole build as one reproducible zip archive.")
 @click.option("--layout", type=click.Choice(["account", "per-target"]), default="account", show_default=True,
               help="account: OUT/<address>/<target>/...; per-target: OUT/<target>/<kind>/<address>... (bulk upload).")
-@click.option("--only", metavar="TARGET,...", help=ONLY_HELP)
-@click.option("--kinds", metavar="KIND,...",
+@click.option("--only", metavar="TARGET,...", help=ONLY_HELP, callback=_names_in(ALL_TARGETS, "target"))
+@click.option("--kinds", metavar="KIND,...", callback=_names_in(list(KIND_TARGET), "kind"),
               help=f"Build only these kinds of file ({', '.join(KIND_TARGET)}).")
 @click.option("--mdm", type=click.Choice(sorted(CONSOLES)),
               help="Build one generic Apple profile per domain with this console's per-user variables.")

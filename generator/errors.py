@@ -74,6 +74,11 @@ class BuildError(MailprofileError):
     """Something outside the spec stopped the build (templates, output folder, signing material)."""
 
 
+class OptionError(BuildError):
+    """The command line asks for something that cannot be built (an unknown target or kind, options that
+    exclude each other): invalid input, as a spec error is, found before anything is done."""
+
+
 def text_position(data: bytes, offset: int) -> tuple[int, int]:
     """1-based line and column (in characters) of byte `offset` in UTF-8 `data` that is valid up to there."""
     line_start = data.rfind(b"\n", 0, offset) + 1

@@ -126,11 +126,13 @@ def test_unknown_kind_and_conflicting_only_are_refused(tmp_path: Path) -> None:
     from tests.conftest import EXAMPLES
 
     spec = str(EXAMPLES / "provider-pop3.yaml")
+    # Both are invalid input, as a spec error is: exit 2 (1 is a build that failed), nothing written.
     result = CliRunner().invoke(main, ["build", spec, "--out", str(tmp_path / "o"), "--kinds", "plist"])
-    assert result.exit_code == 1 and "error: unknown kind plist: choose from mobileconfig" in result.output
+    assert result.exit_code == 2
+    assert "Error: Invalid value for '--kinds': unknown kind plist: choose from mobileconfig" in result.output
     result = CliRunner().invoke(main, ["build", spec, "--out", str(tmp_path / "o"), "--kinds", "prf",
                                        "--only", "apple"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2 and not (tmp_path / "o").exists()
     assert "error: --kinds prf needs the targets outlook, which --only leaves out" in result.output
 
 
@@ -151,7 +153,7 @@ def test_a_kind_this_build_cannot_make_is_refused_and_the_output_kept(tmp_path: 
     assert CliRunner().invoke(main, ["build", spec, "--out", str(out), "-q"]).exit_code == 0
     before = _tree(out)
     result = CliRunner().invoke(main, ["build", spec, "--out", str(out), "-q", *options])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # invalid input (the options), as a spec error
     assert error in result.output.splitlines()
     assert _tree(out) == before and len(before) > 3
 
