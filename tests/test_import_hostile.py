@@ -9,6 +9,7 @@ import sqlite3
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -222,7 +223,8 @@ def test_cli_exit_2_every_problem_no_traceback_nothing_written(tmp_path: Path) -
 
 @pytest.mark.parametrize("text", ["on", "no", "y", "N", "Off", "0110", "1:30", "2026-01-01", "~", "null", "1e3",
                                   "0x1F", "0o17", "0995", "%EMAILADDRESS%", "a: b", "x #y", "- item", "'q'", " lead",
-                                  "yes", "line\u2028break", "tab\there", "&anchor", "*alias", "!tag", "@at", "`tick"])
+                                  "yes", "line\u2028break", "tab\there", "&anchor", "*alias", "!tag", "@at", "`tick",
+                                  "c1\x80\x9f", "del\x7f", "bom\ufeff", "nonchar\ufffe"])
 def test_yaml_scalars_that_yaml_1_1_would_misread_are_quoted(text: str) -> None:
     import yaml
 
@@ -295,3 +297,30 @@ def test_binary_plist_with_shared_references_is_walked_once(tmp_path: Path) -> N
     assert _refused(tmp_path, "shared.mobileconfig", data) == [
         f"{tmp_path / 'shared.mobileconfig'}:1:1 (the top level): the profile is not a <dict> — give an Apple "
         "configuration profile"]
+
+
+def _binary_profile(tmp_path: Path, name: str, change: Callable[[dict[str, Any]], None]) -> Path:
+    """The automx2 fixture profile, changed, as a binary plist (which carries any character)."""
+    import plistlib
+
+    profile = plistlib.loads((PROFILES / "automx2-imap.mobileconfig").read_bytes())
+    change(profile)
+    path = tmp_path / name
+    path.write_bytes(plistlib.dumps(profile, fmt=plistlib.FMT_BINARY))
+    return path
+
+
+def test_characters_yaml_refuses_are_escaped_in_values_and_comments(tmp_path: Path) -> None:
+    # U+0080-U+009F, DEL and U+FFFE are valid text in a plist (and in XML 1.0) but stop YAML's reader: written
+    # raw into the spec they made import exit 70 ("internal error") at its own proof.
+    def change(profile: dict[str, Any]) -> None:
+        mail = profile["PayloadContent"][0]
+        mail["EmailAccountName"] = "Zo\x80ë\x9f"
+        mail["Odd\x81Key\ufffe"] = "x"  # an unknown key: named in a comment
+        profile["ConsentText"] = {"en": "line one\nline\x85two\x90"}
+
+    result = import_sources([_binary_profile(tmp_path, "c1.mobileconfig", change)])
+    spec = load_yaml(result.text, "spec.yaml").data
+    assert spec["accounts"][0]["name"] == "Zo\x80ë\x9f"
+    assert spec["targets"]["apple"]["consent_text"] == {"en": "line one\nline\x85two\x90"}
+    assert "  # Odd\\u0081Key\\ufffe is not carried by the spec\n" in result.text
