@@ -324,3 +324,24 @@ def test_characters_yaml_refuses_are_escaped_in_values_and_comments(tmp_path: Pa
     assert spec["accounts"][0]["name"] == "Zo\x80ë\x9f"
     assert spec["targets"]["apple"]["consent_text"] == {"en": "line one\nline\x85two\x90"}
     assert "  # Odd\\u0081Key\\ufffe is not carried by the spec\n" in result.text
+
+
+def test_keys_from_a_source_cannot_write_yaml_into_the_spec(tmp_path: Path) -> None:
+    # ConsentText's keys (languages) were written unquoted: a profile could add any section to the imported
+    # spec (here passwords.include, which would put the signing passphrase into every rebuilt profile), and
+    # `no` came back as the boolean false for a YAML 1.1 reader.
+    injected = "en: hi\npasswords:\n  include: true\n  from_env: MAILPROFILE_SIGN_PASSPHRASE\n#"
+    consent = {injected: "a", "no": "b", "1e3": "c", "a: b #c": "d", "default": "e"}
+
+    def change(profile: dict[str, Any]) -> None:
+        profile["ConsentText"] = consent
+        profile.pop("PayloadDescription", None)
+        profile.pop("PayloadDisplayName", None)
+
+    result = import_sources([_binary_profile(tmp_path, "keys.mobileconfig", change)])
+    spec = load_yaml(result.text, "spec.yaml").data
+    assert "passwords" not in spec
+    assert spec["targets"]["apple"]["consent_text"] == consent
+    import yaml
+
+    assert yaml.safe_load(result.text)["targets"]["apple"]["consent_text"] == consent  # YAML 1.1 too

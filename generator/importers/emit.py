@@ -118,20 +118,23 @@ class _Writer:
             here = (*path, key)
             self.comments(here, indent)
             sub = _model_for(model, key)
+            # Keys are quoted like values: some come from the source (ConsentText's languages), and a key
+            # holding a line break or ": " would otherwise write YAML of its own choosing into the spec.
+            name = scalar(key)
             if isinstance(item, dict) and item:
-                self.lines.append(f"{indent}{key}:")
+                self.lines.append(f"{indent}{name}:")
                 self.mapping(sub, item, here, depth + 1)
             elif isinstance(item, list) and item and all(not isinstance(x, dict | list) for x in item):
-                self.lines.append(f"{indent}{key}: [{', '.join(scalar(x) for x in item)}]")
+                self.lines.append(f"{indent}{name}: [{', '.join(scalar(x) for x in item)}]")
             elif isinstance(item, list) and item:
-                self.lines.append(f"{indent}{key}:")
+                self.lines.append(f"{indent}{name}:")
                 for i, entry in enumerate(item):
                     self.comments((*here, i), indent + _INDENT)
                     self.item(sub, entry, (*here, i), depth + 1)
             elif isinstance(item, dict | list):
-                self.lines.append(f"{indent}{key}: {'{}' if isinstance(item, dict) else '[]'}")
+                self.lines.append(f"{indent}{name}: {'{}' if isinstance(item, dict) else '[]'}")
             else:
-                self.lines.append(f"{indent}{key}: {scalar(item)}")
+                self.lines.append(f"{indent}{name}: {scalar(item)}")
 
     def item(self, model: type[BaseModel] | None, entry: dict[str, Any], path: SpecPath, depth: int) -> None:
         start = len(self.lines)
