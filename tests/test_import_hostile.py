@@ -4,8 +4,11 @@ traceback. (Memory is measured with tracemalloc; no timings are asserted.)"""
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import sqlite3
+import subprocess
+import sys
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
@@ -345,3 +348,34 @@ def test_keys_from_a_source_cannot_write_yaml_into_the_spec(tmp_path: Path) -> N
     import yaml
 
     assert yaml.safe_load(result.text)["targets"]["apple"]["consent_text"] == consent  # YAML 1.1 too
+
+
+@pytest.mark.parametrize(("make", "kind"), [
+    (lambda p: os.mkfifo(p), "a named pipe (FIFO)"),
+    (None, "a device"),
+])
+def test_only_regular_files_are_read(tmp_path: Path, make: Callable[[Path], None] | None, kind: str) -> None:
+    # A FIFO without a writer made import wait for ever; a pipe (`import <(curl …)`) lost its first 4 KiB to
+    # the sniffing and then read as "not well-formed XML"; /dev/null read as "not a source".
+    path = tmp_path / "source.xml" if make is not None else Path("/dev/null")
+    if make is not None:
+        make(path)
+    # A subprocess, so that a regression shows as a failure (the timeout) instead of a hung test run.
+    result = subprocess.run([sys.executable, "-m", "generator", "import", "--", str(path)], capture_output=True,
+                            text=True, timeout=120, cwd=ROOT, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0] == (
+        f"error: {path}:1:1: not a regular file but {kind} — save the source to a file first (e.g. curl -o "
+        "source.xml URL) and import that file")
+
+
+
+def test_a_folder_is_refused_by_the_library_too(tmp_path: Path) -> None:
+    # The CLI's argument type refuses a folder first; import_sources (the library) says what it is as well.
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    with pytest.raises(SpecError) as caught:
+        import_sources([folder])
+    assert [str(p) for p in caught.value.problems] == [
+        f"{folder}:1:1: not a regular file but a folder — save the source to a file first (e.g. curl -o source.xml "
+        "URL) and import that file"]

@@ -9,6 +9,7 @@ the way `check` would: loaded, validated into the model and linted for its targe
 
 from __future__ import annotations
 
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,16 @@ class ImportResult:
 def sniff(path: Path) -> str:
     """Which importer reads this file, from its first bytes (never the extension alone)."""
     try:
+        # Only regular files: opening a FIFO without a writer blocks for ever, and a pipe (`<(curl …)`,
+        # /dev/stdin fed by a pipe) would lose these first bytes before the importer reopens it. stat()
+        # does not block.
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):
+            kind = ("a folder" if stat.S_ISDIR(mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(mode)
+                    else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket")
+            raise SpecError([Problem(Position(str(path)), f"not a regular file but {kind}",
+                                     "save the source to a file first (e.g. curl -o source.xml URL) and import "
+                                     "that file")])
         with path.open("rb") as handle:
             head = handle.read(4096)
     except OSError as exc:
