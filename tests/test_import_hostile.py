@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
 import sqlite3
 import subprocess
 import sys
@@ -379,3 +380,36 @@ def test_a_folder_is_refused_by_the_library_too(tmp_path: Path) -> None:
     assert [str(p) for p in caught.value.problems] == [
         f"{folder}:1:1: not a regular file but a folder — save the source to a file first (e.g. curl -o source.xml "
         "URL) and import that file"]
+
+
+_GOLDEN_IMAP = ROOT / "tests" / "golden" / "provider-imap"
+
+
+@pytest.mark.parametrize("source", ["domains/esempio.it/config-v1.1.xml", "giulia.bianchi@esempio.it/outlook/"
+                                    "autodiscover.xml", "giulia.bianchi@esempio.it/apple/giulia.bianchi@esempio.it"
+                                    ".mobileconfig"])
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_utf16_xml_imports_as_its_utf8_original(tmp_path: Path, source: str, codec: str) -> None:
+    # Notepad's "Unicode" is UTF-16: such XML was "not a source mailprofile can import" (the kind was sniffed
+    # from UTF-8 bytes only), though the XML parser reads it. With a BOM (utf-16) and without (XML 1.0 F.1).
+    original = _GOLDEN_IMAP / source
+    text = original.read_text(encoding="utf-8")
+    wide = tmp_path / original.name
+    wide.write_bytes(re.sub(r'encoding="[Uu][Tt][Ff]-8"', 'encoding="UTF-16"', text, count=1).encode(codec))
+    assert wide.read_bytes()[:2] != original.read_bytes()[:2]
+    assert import_sources([wide]).text.replace(str(wide), "SOURCE") == \
+        import_sources([original]).text.replace(str(original), "SOURCE")
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ('user_pref("mail.accountmanager.accounts", "account1");\n'.encode("utf-16"),
+     "the file is UTF-16 text that is not XML — save it as UTF-8 (Thunderbird reads prefs.js, user.js, mozilla.cfg "
+     "and policies.json only as UTF-8)"),
+    ("<clientConfig/>".encode("utf-32"), "the file is UTF-32, which no source format uses — save it as UTF-8"),
+    ('<?xml version="1.0" encoding="UTF-8"?><clientConfig/>'.encode("utf-16"),
+     "not well-formed XML: encoding specified in XML declaration is incorrect — make <?xml … encoding=…?> say how "
+     "the file is saved (an editor saved it as UTF-16 while it says UTF-8?), or save it as UTF-8"),
+])
+def test_other_wide_text_says_how_to_save_it(tmp_path: Path, data: bytes, message: str) -> None:
+    problems = _refused(tmp_path, "wide.txt", data)
+    assert len(problems) == 1 and problems[0].split(": ", 1)[1] == message, problems

@@ -67,6 +67,22 @@ def sniff(path: Path) -> str:
         return "automx2"
     if outlook_prf.is_prf(head):
         return "prf"
+    if head.startswith(b"bplist00") or cms.is_cms(head):
+        return "mobileconfig"
+    wide = _utf16(head)
+    if wide is not None:
+        # Windows editors save "Unicode" text as UTF-16: expat reads such XML itself (BOM or not), so only
+        # the sniffing needs the text; Thunderbird reads prefs files as UTF-8 only.
+        head = wide.encode("utf-8")
+        if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+            return "mobileconfig" if b"<plist" in head else "autodiscover" if \
+                autodiscover_xml.is_autodiscover(head) else "autoconfig"
+        raise SpecError([Problem(Position(str(path)), "the file is UTF-16 text that is not XML",
+                                 "save it as UTF-8 (Thunderbird reads prefs.js, user.js, mozilla.cfg and "
+                                 "policies.json only as UTF-8)")])
+    if head[:4] in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"):
+        raise SpecError([Problem(Position(str(path)), "the file is UTF-32, which no source format uses",
+                                 "save it as UTF-8")])
     if head.startswith(b"bplist00") or cms.is_cms(head) or b"<plist" in head:
         return "mobileconfig"
     if b"<clientConfig" in head:
@@ -82,6 +98,21 @@ def sniff(path: Path) -> str:
     raise SpecError([Problem(Position(str(path)), "not a source mailprofile can import",
                              "give a Mozilla autoconfig XML, an Apple .mobileconfig, an automx2 SQLite database, "
                              "Thunderbird prefs (prefs.js, user.js, mozilla.cfg, policies.json) or an Outlook .prf")])
+
+
+def _utf16(head: bytes) -> str | None:
+    """The text of a UTF-16 head (with a BOM, or BOM-less XML starting with '<'), else None."""
+    if head[:4] in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"):
+        return None  # UTF-32: its little-endian BOM starts like UTF-16's
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        codec = "utf-16"
+    elif head[:2] == b"<\x00":  # BOM-less UTF-16 XML (XML 1.0 appendix F)
+        codec = "utf-16-le"
+    elif head[:2] == b"\x00<":
+        codec = "utf-16-be"
+    else:
+        return None
+    return head[: len(head) // 2 * 2].decode(codec, errors="ignore")
 
 
 def read_source(path: Path, verify: bool = False) -> tuple[list[Draft], str]:
