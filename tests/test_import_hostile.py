@@ -413,3 +413,31 @@ def test_utf16_xml_imports_as_its_utf8_original(tmp_path: Path, source: str, cod
 def test_other_wide_text_says_how_to_save_it(tmp_path: Path, data: bytes, message: str) -> None:
     problems = _refused(tmp_path, "wide.txt", data)
     assert len(problems) == 1 and problems[0].split(": ", 1)[1] == message, problems
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("ConsentText", ["en"], "(ConsentText): ConsentText must be a <dict>, got ['en'] — write it as a <dict>, the "
+     "type Apple's profile reference gives it"),
+    ("ConsentText", {"en": 1}, "(ConsentText.en): ConsentText.en must be a <string>, got 1 — write the consent "
+     "text as a <string>"),
+    ("PayloadRemovalDisallowed", "true", "(PayloadRemovalDisallowed): PayloadRemovalDisallowed must be <true/> or "
+     "<false/>, got 'true' — write it as <true/> or <false/>, the type Apple's profile reference gives it"),
+    ("PayloadScope", "system", "(PayloadScope): PayloadScope must be User or System, got 'system' — write User or "
+     "System"),
+    ("TargetDeviceType", True, "(TargetDeviceType): TargetDeviceType must be an <integer>, got True — write it as "
+     "an <integer>, the type Apple's profile reference gives it"),
+    ("RemovalDate", "2030-01-01", "(RemovalDate): RemovalDate must be <date>, got '2030-01-01' — write it as "
+     "<date>, the type Apple's profile reference gives it"),
+    ("PayloadDisplayName", 7, "(PayloadDisplayName): PayloadDisplayName must be a <string>, got 7 — write it as a "
+     "<string>, the type Apple's profile reference gives it"),
+])
+def test_profile_keys_of_the_wrong_type_are_refused(tmp_path: Path, key: str, value: Any, message: str) -> None:
+    # These were left out of the spec without a word (ConsentText as an array, a "true" string) or turned
+    # into text (a <date> consent became '2020-01-01 00:00:00').
+    def change(profile: dict[str, Any]) -> None:
+        profile[key] = value
+
+    path = _binary_profile(tmp_path, "typed.mobileconfig", change)
+    with pytest.raises(SpecError) as caught:
+        import_sources([path])
+    assert [str(p) for p in caught.value.problems] == [f"{path}:1:1 {message}"]
