@@ -173,7 +173,7 @@ def test_huge_integer_literal_is_refused(tmp_path: Path) -> None:
      ":5:40: IncomingMailServerPortNumber must be an <integer>, got '993' — write it as an <integer> (a port "
      "written as <string> breaks installs)"),
     ("prefs.js", b'user_pref("mail.accountmanager.accounts", "account1");\nuser_pref("x", \\t);\n',
-     ":2:16: Thunderbird would reject this pref: expected a name, found '\\t);\n' — fix the line "
+     ":2:16: Thunderbird would reject this pref: expected a name, found '\\t);\\x0a' — fix the line "
      "(Thunderbird drops such prefs silently)"),
     ("encrypted.mobileconfig", PLIST_HEAD + b"<plist><dict><key>EncryptedPayloadContent</key><data>AAAA</data>"
      b"</dict></plist>", ":3:48: the payloads are encrypted to one device (EncryptedPayloadContent) — export the "
@@ -441,3 +441,17 @@ def test_profile_keys_of_the_wrong_type_are_refused(tmp_path: Path, key: str, va
     with pytest.raises(SpecError) as caught:
         import_sources([path])
     assert [str(p) for p in caught.value.problems] == [f"{path}:1:1 {message}"]
+
+
+def test_a_sources_control_characters_do_not_reach_the_terminal(tmp_path: Path) -> None:
+    # An unknown key named with ESC sequences was echoed raw in its warning: a hostile profile could set the
+    # terminal's title, clear the screen or forge lines of output. Every problem is one escaped line.
+    def change(profile: dict[str, Any]) -> None:
+        profile["PayloadContent"][0]["X\x1b]0;pwned\x07\x1b[2J\nerror: fake"] = "v"
+
+    path = _binary_profile(tmp_path, "esc.mobileconfig", change)
+    result = CliRunner().invoke(main, ["import", str(path)])
+    assert result.exit_code == 0
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    assert (f"warning: {path}:1:1 (PayloadContent[0].X\\x1b]0;pwned\\x07\\x1b[2J\\x0aerror: fake): "
+            "X\\x1b]0;pwned\\x07\\x1b[2J\\x0aerror: fake is not carried by the spec") in result.output.splitlines()
