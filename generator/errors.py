@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -24,6 +25,14 @@ class Position:
         return f"{where} ({self.detail})" if self.detail else where
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def one_line(text: str) -> str:
+    """`text` with its control characters (C0, DEL, C1) written as \\xNN: one line that drives no terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong (or worth a warning) in a spec: where, what, and how to fix it."""
@@ -36,7 +45,9 @@ class Problem:
     def __str__(self) -> str:
         where = f"{self.position}: " if self.position else ""
         how = f" — {self.hint}" if self.hint else ""
-        return f"{where}{self.message}{how}"
+        # One line, safe for a terminal: messages quote sources (an imported profile's key names, a spec's
+        # values), and a raw ESC or line break there would drive the admin's terminal or forge a line.
+        return one_line(f"{where}{self.message}{how}")
 
     def sort_key(self) -> tuple[str, int, int, str]:
         p = self.position or Position("")

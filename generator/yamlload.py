@@ -113,11 +113,26 @@ def load_yaml(text: str, file: str) -> Document:
     return doc
 
 
+def _unprintable(text: str, file: str, exc: yaml.reader.ReaderError) -> Problem:
+    """Where the character YAML refuses is, by line and column, and how to write it instead."""
+    before = text[:exc.position]
+    line = before.count("\n") + 1
+    column = exc.position - (before.rfind("\n") + 1) + 1
+    code = int(exc.character)  # the reader was given text: the character's code point
+    return Problem(Position(file, line, column), f"the character U+{code:04X} is not allowed in YAML (a control "
+                   "character or a non-character)", f"remove it, or write it as \\u{code:04x} inside double quotes")
+
+
 def read_yaml(text: str, file: str) -> tuple[Document, list[Problem]]:
     """Parse `text` into a Document and the problems that still leave its data readable (tags, YAML 1.1
     readings, duplicate keys, anchors: each value then stays as written), so the caller can validate it and
     report everything in one run. Raises SpecError for what stops the parse (syntax, nesting, alias floods)."""
-    loader = _SpecLoader(text, file)
+    try:
+        # The reader checks every character when it is created: a C1 control character (U+0080-U+009F)
+        # or U+FFFE is valid UTF-8 that YAML refuses, so this is inside the try as well.
+        loader = _SpecLoader(text, file)
+    except yaml.reader.ReaderError as exc:
+        raise SpecError([_unprintable(text, file, exc)]) from None
     try:
         root = loader.get_single_node()
     except _TooMany as exc:

@@ -4,11 +4,16 @@ traceback. (Memory is measured with tracemalloc; no timings are asserted.)"""
 from __future__ import annotations
 
 import contextlib
+import os
 import random
+import re
 import sqlite3
+import subprocess
+import sys
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -168,7 +173,7 @@ def test_huge_integer_literal_is_refused(tmp_path: Path) -> None:
      ":5:40: IncomingMailServerPortNumber must be an <integer>, got '993' — write it as an <integer> (a port "
      "written as <string> breaks installs)"),
     ("prefs.js", b'user_pref("mail.accountmanager.accounts", "account1");\nuser_pref("x", \\t);\n',
-     ":2:16: Thunderbird would reject this pref: expected a name, found '\\t);\n' — fix the line "
+     ":2:16: Thunderbird would reject this pref: expected a name, found '\\t);\\x0a' — fix the line "
      "(Thunderbird drops such prefs silently)"),
     ("encrypted.mobileconfig", PLIST_HEAD + b"<plist><dict><key>EncryptedPayloadContent</key><data>AAAA</data>"
      b"</dict></plist>", ":3:48: the payloads are encrypted to one device (EncryptedPayloadContent) — export the "
@@ -222,7 +227,8 @@ def test_cli_exit_2_every_problem_no_traceback_nothing_written(tmp_path: Path) -
 
 @pytest.mark.parametrize("text", ["on", "no", "y", "N", "Off", "0110", "1:30", "2026-01-01", "~", "null", "1e3",
                                   "0x1F", "0o17", "0995", "%EMAILADDRESS%", "a: b", "x #y", "- item", "'q'", " lead",
-                                  "yes", "line\u2028break", "tab\there", "&anchor", "*alias", "!tag", "@at", "`tick"])
+                                  "yes", "line\u2028break", "tab\there", "&anchor", "*alias", "!tag", "@at", "`tick",
+                                  "c1\x80\x9f", "del\x7f", "bom\ufeff", "nonchar\ufffe"])
 def test_yaml_scalars_that_yaml_1_1_would_misread_are_quoted(text: str) -> None:
     import yaml
 
@@ -295,3 +301,157 @@ def test_binary_plist_with_shared_references_is_walked_once(tmp_path: Path) -> N
     assert _refused(tmp_path, "shared.mobileconfig", data) == [
         f"{tmp_path / 'shared.mobileconfig'}:1:1 (the top level): the profile is not a <dict> — give an Apple "
         "configuration profile"]
+
+
+def _binary_profile(tmp_path: Path, name: str, change: Callable[[dict[str, Any]], None]) -> Path:
+    """The automx2 fixture profile, changed, as a binary plist (which carries any character)."""
+    import plistlib
+
+    profile = plistlib.loads((PROFILES / "automx2-imap.mobileconfig").read_bytes())
+    change(profile)
+    path = tmp_path / name
+    path.write_bytes(plistlib.dumps(profile, fmt=plistlib.FMT_BINARY))
+    return path
+
+
+def test_characters_yaml_refuses_are_escaped_in_values_and_comments(tmp_path: Path) -> None:
+    # U+0080-U+009F, DEL and U+FFFE are valid text in a plist (and in XML 1.0) but stop YAML's reader: written
+    # raw into the spec they made import exit 70 ("internal error") at its own proof.
+    def change(profile: dict[str, Any]) -> None:
+        mail = profile["PayloadContent"][0]
+        mail["EmailAccountName"] = "Zo\x80ë\x9f"
+        mail["Odd\x81Key\ufffe"] = "x"  # an unknown key: named in a comment
+        profile["ConsentText"] = {"en": "line one\nline\x85two\x90"}
+
+    result = import_sources([_binary_profile(tmp_path, "c1.mobileconfig", change)])
+    spec = load_yaml(result.text, "spec.yaml").data
+    assert spec["accounts"][0]["name"] == "Zo\x80ë\x9f"
+    assert spec["targets"]["apple"]["consent_text"] == {"en": "line one\nline\x85two\x90"}
+    assert "  # Odd\\u0081Key\\ufffe is not carried by the spec\n" in result.text
+
+
+def test_keys_from_a_source_cannot_write_yaml_into_the_spec(tmp_path: Path) -> None:
+    # ConsentText's keys (languages) were written unquoted: a profile could add any section to the imported
+    # spec (here passwords.include, which would put the signing passphrase into every rebuilt profile), and
+    # `no` came back as the boolean false for a YAML 1.1 reader.
+    injected = "en: hi\npasswords:\n  include: true\n  from_env: MAILPROFILE_SIGN_PASSPHRASE\n#"
+    consent = {injected: "a", "no": "b", "1e3": "c", "a: b #c": "d", "default": "e"}
+
+    def change(profile: dict[str, Any]) -> None:
+        profile["ConsentText"] = consent
+        profile.pop("PayloadDescription", None)
+        profile.pop("PayloadDisplayName", None)
+
+    result = import_sources([_binary_profile(tmp_path, "keys.mobileconfig", change)])
+    spec = load_yaml(result.text, "spec.yaml").data
+    assert "passwords" not in spec
+    assert spec["targets"]["apple"]["consent_text"] == consent
+    import yaml
+
+    assert yaml.safe_load(result.text)["targets"]["apple"]["consent_text"] == consent  # YAML 1.1 too
+
+
+@pytest.mark.parametrize(("make", "kind"), [
+    (lambda p: os.mkfifo(p), "a named pipe (FIFO)"),
+    (None, "a device"),
+])
+def test_only_regular_files_are_read(tmp_path: Path, make: Callable[[Path], None] | None, kind: str) -> None:
+    # A FIFO without a writer made import wait for ever; a pipe (`import <(curl …)`) lost its first 4 KiB to
+    # the sniffing and then read as "not well-formed XML"; /dev/null read as "not a source".
+    path = tmp_path / "source.xml" if make is not None else Path("/dev/null")
+    if make is not None:
+        make(path)
+    # A subprocess, so that a regression shows as a failure (the timeout) instead of a hung test run.
+    result = subprocess.run([sys.executable, "-m", "generator", "import", "--", str(path)], capture_output=True,
+                            text=True, timeout=120, cwd=ROOT, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0] == (
+        f"error: {path}:1:1: not a regular file but {kind} — save the source to a file first (e.g. curl -o "
+        "source.xml URL) and import that file")
+
+
+
+def test_a_folder_is_refused_by_the_library_too(tmp_path: Path) -> None:
+    # The CLI's argument type refuses a folder first; import_sources (the library) says what it is as well.
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    with pytest.raises(SpecError) as caught:
+        import_sources([folder])
+    assert [str(p) for p in caught.value.problems] == [
+        f"{folder}:1:1: not a regular file but a folder — save the source to a file first (e.g. curl -o source.xml "
+        "URL) and import that file"]
+
+
+_GOLDEN_IMAP = ROOT / "tests" / "golden" / "provider-imap"
+
+
+@pytest.mark.parametrize("source", ["domains/esempio.it/config-v1.1.xml", "giulia.bianchi@esempio.it/outlook/"
+                                    "autodiscover.xml", "giulia.bianchi@esempio.it/apple/giulia.bianchi@esempio.it"
+                                    ".mobileconfig"])
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_utf16_xml_imports_as_its_utf8_original(tmp_path: Path, source: str, codec: str) -> None:
+    # Notepad's "Unicode" is UTF-16: such XML was "not a source mailprofile can import" (the kind was sniffed
+    # from UTF-8 bytes only), though the XML parser reads it. With a BOM (utf-16) and without (XML 1.0 F.1).
+    original = _GOLDEN_IMAP / source
+    text = original.read_text(encoding="utf-8")
+    wide = tmp_path / original.name
+    wide.write_bytes(re.sub(r'encoding="[Uu][Tt][Ff]-8"', 'encoding="UTF-16"', text, count=1).encode(codec))
+    assert wide.read_bytes()[:2] != original.read_bytes()[:2]
+    assert import_sources([wide]).text.replace(str(wide), "SOURCE") == \
+        import_sources([original]).text.replace(str(original), "SOURCE")
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ('user_pref("mail.accountmanager.accounts", "account1");\n'.encode("utf-16"),
+     "the file is UTF-16 text that is not XML — save it as UTF-8 (Thunderbird reads prefs.js, user.js, mozilla.cfg "
+     "and policies.json only as UTF-8)"),
+    ("<clientConfig/>".encode("utf-32"), "the file is UTF-32, which no source format uses — save it as UTF-8"),
+    ('<?xml version="1.0" encoding="UTF-8"?><clientConfig/>'.encode("utf-16"),
+     "not well-formed XML: encoding specified in XML declaration is incorrect — make <?xml … encoding=…?> say how "
+     "the file is saved (an editor saved it as UTF-16 while it says UTF-8?), or save it as UTF-8"),
+])
+def test_other_wide_text_says_how_to_save_it(tmp_path: Path, data: bytes, message: str) -> None:
+    problems = _refused(tmp_path, "wide.txt", data)
+    assert len(problems) == 1 and problems[0].split(": ", 1)[1] == message, problems
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("ConsentText", ["en"], "(ConsentText): ConsentText must be a <dict>, got ['en'] — write it as a <dict>, the "
+     "type Apple's profile reference gives it"),
+    ("ConsentText", {"en": 1}, "(ConsentText.en): ConsentText.en must be a <string>, got 1 — write the consent "
+     "text as a <string>"),
+    ("PayloadRemovalDisallowed", "true", "(PayloadRemovalDisallowed): PayloadRemovalDisallowed must be <true/> or "
+     "<false/>, got 'true' — write it as <true/> or <false/>, the type Apple's profile reference gives it"),
+    ("PayloadScope", "system", "(PayloadScope): PayloadScope must be User or System, got 'system' — write User or "
+     "System"),
+    ("TargetDeviceType", True, "(TargetDeviceType): TargetDeviceType must be an <integer>, got True — write it as "
+     "an <integer>, the type Apple's profile reference gives it"),
+    ("RemovalDate", "2030-01-01", "(RemovalDate): RemovalDate must be <date>, got '2030-01-01' — write it as "
+     "<date>, the type Apple's profile reference gives it"),
+    ("PayloadDisplayName", 7, "(PayloadDisplayName): PayloadDisplayName must be a <string>, got 7 — write it as a "
+     "<string>, the type Apple's profile reference gives it"),
+])
+def test_profile_keys_of_the_wrong_type_are_refused(tmp_path: Path, key: str, value: Any, message: str) -> None:
+    # These were left out of the spec without a word (ConsentText as an array, a "true" string) or turned
+    # into text (a <date> consent became '2020-01-01 00:00:00').
+    def change(profile: dict[str, Any]) -> None:
+        profile[key] = value
+
+    path = _binary_profile(tmp_path, "typed.mobileconfig", change)
+    with pytest.raises(SpecError) as caught:
+        import_sources([path])
+    assert [str(p) for p in caught.value.problems] == [f"{path}:1:1 {message}"]
+
+
+def test_a_sources_control_characters_do_not_reach_the_terminal(tmp_path: Path) -> None:
+    # An unknown key named with ESC sequences was echoed raw in its warning: a hostile profile could set the
+    # terminal's title, clear the screen or forge lines of output. Every problem is one escaped line.
+    def change(profile: dict[str, Any]) -> None:
+        profile["PayloadContent"][0]["X\x1b]0;pwned\x07\x1b[2J\nerror: fake"] = "v"
+
+    path = _binary_profile(tmp_path, "esc.mobileconfig", change)
+    result = CliRunner().invoke(main, ["import", str(path)])
+    assert result.exit_code == 0
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    assert (f"warning: {path}:1:1 (PayloadContent[0].X\\x1b]0;pwned\\x07\\x1b[2J\\x0aerror: fake): "
+            "X\\x1b]0;pwned\\x07\\x1b[2J\\x0aerror: fake is not carried by the spec") in result.output.splitlines()

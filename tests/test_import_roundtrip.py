@@ -288,3 +288,102 @@ def test_mdm_profiles_round_trip(tmp_path: Path, spec: Path, console: str) -> No
     for path in sources:
         name = path.relative_to(tmp_path / "a")
         assert (tmp_path / "b" / name).read_bytes() == path.read_bytes(), f"{name} differs"
+
+
+# Server settings across protocols, ports, TLS modes and methods: build -> import each format -> the same
+# values (compared as parsed settings, not bytes). What a format cannot say comes back different, and only
+# that: SERVER_LOSSES lists it per case, with whether the import warns (a guess it names) or cannot know (the
+# build already warned that the target cannot carry the setting, so the file holds another one).
+SERVER_CASES: dict[str, dict[str, Any]] = {
+    "imap-starttls-localpart": {
+        "incoming": {"protocol": "imap", "host": "imap.example.com", "port": 143, "security": "starttls",
+                     "username": "%EMAILLOCALPART%"},
+        "outgoing": {"host": "smtp.example.com", "port": 587, "security": "starttls"}},
+    "pop3-odd-ports-ntlm-cram": {
+        "incoming": {"protocol": "pop3", "host": "pop.example.com", "port": 10995, "security": "ssl",
+                     "authentication": "ntlm"},
+        "outgoing": {"host": "smtp.example.com", "port": 10465, "security": "ssl",
+                     "authentication": "encrypted-password", "same_credentials": False, "username": "smtp-only"}},
+    "imap-plain-smtp-open": {
+        "incoming": {"protocol": "imap", "host": "mail.example.com", "port": 143, "security": "none",
+                     "allow_insecure": True},
+        "outgoing": {"host": "mail.example.com", "port": 25, "security": "none", "authentication": "none"}},
+    "starttls-on-odd-ports": {
+        "incoming": {"protocol": "imap", "host": "mail.example.com", "port": 10143, "security": "starttls"},
+        "outgoing": {"host": "mail.example.com", "port": 10587, "security": "starttls"}},
+    "per-account-user": {
+        "incoming": {"protocol": "pop3", "host": "pop.example.com", "port": 110, "security": "starttls",
+                     "authentication": "encrypted-password"},
+        "outgoing": {"host": "smtp.example.com", "port": 465, "security": "ssl"},
+        "account_username": "zoe-login"},
+}
+# (case, format) -> {field: (value after the round trip, the import's warning | "build-warned")}
+SERVER_LOSSES: dict[tuple[str, str], dict[str, tuple[Any, str]]] = {
+    # Outlook has no CRAM-MD5: the PRF and the answer say "password" (check warns at build time).
+    ("pop3-odd-ports-ntlm-cram", "prf"): {"outgoing.authentication": ("password", "build-warned")},
+    ("pop3-odd-ports-ntlm-cram", "autodiscover-xml"): {"outgoing.authentication": ("password", "build-warned")},
+    ("per-account-user", "prf"): {"incoming.authentication": ("password", "build-warned")},
+    # A PRF's POP3UseSSL=0 is plain text or STARTTLS: read as starttls (the safer guess), named.
+    ("imap-plain-smtp-open", "prf"): {
+        "incoming.security": ("starttls", "IMAPUseSSL=0 means plain text or STARTTLS"),
+        "incoming.allow_insecure": (False, "IMAPUseSSL=0 means plain text or STARTTLS")},
+    # policies.json cannot hold authMethod 1 (none): Thunderbird then uses its default, a password.
+    ("imap-plain-smtp-open", "policies.json"): {"outgoing.authentication": ("password", "build-warned"),
+                                                "outgoing.allow_insecure": (True, "Thunderbird sends this password "
+                                                                            "in plain text: allow_insecure")},
+    # Apple's UseSSL=true does not say SSL or STARTTLS: off the usual ports the guess is ssl, named.
+    ("starttls-on-odd-ports", "mobileconfig"): {
+        "incoming.security": ("ssl", "guessed ssl from port 10143: Apple's IncomingMailServerUseSSL=true"),
+        "outgoing.security": ("ssl", "guessed ssl from port 10587: Apple's OutgoingMailServerUseSSL=true")},
+    # The per-domain XML has no mailboxes, so no per-account user name (the example account is said).
+    ("per-account-user", "autoconfig-xml"): {"incoming.username": ("%EMAILADDRESS%", "the sources list no "
+                                                                                      "mailboxes")},
+}
+# autodiscover.xml names the mailbox only through a LoginName that is its address.
+SERVER_UNNAMED = {("imap-starttls-localpart", "autodiscover-xml"), ("per-account-user", "autodiscover-xml")}
+_SERVER_FIELDS = ("protocol", "host", "port", "security", "authentication", "username", "allow_insecure",
+                  "same_credentials")
+
+
+def _server_values(spec: Any) -> dict[str, Any]:
+    out = {}
+    for side in ("incoming", "outgoing"):
+        server = getattr(spec, side)
+        for name in _SERVER_FIELDS:
+            if hasattr(server, name):
+                out[f"{side}.{name}"] = getattr(server, name)
+    if spec.accounts and spec.accounts[0].username is not None:
+        out["incoming.username"] = spec.accounts[0].username
+    if spec.outgoing.same_credentials:
+        del out["outgoing.username"]  # unused with the same credentials
+    return out
+
+
+@pytest.mark.parametrize("kind", sorted(FORMATS))
+@pytest.mark.parametrize("case", sorted(SERVER_CASES))
+def test_server_settings_survive_import_in_every_format(tmp_path: Path, case: str, kind: str) -> None:
+    setup = SERVER_CASES[case]
+    account: dict[str, Any] = {"name": "Zoë \"Z\" <O'Neil> & Co", "email": "zoe@example.com"}
+    if "account_username" in setup:
+        account["username"] = setup["account_username"]
+    spec_data = {"provider": {"id": "example.com", "display_name": "Example & <Mail>", "domains": ["example.com"]},
+                 "incoming": setup["incoming"], "outgoing": setup["outgoing"], "accounts": [account]}
+    (tmp_path / "spec.yaml").write_text(json.dumps(spec_data, ensure_ascii=False), encoding="utf-8")
+    build(prepare(load_spec(tmp_path / "spec.yaml")), tmp_path / "a")
+    sources = sorted(tmp_path / "a" / f["path"] for f in _manifest(tmp_path / "a")["files"] if f["kind"] == kind)
+    assert sources
+    if (case, kind) in SERVER_UNNAMED:
+        with pytest.raises(SpecError, match="no source names a mail domain"):
+            import_sources(sources)
+        return
+    result = import_sources(sources)
+    (tmp_path / "imported.yaml").write_text(result.text, encoding="utf-8")
+    again = load_spec(tmp_path / "imported.yaml").spec
+    before, after = _server_values(load_spec(tmp_path / "spec.yaml").spec), _server_values(again)
+    losses = SERVER_LOSSES.get((case, kind), {})
+    assert {k: after.get(k) for k in before if after.get(k) != before[k]} == {k: v for k, (v, _) in losses.items()}
+    warned = " ".join(w.message for w in result.warnings)
+    for field, (_, how) in losses.items():  # a guess or a loss the import can see is a warning, never silent
+        assert how == "build-warned" or how in warned, f"{field}: no warning '{how}' in {warned}"
+    if kind != "autoconfig-xml":
+        assert again.accounts[0].name == account["name"]

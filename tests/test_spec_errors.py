@@ -217,3 +217,15 @@ def test_yaml_syntax_error_has_a_position(tmp_path: Path, monkeypatch: pytest.Mo
     assert code == 2
     assert lines[0].startswith("error: spec.yaml:9:")
     assert "YAML syntax error" in lines[0]
+
+
+@pytest.mark.parametrize("char", ["\x80", "\x9f", "\x7f", "\ufffe"])
+def test_a_character_yaml_refuses_is_a_located_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      char: str) -> None:
+    # Valid UTF-8 that YAML's reader refuses (C1 controls, DEL, U+FFFE) was an internal error (exit 70).
+    monkeypatch.chdir(tmp_path)
+    code, lines = check(tmp_path, BASE.replace("display_name: Aruba Mail", f"display_name: Aruba{char}Mail", 1))
+    assert code == 2
+    assert lines == [f"error: spec.yaml:3:22: the character U+{ord(char):04X} is not allowed in YAML (a control "
+                     f"character or a non-character) — remove it, or write it as \\u{ord(char):04x} inside double "
+                     "quotes", "1 error: nothing was written"]

@@ -9,6 +9,7 @@ the way `check` would: loaded, validated into the model and linted for its targe
 
 from __future__ import annotations
 
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,16 @@ class ImportResult:
 def sniff(path: Path) -> str:
     """Which importer reads this file, from its first bytes (never the extension alone)."""
     try:
+        # Only regular files: opening a FIFO without a writer blocks for ever, and a pipe (`<(curl …)`,
+        # /dev/stdin fed by a pipe) would lose these first bytes before the importer reopens it. stat()
+        # does not block.
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):
+            kind = ("a folder" if stat.S_ISDIR(mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(mode)
+                    else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket")
+            raise SpecError([Problem(Position(str(path)), f"not a regular file but {kind}",
+                                     "save the source to a file first (e.g. curl -o source.xml URL) and import "
+                                     "that file")])
         with path.open("rb") as handle:
             head = handle.read(4096)
     except OSError as exc:
@@ -56,6 +67,22 @@ def sniff(path: Path) -> str:
         return "automx2"
     if outlook_prf.is_prf(head):
         return "prf"
+    if head.startswith(b"bplist00") or cms.is_cms(head):
+        return "mobileconfig"
+    wide = _utf16(head)
+    if wide is not None:
+        # Windows editors save "Unicode" text as UTF-16: expat reads such XML itself (BOM or not), so only
+        # the sniffing needs the text; Thunderbird reads prefs files as UTF-8 only.
+        head = wide.encode("utf-8")
+        if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+            return "mobileconfig" if b"<plist" in head else "autodiscover" if \
+                autodiscover_xml.is_autodiscover(head) else "autoconfig"
+        raise SpecError([Problem(Position(str(path)), "the file is UTF-16 text that is not XML",
+                                 "save it as UTF-8 (Thunderbird reads prefs.js, user.js, mozilla.cfg and "
+                                 "policies.json only as UTF-8)")])
+    if head[:4] in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"):
+        raise SpecError([Problem(Position(str(path)), "the file is UTF-32, which no source format uses",
+                                 "save it as UTF-8")])
     if head.startswith(b"bplist00") or cms.is_cms(head) or b"<plist" in head:
         return "mobileconfig"
     if b"<clientConfig" in head:
@@ -71,6 +98,21 @@ def sniff(path: Path) -> str:
     raise SpecError([Problem(Position(str(path)), "not a source mailprofile can import",
                              "give a Mozilla autoconfig XML, an Apple .mobileconfig, an automx2 SQLite database, "
                              "Thunderbird prefs (prefs.js, user.js, mozilla.cfg, policies.json) or an Outlook .prf")])
+
+
+def _utf16(head: bytes) -> str | None:
+    """The text of a UTF-16 head (with a BOM, or BOM-less XML starting with '<'), else None."""
+    if head[:4] in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"):
+        return None  # UTF-32: its little-endian BOM starts like UTF-16's
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        codec = "utf-16"
+    elif head[:2] == b"<\x00":  # BOM-less UTF-16 XML (XML 1.0 appendix F)
+        codec = "utf-16-le"
+    elif head[:2] == b"\x00<":
+        codec = "utf-16-be"
+    else:
+        return None
+    return head[: len(head) // 2 * 2].decode(codec, errors="ignore")
 
 
 def read_source(path: Path, verify: bool = False) -> tuple[list[Draft], str]:

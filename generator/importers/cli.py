@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from generator.errors import SpecError
+from generator.errors import SpecError, one_line
 from generator.importers import DEFAULT_SCHEMA, import_sources
 
 EXIT_SOURCE = 2
@@ -51,7 +51,7 @@ def import_command(sources: tuple[Path, ...], output: Path | None, force: bool, 
         click.echo(f"{n} error{'s' if n != 1 else ''}: nothing was written", err=True)
         sys.exit(EXIT_SOURCE)
     for line in result.info:
-        click.echo(f"read {line}", err=True)
+        click.echo(f"read {one_line(line)}", err=True)  # a signer's name comes from the source's certificate
     for w in result.warnings:
         click.echo(f"warning: {w}", err=True)
     if output is None:

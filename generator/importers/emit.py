@@ -57,10 +57,19 @@ def scalar(value: Any) -> str:
     text = str(value)
     if not needs_quotes(text):
         return text
-    quoted = json.dumps(text, ensure_ascii=False)  # a JSON string is a valid YAML double-quoted scalar ...
-    for ch in ("\u2028", "\u2029", "\x85", "\ufeff"):  # ... once YAML's extra line breaks are escaped too
-        quoted = quoted.replace(ch, f"\\u{ord(ch):04x}")
-    return quoted
+    # A JSON string is a valid YAML double-quoted scalar once what YAML reads differently is escaped too: its
+    # extra line breaks, and the characters its reader refuses anywhere in a file (C1 controls, DEL, U+FFFE).
+    return _escape_unprintable(json.dumps(text, ensure_ascii=False))
+
+
+# YAML 1.1's line breaks beyond \n and \r, the BOM, and the complement of YAML's printable set (PyYAML's
+# Reader.NON_PRINTABLE; YAML 1.2 §5.1): written raw, the first is read differently, the rest stop the reader.
+_UNPRINTABLE = re.compile("[\u2028\u2029\x85\ufeff]|[^\x09\x0a\x0d\x20-\x7e\xa0-\ud7ff\ue000-\ufffd"
+                          "\U00010000-\U0010ffff]")
+
+
+def _escape_unprintable(text: str) -> str:
+    return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _as_lists(value: Any) -> Any:
@@ -96,7 +105,8 @@ class _Writer:
 
     def comments(self, path: SpecPath, indent: str) -> None:
         for note in self.by_path.pop(path, []):
-            text = " ".join(f"{note.text}{' — ' + note.hint if note.hint else ''}".split())
+            # One line per comment: line breaks folded, and what YAML refuses even in a comment shown escaped.
+            text = _escape_unprintable(" ".join(f"{note.text}{' — ' + note.hint if note.hint else ''}".split()))
             width = max(60, 116 - len(indent))
             self.lines += [f"{indent}# {line}" for line in textwrap.wrap(text, width, break_long_words=False,
                                                                           break_on_hyphens=False)]
@@ -108,20 +118,23 @@ class _Writer:
             here = (*path, key)
             self.comments(here, indent)
             sub = _model_for(model, key)
+            # Keys are quoted like values: some come from the source (ConsentText's languages), and a key
+            # holding a line break or ": " would otherwise write YAML of its own choosing into the spec.
+            name = scalar(key)
             if isinstance(item, dict) and item:
-                self.lines.append(f"{indent}{key}:")
+                self.lines.append(f"{indent}{name}:")
                 self.mapping(sub, item, here, depth + 1)
             elif isinstance(item, list) and item and all(not isinstance(x, dict | list) for x in item):
-                self.lines.append(f"{indent}{key}: [{', '.join(scalar(x) for x in item)}]")
+                self.lines.append(f"{indent}{name}: [{', '.join(scalar(x) for x in item)}]")
             elif isinstance(item, list) and item:
-                self.lines.append(f"{indent}{key}:")
+                self.lines.append(f"{indent}{name}:")
                 for i, entry in enumerate(item):
                     self.comments((*here, i), indent + _INDENT)
                     self.item(sub, entry, (*here, i), depth + 1)
             elif isinstance(item, dict | list):
-                self.lines.append(f"{indent}{key}: {'{}' if isinstance(item, dict) else '[]'}")
+                self.lines.append(f"{indent}{name}: {'{}' if isinstance(item, dict) else '[]'}")
             else:
-                self.lines.append(f"{indent}{key}: {scalar(item)}")
+                self.lines.append(f"{indent}{name}: {scalar(item)}")
 
     def item(self, model: type[BaseModel] | None, entry: dict[str, Any], path: SpecPath, depth: int) -> None:
         start = len(self.lines)

@@ -10,7 +10,7 @@ in a profile are never copied. Other payloads (Wi-Fi, CalDAV, certificates) are 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,34 @@ def _optional(plist: Plist, payload: dict[str, Any], path: PlistPath, key: str, 
     return _need(plist, payload, path, key, kind)
 
 
+# Profile-level keys and their plist types (Apple's Configuration Profile reference): a value of another
+# type is refused, as in the mail payload; it was silently left out of the spec (or turned into text).
+_PROFILE_KEYS: dict[str, type | tuple[type, ...]] = {
+    "PayloadIdentifier": str, "PayloadUUID": str, "PayloadOrganization": str, "PayloadDisplayName": str,
+    "PayloadDescription": str, "PayloadScope": str, "PayloadRemovalDisallowed": bool, "ConsentText": dict,
+    "TargetDeviceType": int, "RemovalDate": datetime, "DurationUntilRemoval": (int, float)}
+
+
+def _check_profile_keys(plist: Plist, top: dict[str, Any]) -> None:
+    for key, kind in _PROFILE_KEYS.items():
+        value = top.get(key)
+        if value is None:
+            continue
+        number = kind == (int, float) or kind is int
+        if not isinstance(value, kind) or (number and isinstance(value, bool)):
+            shown = "<integer> or <real>" if kind == (int, float) else "<date>" if kind is datetime else \
+                _type_name(kind)  # type: ignore[arg-type]
+            raise fail(plist.where((key,)), f"{key} must be {shown}, got {value!r}",
+                       f"write it as {shown}, the type Apple's profile reference gives it")
+    if top.get("PayloadScope") not in (None, "User", "System"):
+        raise fail(plist.where(("PayloadScope",)), f"PayloadScope must be User or System, got "
+                   f"{top['PayloadScope']!r}", "write User or System")
+    for language, text in (top.get("ConsentText") or {}).items():
+        if not isinstance(text, str):
+            raise fail(plist.where(("ConsentText", language)), f"ConsentText.{language} must be a <string>, got "
+                       f"{text!r}", "write the consent text as a <string>")
+
+
 def _profile(plist: Plist, file: str) -> list[Draft]:
     top = plist.value
     if not isinstance(top, dict):
@@ -93,6 +121,7 @@ def _profile(plist: Plist, file: str) -> list[Draft]:
     if top.get("PayloadType") != "Configuration":
         raise fail(plist.where(("PayloadType",)), f"PayloadType is {top.get('PayloadType')!r}, not "
                    "'Configuration'", "give a whole configuration profile")
+    _check_profile_keys(plist, top)
     content = _need(plist, top, (), "PayloadContent", list)
     if len(content) > MAX_PAYLOADS:
         raise fail(plist.where(("PayloadContent",)), f"the profile has {len(content):,} payloads; this importer "

@@ -162,8 +162,10 @@ def parse_xml(data: bytes, file: str, allowed_doctype: str | None = None) -> Ele
                    "use encoding=\"UTF-8\"") from None
     except xml.sax.SAXParseException as exc:
         where = Position(file, exc.getLineNumber() or 0, (exc.getColumnNumber() or 0) + 1)
-        raise fail(where, f"not well-formed XML: {exc.getMessage()}",
-                   "fix the XML (an unescaped & or <, a missing closing tag, a truncated file?)") from None
+        how = ("make <?xml … encoding=…?> say how the file is saved (an editor saved it as UTF-16 while it "
+               "says UTF-8?), or save it as UTF-8" if "encoding" in exc.getMessage() else
+               "fix the XML (an unescaped & or <, a missing closing tag, a truncated file?)")
+        raise fail(where, f"not well-formed XML: {exc.getMessage()}", how) from None
     if builder.root is None:
         raise fail(Position(file), "the file holds no XML element", "check that this is the right file")
     return builder.root
