@@ -133,6 +133,31 @@ def test_every_answer_says_nosniff(srv: Server, method: str, path: str, body: by
     assert (r.status, r.getheader("x-content-type-options")) == (status, "nosniff")
 
 
+@pytest.mark.parametrize("method,path,body,host,status", [
+    ("GET", "/mail/config-v1.1.xml?emailaddress=a%40other.example", None, "autoconfig.other.example", 404),
+    ("GET", "/autodiscover/autodiscover.json?Email=a%40other.example&Protocol=AutodiscoverV1", None,
+     "autoconfig.esempio.it", 404),
+    ("GET", "/autodiscover/autodiscover.json?Email=a%40esempio.it&Protocol=ActiveSync", None,
+     "autoconfig.esempio.it", 400),
+    ("GET", "/apple/nobody@other.example.mobileconfig", None, "autoconfig.esempio.it", 404),
+    ("POST", "/autodiscover/autodiscover.xml", b"<junk", "autoconfig.esempio.it", 400),
+    ("GET", "/no/such/path", None, "autoconfig.esempio.it", 404),
+    ("DELETE", "/healthz", None, "autoconfig.esempio.it", 405),
+    ("GET", "/mail/config-v1.1.xml", None, "a b", 400),
+])
+def test_no_error_is_stored_by_a_cache(srv: Server, method: str, path: str, body: bytes | None, host: str,
+                                       status: int) -> None:
+    # A 404 is cacheable by default (RFC 9111 §4.2.2): a domain a reload adds must not meet a stored 404.
+    r, _ = get(srv, method, path, body, {**XML_HEADERS, "Host": host})
+    assert (r.status, r.getheader("cache-control")) == (status, "no-store")
+
+
+def test_answers_keep_their_own_cache_control(srv: Server) -> None:
+    r, _ = get(srv, "GET", "/mail/config-v1.1.xml?emailaddress=a%40esempio.it", None,
+               {"Host": "autoconfig.esempio.it"})
+    assert r.status == 200 and r.getheader("cache-control") != "no-store" and r.getheader("etag")
+
+
 # --- per-domain answers need only the domain ----------------------------------------------------------------
 @pytest.mark.parametrize("path", [
     # A client that does not percent-encode '+': query decoding makes 'a b@esempio.it' of it.

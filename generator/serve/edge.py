@@ -102,7 +102,12 @@ class Edge:
                 state["status"] = message["status"]
                 # Every answer is taken for its declared type: no browser may guess HTML in a JSON error that
                 # echoes the protocol asked for, or in a plain-text 404.
-                message["headers"] = [*message.get("headers", []), (b"x-content-type-options", b"nosniff")]
+                headers = [*message.get("headers", []), (b"x-content-type-options", b"nosniff")]
+                # An error is kept by no cache (404 is cacheable by default, RFC 9111 §4.2.2): a domain added by
+                # a reload, or a client's request put right, must not meet a stored 404 or 400.
+                if message["status"] >= 400 and not any(k.lower() == b"cache-control" for k, _ in headers):
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
             await send(message)
 
         try:
@@ -119,7 +124,7 @@ class Edge:
                 state["status"] = 500
                 await send({"type": "http.response.start", "status": 500,
                             "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                                        (b"x-content-type-options", b"nosniff")]})
+                                        (b"x-content-type-options", b"nosniff"), (b"cache-control", b"no-store")]})
                 await send({"type": "http.response.body", "body": b"internal error\n"})
         if access_log.isEnabledFor(logging.INFO):
             client = scope.get("client") or ("-", 0)
