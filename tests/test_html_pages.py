@@ -1,15 +1,18 @@
 """Every HTML page users see, built from every example: the per-account and per-domain guides, the HTML part
-of each message and the self-service page of `serve` (the real process), drawn by Chromium at a phone's
+of each message and the self-service page of `serve` (the real process). Parsed by html5lib, the HTML5
+parsing algorithm browsers run, for the structure assistive technology reads; drawn by Chromium at a phone's
 320 CSS pixels, where nothing may need a horizontal scroll."""
 
 from __future__ import annotations
 
 import email
 import email.policy
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import html5lib
 import pytest
 
 from generator.build import BuildOptions, build, prepare
@@ -50,6 +53,49 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
                 assert status in (200, 404), (query, status)
                 found[f"serve {spec_name} {query}"] = body.decode("utf-8")
     return found
+
+
+def _text(element: Any) -> str:
+    return "".join(element.itertext()).strip()
+
+
+def test_every_page_is_well_formed_html5_with_accessible_structure(pages: dict[str, str]) -> None:
+    problems: list[str] = []
+    for name, page in pages.items():
+        parser = html5lib.HTMLParser(strict=False, namespaceHTMLElements=True)
+        doc = parser.parse(page)
+        problems += [f"{name}: parse error {error}" for error in parser.errors]
+        lang = doc.get("lang")
+        if lang not in ("en", "it"):
+            problems.append(f"{name}: <html lang={lang!r}>")
+        headings = [int(e.tag[-1]) for e in doc.iter() if e.tag in {f"{NS}h{n}" for n in range(1, 7)}]
+        if headings[:1] != [1] or headings.count(1) != 1:
+            problems.append(f"{name}: headings {headings} (one h1, first)")
+        problems += [f"{name}: heading h{b} after h{a}" for a, b in itertools.pairwise(headings)
+                     if b > a + 1]
+        for img in doc.iter(f"{NS}img"):
+            if not (img.get("alt") or "").strip():
+                problems.append(f"{name}: <img id={img.get('id')}> without alt text")
+        # An inline QR code is an image too: it needs role="img" and a name that says what it opens.
+        for svg in doc.iter("{http://www.w3.org/2000/svg}svg"):
+            label = svg.get("aria-label") or ""
+            if svg.get("role") != "img" or "/apple/" not in label or ".mobileconfig" not in label:
+                problems.append(f"{name}: inline <svg> role={svg.get('role')!r} aria-label={label!r}")
+        for th in doc.iter(f"{NS}th"):
+            if th.get("scope") not in ("row", "col"):
+                problems.append(f"{name}: <th>{_text(th)}</th> without scope")
+        for link in doc.iter(f"{NS}a"):
+            if not _text(link):
+                problems.append(f"{name}: <a href={link.get('href')}> without text")
+    assert problems == []
+    # Each QR code named in the page's language, with the link it encodes.
+    it_page = pages["serve school.yaml /?lang=it&email=zoe.unal@staff.school.example"]
+    label = it_page.split('aria-label="', 1)[1].split('"', 1)[0]
+    assert label.startswith("Codice QR del link al profilo Apple http://127.0.0.1:")
+    assert label.endswith("/apple/zoe.unal@staff.school.example.mobileconfig")
+    guide = pages["delivery/jane.doe@esempio.it/guide/jane.doe@esempio.it.html"]
+    assert (f'aria-label="QR code of the Apple profile link {BASE_URL}/apple/jane.doe@esempio.it.mobileconfig"'
+            in guide)
 
 
 @pytest.fixture(scope="module")
