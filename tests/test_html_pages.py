@@ -122,3 +122,44 @@ def test_no_page_scrolls_sideways_on_a_320_pixel_phone(pages: dict[str, str], ph
         widths[name] = phone.execute_script("return [document.documentElement.clientWidth,"
                                             " document.documentElement.scrollWidth]")
     assert {name: w for name, w in widths.items() if w != [320, 320]} == {}
+
+
+# WCAG 2.2 contrast, computed on the styles Chromium applies: text at least 4.5:1 against the first opaque
+# background behind it (1.4.3), and the settings tables' cell borders, which alone show which value belongs to
+# which label, at least 3:1 against the cell and the page (1.4.11 non-text contrast).
+_CONTRAST = """
+const rgb = s => s.match(/[\\d.]+/g).map(Number);
+const lum = c => { const [r, g, b] = c.slice(0, 3).map(v => { v /= 255;
+  return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; }); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05); };
+const background = e => { for (; e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor);
+  if (c.length < 4 || c[3] > 0) return c; } return [255, 255, 255]; };
+const out = [];
+for (const e of document.querySelectorAll('body *')) {
+  const style = getComputedStyle(e);
+  const own = [...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+  if (own && style.visibility !== 'hidden') {
+    const r = ratio(rgb(style.color), background(e));
+    if (r < 4.5) out.push(`text of <${e.localName}> ${style.color} on ${background(e)}: ${r.toFixed(2)}`);
+  }
+  if (e.matches('table.settings th, table.settings td')) {
+    for (const bg of [background(e), background(e.closest('table').parentElement)]) {
+      const r = ratio(rgb(style.borderTopColor), bg);
+      if (r < 3) out.push(`border of <${e.localName}> ${style.borderTopColor} on ${bg}: ${r.toFixed(2)}`);
+    }
+  }
+}
+return [...new Set(out)];
+"""
+
+
+def test_text_and_table_borders_have_enough_contrast(pages: dict[str, str], phone: Any, tmp_path: Path) -> None:
+    failures = {}
+    for index, (name, page) in enumerate(pages.items()):
+        path = tmp_path / f"{index}.html"
+        path.write_text(page, encoding="utf-8")
+        phone.get(path.as_uri())
+        found = phone.execute_script(_CONTRAST)
+        if found:
+            failures[name] = found
+    assert failures == {}
