@@ -8,6 +8,7 @@ from __future__ import annotations
 import email
 import email.policy
 import itertools
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -163,3 +164,44 @@ def test_text_and_table_borders_have_enough_contrast(pages: dict[str, str], phon
         if found:
             failures[name] = found
     assert failures == {}
+
+
+# Where each word sits in the <h1>: the line (y) and the x of its first and last character.
+_EDGES = """
+const out = [];
+for (const word of arguments[0]) {
+  const walker = document.createTreeWalker(document.querySelector('h1'), NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const at = node.data.indexOf(word);
+    if (at < 0) continue;
+    const box = (i) => { const r = document.createRange(); r.setStart(node, i); r.setEnd(node, i + 1);
+                         return r.getBoundingClientRect(); };
+    out.push([Math.round(box(at).top), box(at).left, box(at + word.length - 1).left]);
+    break;
+  }
+}
+return out;
+"""
+
+
+def test_served_page_isolates_a_right_to_left_provider_name(phone: Any, tmp_path: Path) -> None:
+    """As the guides do: an unclosed RIGHT-TO-LEFT OVERRIDE in the provider's name must not reverse the rest
+    of the heading, nor of the title (where a <bdi> would show as text: FSI ... PDI there)."""
+    name = "\u202eScuola Esempio"
+    shutil.copy(EXAMPLES / "school-accounts.csv", tmp_path)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text((EXAMPLES / "school.yaml").read_text(encoding="utf-8").replace(
+        "display_name: Scuola Esempio", f'display_name: "{name}"'), encoding="utf-8")
+    with serving(spec, tmp_path / "serve.log") as server:
+        status, body = server.request("GET", "/?lang=en&email=zoe.unal@staff.school.example")
+    assert status == 200
+    page = body.decode("utf-8")
+    assert f"<title>Set up your \u2068{name}\u2069 mailbox</title>" in page
+    assert f"<h1>Set up your <bdi>{name}</bdi> mailbox</h1>" in page
+    path = tmp_path / "page.html"
+    path.write_text(page, encoding="utf-8")
+    phone.get(path.as_uri())
+    edges = phone.execute_script(_EDGES, ["Set up your", "mailbox"])
+    assert len(edges) == 2
+    assert all(first < last for _y, first, last in edges)  # each reads left to right
+    assert [(y, first) for y, first, _last in edges] == sorted((y, first) for y, first, _last in edges)

@@ -20,7 +20,7 @@ from starlette.responses import HTMLResponse, Response
 from generator.i18n import LANGUAGES, gettext_for, install, negotiate
 from generator.render import packaged_templates
 from generator.serve.service import BadAddress, Service, UnknownDomain
-from generator.targets.guide import QR_LABEL, QR_LINK_MAX, manual_settings, profile_link, qr_svg
+from generator.targets.guide import QR_LABEL, QR_LINK_MAX, isolate, manual_settings, profile_link, qr_svg
 from generator.targets.thunderbird_android import svg_data_uri
 
 # The page is static HTML: an inline <style>, the QR codes as inline SVG and a data: image, one GET form to
@@ -52,6 +52,7 @@ def environment(language: str) -> jinja2.Environment:
     """One environment per language (the catalogs bind per environment), autoescape always on."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(packaged_templates())), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["isolate"] = isolate  # the provider's name inside a sentence, as the guides set it
     return install(env, language)
 
 

@@ -424,13 +424,15 @@ _BIDI_ACTIVE = {"R", "AL", "AN", "RLE", "LRE", "RLO", "LRO", "PDF", "RLI", "LRI"
 
 
 @jinja2.pass_eval_context
-def isolate(eval_ctx: jinja2.nodes.EvalContext, value: str) -> str:
+def isolate(eval_ctx: jinja2.nodes.EvalContext, value: str, markup: bool | None = None) -> str:
     """A spec value set inside a translated sentence, isolated from it (Unicode bidi, UAX #9) when it has any
     right-to-left or bidi control character: `<bdi>` in HTML, FSI ... PDI (U+2068, U+2069) in text; both
-    close what the value left open. Left-to-right values come out as they are."""
+    close what the value left open. Left-to-right values come out as they are. `markup=False` gives the
+    characters in HTML too, where elements are not parsed (<title>: a <bdi> there is shown as text)."""
+    html = eval_ctx.autoescape if markup is None else markup
     if not any(unicodedata.bidirectional(c) in _BIDI_ACTIVE for c in value):
-        return Markup.escape(value) if eval_ctx.autoescape else value
-    if eval_ctx.autoescape:
+        return Markup.escape(value) if html else value
+    if html:
         return Markup("<bdi>%s</bdi>") % value
     return f"\u2068{value}\u2069"
 
