@@ -20,7 +20,7 @@ from starlette.responses import HTMLResponse, Response
 from generator.i18n import LANGUAGES, gettext_for, install, negotiate
 from generator.render import packaged_templates
 from generator.serve.service import BadAddress, Service, UnknownDomain
-from generator.targets.guide import QR_LINK_MAX, manual_settings, profile_link, qr_svg
+from generator.targets.guide import QR_LABEL, QR_LINK_MAX, isolate, manual_settings, profile_link, qr_svg
 from generator.targets.thunderbird_android import svg_data_uri
 
 # The page is static HTML: an inline <style>, the QR codes as inline SVG and a data: image, one GET form to
@@ -52,6 +52,7 @@ def environment(language: str) -> jinja2.Environment:
     """One environment per language (the catalogs bind per environment), autoescape always on."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(packaged_templates())), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["isolate"] = isolate  # the provider's name inside a sentence, as the guides set it
     return install(env, language)
 
 
@@ -95,7 +96,7 @@ def render_page(request: Request, service: Service) -> Response:
                 # segno's own SVG for our own link: safe as markup. A link longer than a QR code holds (a long
                 # base URL, or a long Host header without --base-url) is shown without the code.
                 if len(link.encode("utf-8")) <= QR_LINK_MAX:
-                    context["qr_svg"] = Markup(qr_svg(link))
+                    context["qr_svg"] = Markup(qr_svg(link, _(QR_LABEL) % {"link": link}))
     html = env.get_template("web/page.html.j2").render(context)
     # Vary: the language follows Accept-Language; no-store: a filled-in page shows one person's settings.
     return HTMLResponse(html, status_code=status,

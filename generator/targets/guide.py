@@ -366,8 +366,15 @@ def qr_code(link: str) -> segno.QRCode:
     return segno.make(link, error="m", micro=False, mask=0, mode="byte")
 
 
-def qr_svg(link: str) -> str:
-    return str(qr_code(link).svg_inline(scale=4, svgclass="qr", lineclass=None, dark="#000", light="#fff"))
+# The inline QR code's accessible name: an <svg> has no alt, and without a name a screen reader announces an
+# unnamed graphic, or nothing, where sighted users see the code (WCAG 1.1.1).
+QR_LABEL = N_("QR code of the Apple profile link %(link)s")
+
+
+def qr_svg(link: str, label: str) -> str:
+    """The QR code of `link` as inline SVG, named by `label` (role="img": one image, not a group of paths)."""
+    svg = str(qr_code(link).svg_inline(scale=4, svgclass="qr", lineclass=None, dark="#000", light="#fff"))
+    return svg.replace("<svg ", f'<svg role="img" aria-label="{Markup.escape(label)}" ', 1)
 
 
 def qr_png(link: str) -> bytes:
@@ -417,13 +424,15 @@ _BIDI_ACTIVE = {"R", "AL", "AN", "RLE", "LRE", "RLO", "LRO", "PDF", "RLI", "LRI"
 
 
 @jinja2.pass_eval_context
-def isolate(eval_ctx: jinja2.nodes.EvalContext, value: str) -> str:
+def isolate(eval_ctx: jinja2.nodes.EvalContext, value: str, markup: bool | None = None) -> str:
     """A spec value set inside a translated sentence, isolated from it (Unicode bidi, UAX #9) when it has any
     right-to-left or bidi control character: `<bdi>` in HTML, FSI ... PDI (U+2068, U+2069) in text; both
-    close what the value left open. Left-to-right values come out as they are."""
+    close what the value left open. Left-to-right values come out as they are. `markup=False` gives the
+    characters in HTML too, where elements are not parsed (<title>: a <bdi> there is shown as text)."""
+    html = eval_ctx.autoescape if markup is None else markup
     if not any(unicodedata.bidirectional(c) in _BIDI_ACTIVE for c in value):
-        return Markup.escape(value) if eval_ctx.autoescape else value
-    if eval_ctx.autoescape:
+        return Markup.escape(value) if html else value
+    if html:
         return Markup("<bdi>%s</bdi>") % value
     return f"\u2068{value}\u2069"
 
@@ -458,7 +467,8 @@ class GuideTarget(Target):
             "incoming": spec.incoming, "outgoing": spec.outgoing,
             "settings": manual_settings(spec, mailbox, language),
             "legacy": legacy_settings(spec, mailbox, language), "imap": imap_settings(spec, mailbox, language),
-            "profile_link": link, "qr_svg": qr_svg(link) if link else None,
+            "profile_link": link,
+            "qr_svg": qr_svg(link, gettext_for(language)(QR_LABEL) % {"link": link}) if link else None,
             "android_qr": android_qr_uri(spec, mailbox) if personal else None,
             "html_file": f"{mailbox.slug}.html",
             "password_hint": d.password_hint.get(language), "support": d.support,
