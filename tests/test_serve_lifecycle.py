@@ -1,0 +1,66 @@
+"""`mailprofile serve` over its lifetime, with the real process: reloads that overlap, reloads with several
+workers, workers that die, and how it stops. Started on a free port and stopped by PID (serve_process.py)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.conftest import EXAMPLES
+from tests.serve_process import Server, serving
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def replace(spec: Path, text: str) -> None:
+    """Write the spec as an editor or configuration management does: a new file renamed over the old one."""
+    fresh = spec.with_name(spec.name + ".new")
+    fresh.write_text(text, encoding="utf-8")
+    os.replace(fresh, spec)
+
+
+def big_school(folder: Path, rows: int) -> str:
+    """The school example (two domains) with `rows` accounts in its CSV: slow enough to load that a second
+    reload can start while it runs."""
+    csv = folder / "many.csv"
+    with csv.open("w", encoding="utf-8") as handle:
+        handle.write("name,email,username\n")
+        handle.writelines(f"User {i},user{i}@school.example,\n" for i in range(rows))
+    text = (EXAMPLES / "school.yaml").read_text(encoding="utf-8")
+    return text.replace("accounts_csv: school-accounts.csv", f"accounts_csv: {csv}")
+
+
+def domains(srv: Server) -> bytes:
+    status, body = srv.request("GET", "/healthz")
+    assert status == 200
+    return body
+
+
+def test_overlapping_reloads_end_on_the_spec_on_disk(tmp_path: Path) -> None:
+    """A slow reload (a big CSV) and a quick one sent after it: the service ends on the spec the file holds
+    now. Run side by side, the slow one finished last and swapped in the spec that was no longer there."""
+    spec = tmp_path / "spec.yaml"
+    small = (EXAMPLES / "provider-imap.yaml").read_text(encoding="utf-8")  # one domain
+    spec.write_text(small, encoding="utf-8")
+    big = big_school(tmp_path, 30_000)  # two domains
+    with serving(spec, tmp_path / "server.log") as srv:
+        assert domains(srv) == b"ok 1 domains\n"
+        replace(spec, big)
+        os.kill(srv.proc.pid, signal.SIGHUP)
+        time.sleep(0.3)  # the first reload has begun reading the big spec
+        replace(spec, small)
+        os.kill(srv.proc.pid, signal.SIGHUP)
+        assert wait_for(lambda: srv.output().count("reloaded ") == 2), srv.output()
+        lines = [line for line in srv.output().splitlines() if "reloaded " in line]
+        assert lines[-1].endswith(": 1 domain"), lines
+        assert domains(srv) == b"ok 1 domains\n"
