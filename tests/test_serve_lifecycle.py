@@ -64,3 +64,38 @@ def test_overlapping_reloads_end_on_the_spec_on_disk(tmp_path: Path) -> None:
         lines = [line for line in srv.output().splitlines() if "reloaded " in line]
         assert lines[-1].endswith(": 1 domain"), lines
         assert domains(srv) == b"ok 1 domains\n"
+
+
+def workers_of(srv: Server) -> set[int]:
+    children = Path(f"/proc/{srv.proc.pid}/task/{srv.proc.pid}/children").read_text(encoding="ascii")
+    return {int(pid) for pid in children.split()}
+
+
+def test_every_worker_answers_the_spec_the_supervisor_validated(tmp_path: Path) -> None:
+    """With --workers 2 a reload loads the spec once, in the supervisor, and every worker answers with that
+    spec: the file changing again right after (here made invalid, as by an editor half-way through a save)
+    changes nothing until the next SIGHUP. Workers that re-read the file themselves, a moment later, could
+    load another file than the one validated (seen: the supervisor validated a two-domain spec and the
+    workers loaded the one-domain spec renamed over it), and parsed a big CSV three times at once."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text((EXAMPLES / "provider-imap.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    with serving(spec, tmp_path / "server.log", "--workers", "2") as srv:
+        before = workers_of(srv)
+        assert len(before) == 2 and domains(srv) == b"ok 1 domains\n"
+        replace(spec, big_school(tmp_path, 30_000))
+        os.kill(srv.proc.pid, signal.SIGHUP)
+        assert wait_for(lambda: "reloaded " in srv.output()), srv.output()
+        replace(spec, "provider: [half a save\n")
+        # The old workers stop once they have finished; two new ones answer in their place.
+        assert wait_for(lambda: len(workers_of(srv)) == 2 and not workers_of(srv) & before), srv.output()
+        assert {domains(srv) for _ in range(20)} == {b"ok 2 domains\n"}
+        log = srv.output()
+        assert log.count("reloaded ") == 1 and "reload failed" not in log, log
+        assert "exited; starting another" not in log and "Traceback" not in log
+
+        # A worker killed from outside is replaced by one with the same, validated spec.
+        victim = min(workers_of(srv))
+        os.kill(victim, signal.SIGKILL)
+        assert wait_for(lambda: len(workers_of(srv)) == 2 and victim not in workers_of(srv)), srv.output()
+        assert {domains(srv) for _ in range(20)} == {b"ok 2 domains\n"}
+    assert srv.proc.returncode == 0

@@ -61,6 +61,7 @@ class Holder:
         self._running = threading.Lock()  # held for a whole reload: read, validate, swap
         self._queue = threading.Lock()  # guards _waiting
         self._waiting = False  # a reload is queued and has not read the spec yet
+        self.reload_on_hup = True  # False in the workers of `mailprofile serve --workers N`: they are replaced
 
     def reload(self) -> bool:
         """Load and validate the spec again; keep the old one (and say why, in one line) if it fails. A call
@@ -300,9 +301,10 @@ def build_app(holder: Holder, base_url: str | None = None, request_timeout: floa
             loop.run_in_executor(None, holder.reload)
 
         installed = False
-        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread
-            loop.add_signal_handler(signal.SIGHUP, on_hup)
-            installed = True
+        if holder.reload_on_hup:
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread
+                loop.add_signal_handler(signal.SIGHUP, on_hup)
+                installed = True
         yield
         if installed:
             loop.remove_signal_handler(signal.SIGHUP)

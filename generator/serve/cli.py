@@ -1,13 +1,15 @@
 """`mailprofile serve`: the service under uvicorn, one process or a small supervisor with N workers.
 
 With one worker the server runs in this process and SIGHUP reloads the spec in it. With more, this process
-binds the socket, forks the workers (they inherit the validated spec: nothing is loaded twice at start) and
-supervises them: SIGHUP validates the new spec here first and only then tells every worker to reload, so an
-invalid spec is reported once and every worker keeps the old one; SIGTERM/SIGINT stop them gracefully.
+binds the socket, forks the workers (they inherit the validated spec: nothing is loaded twice) and
+supervises them: SIGHUP loads the new spec here and, if it is valid, forks new workers with it and stops the
+old ones gracefully, so an invalid spec is reported once and the workers keep the old one; SIGTERM/SIGINT
+stop them gracefully.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -31,6 +33,9 @@ from generator.targets.thunderbird import ThunderbirdTarget
 from generator.targets.thunderbird_android import ANDROID_CLIENTS, android_autoconfig_problems
 
 log = logging.getLogger("mailprofile.serve")
+
+# How long a stopping worker has to finish its requests (uvicorn gives them 5 s) before it is killed.
+GRACE = 10.0
 
 
 def _fail(lines: list[str], status: int) -> NoReturn:
@@ -193,13 +198,20 @@ def client_notes(service: Service) -> list[str]:
 
 
 def supervise(config: uvicorn.Config, holder: Holder, workers: int, sockets: list[socket.socket]) -> None:
-    children: dict[int, float] = {}  # pid -> when it started
+    """Run `workers` forked workers on `sockets` until SIGTERM/SIGINT. SIGHUP loads the spec here, once, and
+    replaces the workers with new ones forked from it: every worker answers the spec validated here, and the
+    old ones finish their requests. Workers that reloaded themselves each read the file again, a moment
+    later: one that read it mid-write, or after the next edit, answered with another spec than its siblings
+    (or kept the old one), and a 100,000-account CSV was parsed N+1 times at once."""
+    children: dict[int, float] = {}  # serving workers: pid -> when it started
+    retiring: dict[int, float] = {}  # workers told to stop: pid -> when they are killed if still running
     pending: list[int] = []
     stopping = False
+    holder.reload_on_hup = False  # the workers ignore SIGHUP: they are replaced instead
 
     def spawn() -> None:
         pid = os.fork()
-        if pid == 0:  # the worker: uvicorn installs its own TERM/INT handlers, the app's lifespan the HUP one
+        if pid == 0:  # the worker: uvicorn installs its own TERM/INT handlers
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, signal.SIG_DFL)
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -211,36 +223,47 @@ def supervise(config: uvicorn.Config, holder: Holder, workers: int, sockets: lis
             os._exit(status)
         children[pid] = time.monotonic()
 
+    def retire(pids: list[int], grace: float) -> None:
+        for pid in pids:
+            children.pop(pid, None)
+            retiring[pid] = time.monotonic() + grace
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
     for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda number, _frame: pending.append(number))
     for _ in range(workers):
         spawn()
-    deadline = 0.0
-    while children:
+    while children or retiring:
         time.sleep(0.2)
         while pending:
             number = pending.pop(0)
             if number == signal.SIGHUP and not stopping:
-                if holder.reload():  # validated here first: workers only hear about a good spec
-                    for pid in children:
-                        os.kill(pid, signal.SIGHUP)
+                if holder.reload():  # validated here: the new workers are forked with it
+                    old = list(children)
+                    for _ in range(workers):
+                        spawn()
+                    retire(old, GRACE)
             elif number in (signal.SIGTERM, signal.SIGINT) and not stopping:
-                stopping, deadline = True, time.monotonic() + 10
-                for pid in children:
-                    os.kill(pid, signal.SIGTERM)
-        while children:
+                stopping = True
+                retire(list(children), GRACE)
+        while children or retiring:
             pid, _status = os.waitpid(-1, os.WNOHANG)
             if pid == 0:
                 break
+            if retiring.pop(pid, None) is not None:
+                continue
             started = children.pop(pid, 0.0)
             if not stopping:
                 log.error("worker %d exited; starting another", pid)
                 if time.monotonic() - started < 1:
                     time.sleep(1)  # a worker that dies at once would otherwise be restarted in a tight loop
                 spawn()
-        if stopping and time.monotonic() > deadline:
-            for pid in children:
-                os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + 3600
+        now = time.monotonic()
+        for pid, deadline in list(retiring.items()):
+            if now > deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                retiring[pid] = now + 3600
     for sock in sockets:
         sock.close()
