@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import EXAMPLES
 from tests.serve_process import Server, serving
 
@@ -99,3 +101,20 @@ def test_every_worker_answers_the_spec_the_supervisor_validated(tmp_path: Path) 
         assert wait_for(lambda: len(workers_of(srv)) == 2 and victim not in workers_of(srv)), srv.output()
         assert {domains(srv) for _ in range(20)} == {b"ok 2 domains\n"}
     assert srv.proc.returncode == 0
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_graceful_stop_exits_0(tmp_path: Path, workers: str, stop: signal.Signals) -> None:
+    """systemctl stop (SIGTERM) and Ctrl-C (SIGINT) end with status 0 and no abort message, whatever the
+    number of workers; with one worker Ctrl-C printed click's "Aborted!" and exited 1, a failed unit."""
+    srv = Server(EXAMPLES / "provider-imap.yaml", tmp_path / "server.log", "--workers", workers)
+    try:
+        srv.wait_ready()
+        os.kill(srv.proc.pid, stop)
+        assert srv.proc.wait(timeout=30) == 0, srv.output()
+    finally:
+        srv.stop()
+    log = srv.output()
+    assert "Finished server process" in log
+    assert "Aborted" not in log and "Traceback" not in log and "KeyboardInterrupt" not in log

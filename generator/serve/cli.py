@@ -128,6 +128,12 @@ def serve_command(spec: str, host: str, port: int, workers: int, sign_cert: Path
                f"{'signed' if service.signed else 'unsigned'} profiles, on {where} with {workers} "
                f"worker{'s' if workers != 1 else ''}", err=True)
     if workers == 1:
+        # uvicorn stops gracefully on SIGTERM/SIGINT, then raises the signal again under the handler it found:
+        # Python's for SIGINT, whose KeyboardInterrupt click turned into "Aborted!" and exit 1 (a failed
+        # unit). Finding a handler that does nothing, the process exits 0 after a graceful stop, as the
+        # supervisor of --workers N does.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda _number, _frame: None)
         uvicorn.Server(config).run(sockets=sockets)
         return
     supervise(config, holder, workers, sockets)
