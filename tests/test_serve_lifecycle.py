@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -118,3 +119,36 @@ def test_a_graceful_stop_exits_0(tmp_path: Path, workers: str, stop: signal.Sign
     log = srv.output()
     assert "Finished server process" in log
     assert "Aborted" not in log and "Traceback" not in log and "KeyboardInterrupt" not in log
+
+
+def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    """SIGKILL to the supervisor (the OOM killer's choice: after a reload it is the biggest process) stops
+    its workers too, and the port is free for the next `mailprofile serve`. They kept serving, holding
+    the port, with a spec no SIGHUP could reach any more."""
+    srv = Server(EXAMPLES / "provider-imap.yaml", tmp_path / "server.log", "--workers", "2")
+    workers: set[int] = set()
+    try:
+        srv.wait_ready()
+        workers = workers_of(srv)
+        assert len(workers) == 2
+        os.kill(srv.proc.pid, signal.SIGKILL)
+        srv.proc.wait(timeout=10)
+        assert wait_for(lambda: not any(running(pid) for pid in workers), 30), srv.output()
+    finally:
+        srv.stop()
+        for pid in workers:
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
+    with socket.socket() as sock:
+        assert sock.connect_ex((srv.host, srv.port)) != 0  # nobody listens there any more
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((srv.host, srv.port))  # and the port can be taken again
+
+
+def running(pid: int) -> bool:
+    """The process exists and is no zombie (a worker whose parent died is reaped by init)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in status

@@ -10,6 +10,7 @@ stop them gracefully.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import logging
 import os
@@ -215,12 +216,15 @@ def supervise(config: uvicorn.Config, holder: Holder, workers: int, sockets: lis
     stopping = False
     holder.reload_on_hup = False  # the workers ignore SIGHUP: they are replaced instead
 
+    supervisor = os.getpid()
+
     def spawn() -> None:
         pid = os.fork()
         if pid == 0:  # the worker: uvicorn installs its own TERM/INT handlers
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, signal.SIG_DFL)
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            _stop_with(supervisor)
             status = 0
             try:
                 uvicorn.Server(config).run(sockets=sockets)
@@ -273,3 +277,17 @@ def supervise(config: uvicorn.Config, holder: Holder, workers: int, sockets: lis
                 retiring[pid] = now + 3600
     for sock in sockets:
         sock.close()
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _stop_with(supervisor: int) -> None:
+    """Have the kernel send this worker SIGTERM (a graceful stop) when the supervisor dies. A supervisor
+    killed with SIGKILL (by hand, by the OOM killer: after a reload it is the biggest process) left its
+    workers serving on the port with a spec nobody could reload, and a new `mailprofile serve` could not
+    listen there. Linux only; elsewhere the workers outlive it as before."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != supervisor:  # it died before the line above
+        os._exit(0)
