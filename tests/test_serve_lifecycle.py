@@ -3,6 +3,7 @@ workers, workers that die, and how it stops. Started on a free port and stopped 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -176,3 +177,33 @@ def test_the_documented_systemd_unit_is_valid_and_keeps_the_passphrase_private()
         path.write_text(unit.replace("/usr/local/bin/mailprofile", sys.executable), encoding="utf-8")
         result = subprocess.run([analyze, "verify", str(path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_reload_while_the_spec_loads_at_start_is_done_once_it_answers(tmp_path: Path, workers: str) -> None:
+    """`systemctl reload` while a big spec is still loading at start (systemd takes the service as started
+    at once). SIGHUP's default action ended the process, a death systemd counts as clean, so it was not
+    restarted either. Now the service starts, then reloads: the file may have changed during the load."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(big_school(tmp_path, 30_000), encoding="utf-8")
+    csv = str(tmp_path / "many.csv")
+    srv = Server(spec, tmp_path / "server.log", "--workers", workers)
+    try:
+        # The CSV is open: the spec is loading, long after the interpreter started.
+        assert wait_for(lambda: csv in open_files(srv.proc.pid), 60), srv.output()
+        os.kill(srv.proc.pid, signal.SIGHUP)
+        srv.wait_ready()
+        assert wait_for(lambda: "reloaded " in srv.output()), srv.output()
+        assert srv.proc.poll() is None and domains(srv) == b"ok 2 domains\n"
+    finally:
+        srv.stop()
+    assert srv.proc.returncode == 0 and "Traceback" not in srv.output()
+
+
+def open_files(pid: int) -> set[str]:
+    files = set()
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                files.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+    return files

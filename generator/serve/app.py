@@ -62,6 +62,7 @@ class Holder:
         self._queue = threading.Lock()  # guards _waiting
         self._waiting = False  # a reload is queued and has not read the spec yet
         self.reload_on_hup = True  # False in the workers of `mailprofile serve --workers N`: they are replaced
+        self.early_hups: list[int] = []  # SIGHUPs received before the server answered: reload once it does
 
     def reload(self) -> bool:
         """Load and validate the spec again; keep the old one (and say why, in one line) if it fails. A call
@@ -305,6 +306,9 @@ def build_app(holder: Holder, base_url: str | None = None, request_timeout: floa
             with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread
                 loop.add_signal_handler(signal.SIGHUP, on_hup)
                 installed = True
+            if installed and holder.early_hups:
+                holder.early_hups.clear()
+                on_hup()
         yield
         if installed:
             loop.remove_signal_handler(signal.SIGHUP)

@@ -105,6 +105,12 @@ def serve_command(spec: str, host: str, port: int, workers: int, sign_cert: Path
     if (sign_cert is None) != (sign_key is None) or (sign_chain is not None and sign_cert is None):
         raise click.UsageError("--sign-cert and --sign-key go together (--sign-chain needs both)")
     sign = SignRequest(sign_cert, sign_key, sign_chain) if sign_cert and sign_key else None
+    # SIGHUP's default action ends the process, and loading a big spec takes seconds: a `systemctl reload`
+    # then (systemd takes a Type=simple service as started at once) stopped the service, and systemd, which
+    # counts death by SIGHUP as a clean exit, did not restart it. A reload asked for now is done once the
+    # service answers: the spec being loaded may already be older than the file.
+    early_hups: list[int] = []
+    signal.signal(signal.SIGHUP, lambda number, _frame: early_hups.append(number))
     service = start_service(spec, sign, _fail)
     for warning in service.plan.warnings:
         click.echo(f"{warning.severity}: {warning}", err=True)
@@ -112,6 +118,7 @@ def serve_command(spec: str, host: str, port: int, workers: int, sign_cert: Path
         click.echo(f"note: {note}", err=True)
     _logging(access_log)
     holder = Holder(service, spec, sign)
+    holder.early_hups = early_hups
     config = uvicorn.Config(build_app(holder, base_url, request_timeout), host=host, port=port, access_log=False,
                             http=http_protocol(request_timeout),
                             server_header=False, proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips,
@@ -242,6 +249,8 @@ def supervise(config: uvicorn.Config, holder: Holder, workers: int, sockets: lis
 
     for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda number, _frame: pending.append(number))
+    if holder.early_hups:  # asked for while the spec was loading at start
+        pending.append(signal.SIGHUP)
     for _ in range(workers):
         spawn()
     while children or retiring:
