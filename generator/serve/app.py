@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -47,15 +48,35 @@ PRIVATE_CACHE = "no-store"  # per-address answers carry a name and user name
 
 class Holder:
     """The current Service. A reload builds a new one off the event loop and swaps the reference: a request
-    reads `current` once and uses that spec throughout."""
+    reads `current` once and uses that spec throughout.
+
+    Reloads run one at a time. Two at once (systemctl reload twice, a spec then its CSV) would race: a big
+    spec read first and loaded second would be swapped in after the small one read after it, and the service
+    would answer, for good, with a file that is no longer on disk."""
 
     def __init__(self, service: Service, spec_path: str | Path, sign: SignRequest | None) -> None:
         self.current = service
         self.spec_path = spec_path
         self.sign = sign
+        self._running = threading.Lock()  # held for a whole reload: read, validate, swap
+        self._queue = threading.Lock()  # guards _waiting
+        self._waiting = False  # a reload is queued and has not read the spec yet
+        self.reload_on_hup = True  # False in the workers of `mailprofile serve --workers N`: they are replaced
+        self.early_hups: list[int] = []  # SIGHUPs received before the server answered: reload once it does
 
     def reload(self) -> bool:
-        """Load and validate the spec again; keep the old one (and say why, in one line) if it fails."""
+        """Load and validate the spec again; keep the old one (and say why, in one line) if it fails. A call
+        made while another reload waits to start returns False at once: that one reads the spec as it is now."""
+        with self._queue:
+            if self._waiting:
+                return False
+            self._waiting = True
+        with self._running:
+            with self._queue:
+                self._waiting = False
+            return self._reload()
+
+    def _reload(self) -> bool:
         try:
             fresh = load_service(self.spec_path, self.sign)
         except SpecError as exc:
@@ -281,9 +302,13 @@ def build_app(holder: Holder, base_url: str | None = None, request_timeout: floa
             loop.run_in_executor(None, holder.reload)
 
         installed = False
-        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread
-            loop.add_signal_handler(signal.SIGHUP, on_hup)
-            installed = True
+        if holder.reload_on_hup:
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread
+                loop.add_signal_handler(signal.SIGHUP, on_hup)
+                installed = True
+            if installed and holder.early_hups:
+                holder.early_hups.clear()
+                on_hup()
         yield
         if installed:
             loop.remove_signal_handler(signal.SIGHUP)

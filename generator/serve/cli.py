@@ -1,13 +1,16 @@
 """`mailprofile serve`: the service under uvicorn, one process or a small supervisor with N workers.
 
 With one worker the server runs in this process and SIGHUP reloads the spec in it. With more, this process
-binds the socket, forks the workers (they inherit the validated spec: nothing is loaded twice at start) and
-supervises them: SIGHUP validates the new spec here first and only then tells every worker to reload, so an
-invalid spec is reported once and every worker keeps the old one; SIGTERM/SIGINT stop them gracefully.
+binds the socket, forks the workers (they inherit the validated spec: nothing is loaded twice) and
+supervises them: SIGHUP loads the new spec here and, if it is valid, forks new workers with it and stops the
+old ones gracefully, so an invalid spec is reported once and the workers keep the old one; SIGTERM/SIGINT
+stop them gracefully.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import errno
 import logging
 import os
@@ -31,6 +34,9 @@ from generator.targets.thunderbird import ThunderbirdTarget
 from generator.targets.thunderbird_android import ANDROID_CLIENTS, android_autoconfig_problems
 
 log = logging.getLogger("mailprofile.serve")
+
+# How long a stopping worker has to finish its requests (uvicorn gives them 5 s) before it is killed.
+GRACE = 10.0
 
 
 def _fail(lines: list[str], status: int) -> NoReturn:
@@ -99,6 +105,12 @@ def serve_command(spec: str, host: str, port: int, workers: int, sign_cert: Path
     if (sign_cert is None) != (sign_key is None) or (sign_chain is not None and sign_cert is None):
         raise click.UsageError("--sign-cert and --sign-key go together (--sign-chain needs both)")
     sign = SignRequest(sign_cert, sign_key, sign_chain) if sign_cert and sign_key else None
+    # SIGHUP's default action ends the process, and loading a big spec takes seconds: a `systemctl reload`
+    # then (systemd takes a Type=simple service as started at once) stopped the service, and systemd, which
+    # counts death by SIGHUP as a clean exit, did not restart it. A reload asked for now is done once the
+    # service answers: the spec being loaded may already be older than the file.
+    early_hups: list[int] = []
+    signal.signal(signal.SIGHUP, lambda number, _frame: early_hups.append(number))
     service = start_service(spec, sign, _fail)
     for warning in service.plan.warnings:
         click.echo(f"{warning.severity}: {warning}", err=True)
@@ -106,6 +118,7 @@ def serve_command(spec: str, host: str, port: int, workers: int, sign_cert: Path
         click.echo(f"note: {note}", err=True)
     _logging(access_log)
     holder = Holder(service, spec, sign)
+    holder.early_hups = early_hups
     config = uvicorn.Config(build_app(holder, base_url, request_timeout), host=host, port=port, access_log=False,
                             http=http_protocol(request_timeout),
                             server_header=False, proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips,
@@ -123,6 +136,12 @@ def serve_command(spec: str, host: str, port: int, workers: int, sign_cert: Path
                f"{'signed' if service.signed else 'unsigned'} profiles, on {where} with {workers} "
                f"worker{'s' if workers != 1 else ''}", err=True)
     if workers == 1:
+        # uvicorn stops gracefully on SIGTERM/SIGINT, then raises the signal again under the handler it found:
+        # Python's for SIGINT, whose KeyboardInterrupt click turned into "Aborted!" and exit 1 (a failed
+        # unit). Finding a handler that does nothing, the process exits 0 after a graceful stop, as the
+        # supervisor of --workers N does.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda _number, _frame: None)
         uvicorn.Server(config).run(sockets=sockets)
         return
     supervise(config, holder, workers, sockets)
@@ -193,16 +212,26 @@ def client_notes(service: Service) -> list[str]:
 
 
 def supervise(config: uvicorn.Config, holder: Holder, workers: int, sockets: list[socket.socket]) -> None:
-    children: dict[int, float] = {}  # pid -> when it started
+    """Run `workers` forked workers on `sockets` until SIGTERM/SIGINT. SIGHUP loads the spec here, once, and
+    replaces the workers with new ones forked from it: every worker answers the spec validated here, and the
+    old ones finish their requests. Workers that reloaded themselves each read the file again, a moment
+    later: one that read it mid-write, or after the next edit, answered with another spec than its siblings
+    (or kept the old one), and a 100,000-account CSV was parsed N+1 times at once."""
+    children: dict[int, float] = {}  # serving workers: pid -> when it started
+    retiring: dict[int, float] = {}  # workers told to stop: pid -> when they are killed if still running
     pending: list[int] = []
     stopping = False
+    holder.reload_on_hup = False  # the workers ignore SIGHUP: they are replaced instead
+
+    supervisor = os.getpid()
 
     def spawn() -> None:
         pid = os.fork()
-        if pid == 0:  # the worker: uvicorn installs its own TERM/INT handlers, the app's lifespan the HUP one
+        if pid == 0:  # the worker: uvicorn installs its own TERM/INT handlers
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, signal.SIG_DFL)
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            _stop_with(supervisor)
             status = 0
             try:
                 uvicorn.Server(config).run(sockets=sockets)
@@ -211,36 +240,63 @@ def supervise(config: uvicorn.Config, holder: Holder, workers: int, sockets: lis
             os._exit(status)
         children[pid] = time.monotonic()
 
+    def retire(pids: list[int], grace: float) -> None:
+        for pid in pids:
+            children.pop(pid, None)
+            retiring[pid] = time.monotonic() + grace
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
     for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda number, _frame: pending.append(number))
+    if holder.early_hups:  # asked for while the spec was loading at start
+        pending.append(signal.SIGHUP)
     for _ in range(workers):
         spawn()
-    deadline = 0.0
-    while children:
+    while children or retiring:
         time.sleep(0.2)
         while pending:
             number = pending.pop(0)
             if number == signal.SIGHUP and not stopping:
-                if holder.reload():  # validated here first: workers only hear about a good spec
-                    for pid in children:
-                        os.kill(pid, signal.SIGHUP)
+                if holder.reload():  # validated here: the new workers are forked with it
+                    old = list(children)
+                    for _ in range(workers):
+                        spawn()
+                    retire(old, GRACE)
             elif number in (signal.SIGTERM, signal.SIGINT) and not stopping:
-                stopping, deadline = True, time.monotonic() + 10
-                for pid in children:
-                    os.kill(pid, signal.SIGTERM)
-        while children:
+                stopping = True
+                retire(list(children), GRACE)
+        while children or retiring:
             pid, _status = os.waitpid(-1, os.WNOHANG)
             if pid == 0:
                 break
+            if retiring.pop(pid, None) is not None:
+                continue
             started = children.pop(pid, 0.0)
             if not stopping:
                 log.error("worker %d exited; starting another", pid)
                 if time.monotonic() - started < 1:
                     time.sleep(1)  # a worker that dies at once would otherwise be restarted in a tight loop
                 spawn()
-        if stopping and time.monotonic() > deadline:
-            for pid in children:
-                os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + 3600
+        now = time.monotonic()
+        for pid, deadline in list(retiring.items()):
+            if now > deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                retiring[pid] = now + 3600
     for sock in sockets:
         sock.close()
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _stop_with(supervisor: int) -> None:
+    """Have the kernel send this worker SIGTERM (a graceful stop) when the supervisor dies. A supervisor
+    killed with SIGKILL (by hand, by the OOM killer: after a reload it is the biggest process) left its
+    workers serving on the port with a spec nobody could reload, and a new `mailprofile serve` could not
+    listen there. Linux only; elsewhere the workers outlive it as before."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != supervisor:  # it died before the line above
+        os._exit(0)
