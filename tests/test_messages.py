@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from generator.build import BuildOptions, SignRequest, build, prepare
 from generator.cli import main
 from generator.errors import SpecError
+from generator.sender import load_outbox_messages
 from generator.signing import unsigned_content
 from generator.spec import load_spec
 from generator.targets.guide import parse_html_guide
@@ -289,3 +290,19 @@ def test_a_non_ascii_recipient_is_a_located_error(tmp_path: Path) -> None:
         f"{spec}:15:5: 'jürgen@example.org' has non-ASCII characters before the @, which a message can carry only "
         "with SMTPUTF8 (not used here) — give the account a notify address with an ASCII local part"]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_non_ascii_account_with_an_ascii_notify_address_gets_its_message(tmp_path: Path) -> None:
+    """A mailbox whose own address has a non-ASCII local part (the user reads mail elsewhere until it is set
+    up) was an internal error (UnicodeEncodeError: the account header was written as raw bytes)."""
+    account = "jörg.müller.ñandú.çédille.ærøskøbing@esempio.it"  # > 42 UTF-8 bytes: more than one encoded word
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE.replace("    email: mario.rossi@esempio.it\n",
+                                 f"    email: {account}\n    notify: jm@example.org\n") + SENDER, encoding="utf-8")
+    out = _messages(tmp_path, spec)
+    data = (out / f"{account}/message/{account}.eml").read_bytes()
+    assert data.isascii() and max(len(line) for line in data.split(b"\r\n")) <= 78
+    assert _decoded_header(data, "X-Mailprofile-Account") == account
+    assert _parse(out / f"{account}/message/{account}.eml")["To"].addresses[0].addr_spec == "jm@example.org"
+    [queued] = load_outbox_messages(out)  # what `send` journals the message under
+    assert (queued.account, queued.recipient) == (account, "jm@example.org")

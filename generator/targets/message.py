@@ -169,9 +169,11 @@ class MessageTarget(Target):
         head = [fold(name, mailbox_words(*value)) for name, value in self.mailboxes(mailbox).items()]
         head.append(fold("Subject", text_words(self.subject(mailbox))))
         for name, value in (("Date", format_datetime(self.date)), ("Message-ID", self.message_id(key)),
-                            ("Auto-Submitted", "auto-generated"),  # RFC 3834: no vacation replies to the admin
-                            (ACCOUNT_HEADER, mailbox.email), (CONTENT_HEADER, key)):
+                            ("Auto-Submitted", "auto-generated")):  # RFC 3834: no vacation replies to the admin
             head.append(fold(name, [value]))
+        # The account's own address may have a non-ASCII local part (its notify address cannot): encoded words.
+        head.append(fold(ACCOUNT_HEADER, text_words(mailbox.email)))
+        head.append(fold(CONTENT_HEADER, [key]))
         if profile.secret:
             head.append(fold(SECRET_HEADER, ["password"]))  # `send` refuses it without --allow-secrets
         msg = EmailMessage(policy=policy.SMTP)  # the MIME structure; the headers above are written as they are
@@ -219,6 +221,7 @@ class MessageTarget(Target):
             "headers": [k for k, _ in raw],
             **{h: [decoded_mailboxes(v) for k, v in raw if k == h] for h in mailboxes},
             "subject": [_decoded(v) for k, v in raw if k == "Subject"],
+            "account": [_decoded(v) for k, v in raw if k == ACCOUNT_HEADER],
             "attachment": (attachment.get_content_disposition(), name, attachment.get_content()),
             "blocked": name.lower().endswith(BLOCKED_EXTENSIONS),
             "text": text.get_content().replace("\r\n", "\n"),
@@ -232,6 +235,7 @@ class MessageTarget(Target):
                         "Content-Type", "Content-Language"],
             **{h: [[value]] for h, value in mailboxes.items()},
             "subject": [self.subject(mailbox)],
+            "account": [mailbox.email],
             "attachment": ("attachment", profile.path.rsplit("/", 1)[-1], profile.data),
             "blocked": False,
             "text": self.text_body(mailbox, guide_text).replace("\r\n", "\n"),
