@@ -33,6 +33,7 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import format_datetime, formataddr, getaddresses
 from typing import Any
+from urllib.parse import quote
 
 from generator.accounts import Mailbox, split_address
 from generator.errors import BuildError, Problem, SpecError, VerificationError
@@ -180,14 +181,17 @@ class MessageTarget(Target):
         msg.set_content(self.text_body(mailbox, guide_text), subtype="plain", charset="utf-8", cte="quoted-printable")
         msg.add_alternative(self.html_body(mailbox, guide_html), subtype="html", charset="utf-8",
                             cte="quoted-printable")
-        msg.add_attachment(profile.data, maintype=PROFILE_TYPE[0], subtype=PROFILE_TYPE[1],
-                           filename=profile.path.rsplit("/", 1)[-1])
+        msg.add_attachment(profile.data, maintype=PROFILE_TYPE[0], subtype=PROFILE_TYPE[1])
+        attachment = list(msg.iter_parts())[-1]
+        for field, value in attachment_fields(profile.path.rsplit("/", 1)[-1]).items():
+            del attachment[field]
+            attachment.set_raw(field, value)  # written as they are (refold_source="none" below)
         msg["Content-Language"] = mailbox.language  # after the parts: set_content drops Content-* headers
         # Fixed boundaries (the library draws random ones): same content, same bytes.
         msg.set_boundary(f"mixed-{key[:24]}")
         alternative = next(msg.iter_parts())
         alternative.set_boundary(f"alt-{key[:24]}")
-        return "".join(head).encode("ascii") + msg.as_bytes(policy=policy.SMTP)
+        return "".join(head).encode("ascii") + msg.as_bytes(policy=policy.SMTP.clone(refold_source="none"))
 
     def text_body(self, mailbox: Mailbox, guide_text: bytes) -> str:
         return f"{self.intro(mailbox)}\n\n{guide_text.decode('utf-8')}"
@@ -223,6 +227,7 @@ class MessageTarget(Target):
             "subject": [_decoded(v) for k, v in raw if k == "Subject"],
             "account": [_decoded(v) for k, v in raw if k == ACCOUNT_HEADER],
             "attachment": (attachment.get_content_disposition(), name, attachment.get_content()),
+            "attachment name=": _decoded(str(attachment.get_param("name", header="content-type") or "")),
             "blocked": name.lower().endswith(BLOCKED_EXTENSIONS),
             "text": text.get_content().replace("\r\n", "\n"),
             # The guide in the HTML part was proven against the spec (tables read back, QR decoded) as a
@@ -237,11 +242,33 @@ class MessageTarget(Target):
             "subject": [self.subject(mailbox)],
             "account": [mailbox.email],
             "attachment": ("attachment", profile.path.rsplit("/", 1)[-1], profile.data),
+            "attachment name=": profile.path.rsplit("/", 1)[-1],
             "blocked": False,
             "text": self.text_body(mailbox, guide_text).replace("\r\n", "\n"),
             "html": self.html_body(mailbox, guide_html).replace("\r\n", "\n"),
         }
         prove(path, expected, actual)
+
+
+def attachment_fields(name: str) -> dict[str, str]:
+    """Content-Type and Content-Disposition naming the attachment `name`, each parameter whole on one line.
+
+    The email package cuts a parameter longer than a 78-character line into RFC 2231 continuations
+    (filename*0*=us-ascii''..., filename*1*=...), even for plain ASCII; Dovecot's BODYSTRUCTURE gives IMAP
+    clients that as one percent-encoded filename* ("us-ascii''...%40..."), so a client reading filename= sees
+    no .mobileconfig name (Apple needs the extension), and no reader joins continuations in every case.
+    A parameter line may be longer than 78 characters (RFC 5322: at most 998; a name is at most
+    215 bytes). An ASCII name is one quoted string; a non-ASCII one is one RFC 2231 value (filename*=utf-8''),
+    and the Content-Type's name= carries RFC 2047 words (what Outlook and Gmail read; not standard inside a
+    quoted string, but what Thunderbird, Gmail and Outlook themselves write)."""
+    if name.isascii():
+        quoted = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        type_name, filename = quoted, f"filename={quoted}"
+    else:
+        type_name = '"' + "\r\n ".join(encoded_words(name)) + '"'  # folded between words, as Thunderbird does
+        filename = "filename*=utf-8''" + quote(name, safe="")
+    return {"Content-Type": f"{'/'.join(PROFILE_TYPE)};\r\n name={type_name}",
+            "Content-Disposition": f"attachment;\r\n {filename}"}
 
 
 def single_mailbox(value: str) -> tuple[str, str] | None:
