@@ -308,3 +308,41 @@ def test_a_non_ascii_account_with_an_ascii_notify_address_gets_its_message(tmp_p
     assert _parse(out / f"{account}/message/{account}.eml")["To"].addresses[0].addr_spec == "jm@example.org"
     [queued] = load_outbox_messages(out)  # what `send` journals the message under
     assert (queued.account, queued.recipient) == (account, "jm@example.org")
+
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+@pytest.mark.parametrize("body", ['<body class="guide">\n', "<BODY>", '<body lang="it">'])
+def test_the_intro_opens_the_html_part_of_a_custom_guide(tmp_path: Path, body: str) -> None:
+    """With a --templates guide whose <body> tag had an attribute (or another case, or no newline after it),
+    the intro was appended after </html>, at the end of the message instead of its top; the proof compared
+    the message with the same composition and passed."""
+    (tmp_path / "tpl/guide").mkdir(parents=True)
+    packaged = (TEMPLATES / "guide/guide.html.j2").read_text(encoding="utf-8")
+    assert packaged.count("<body>\n") == 1
+    (tmp_path / "tpl/guide/guide.html.j2").write_text(packaged.replace("<body>\n", body), encoding="utf-8")
+    out = tmp_path / "out"
+    build(prepare(load_spec(DELIVERY), ["message"], templates=tmp_path / "tpl"), BuildOptions(out=out, jobs=1))
+    html_part = _parse(out / "jane.doe@esempio.it/message/jane.doe@esempio.it.eml").get_body(("html",))
+    assert html_part is not None
+    html = html_part.get_content().replace("\r\n", "\n")
+    after_body = html.split(body, 1)[1].lstrip("\n")
+    assert after_body.startswith('<p class="intro">Here is the setup of your new mailbox.</p>\n')
+    assert html.rstrip().endswith("</html>")
+
+
+def test_a_custom_guide_without_a_body_tag_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "tpl/guide").mkdir(parents=True)
+    packaged = (TEMPLATES / "guide/guide.html.j2").read_text(encoding="utf-8")
+    (tmp_path / "tpl/guide/guide.html.j2").write_text(packaged.replace("<body>\n", "").replace("</body>", ""),
+                                                      encoding="utf-8")
+    result = CliRunner().invoke(main, ["build", str(DELIVERY), "--only", "apple,guide,message", "--out",
+                                       str(tmp_path / "out"), "--templates", str(tmp_path / "tpl")])
+    assert result.exit_code == 1, result.output
+    assert result.output.splitlines()[-3:] == [
+        "error: mario.rossi@esempio.it/message/mario.rossi@esempio.it.eml: the rendered file does not say what the "
+        "spec says:",
+        "  the HTML guide has no <body> tag to put the message's intro after — keep <body> in your guide.html.j2",
+        "nothing was written (a bug, or a --templates override that changes values)"]
+    assert not (tmp_path / "out").exists()

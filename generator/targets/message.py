@@ -25,6 +25,7 @@ import base64
 import hashlib
 import html
 import os
+import re
 from datetime import UTC, datetime
 from email import policy
 from email.header import decode_header, make_header
@@ -53,6 +54,8 @@ DEFAULT_INTRO = N_("Here is how to set up your mailbox %(address)s. iPhone, iPad
 PROFILE_TYPE = ("application", "x-apple-aspen-config")
 # File name extensions no message of ours may carry (blocked by mail systems; SERVICE-AND-DELIVERY §B.1).
 BLOCKED_EXTENSIONS = (".reg", ".js", ".prf", ".cfg", ".zip", ".exe", ".bat", ".cmd", ".vbs", ".ps1")
+# Where the intro goes in the HTML part: a --templates guide may give <body> attributes or write it in capitals.
+_BODY_TAG = re.compile(r"<body\b[^>]*>\n?", re.IGNORECASE)
 CONTENT_HEADER = "X-Mailprofile-Content"
 ACCOUNT_HEADER = "X-Mailprofile-Account"
 SECRET_HEADER = "X-Mailprofile-Secret"
@@ -122,7 +125,7 @@ class MessageTarget(Target):
         guide_text = _pick(earlier, mailbox, "guide-text")
         if profile is None or guide_html is None or guide_text is None:
             raise VerificationError(path, ["the apple profile and both guides must be built with the message"])
-        data = self.compose(mailbox, profile, guide_html.data, guide_text.data)
+        data = self.compose(mailbox, profile, guide_html.data, guide_text.data, path)
         self.verify(path, data, mailbox, profile, guide_html.data, guide_text.data)
         return [OutputFile(path, data, self.name, "eml", mailbox.email, secret=profile.secret)]
 
@@ -165,7 +168,8 @@ class MessageTarget(Target):
         domain = sender.rpartition("@")[2] or self.spec.provider.domains[0]
         return f"<mailprofile.{key[:32]}@{domain}>"
 
-    def compose(self, mailbox: Mailbox, profile: OutputFile, guide_html: bytes, guide_text: bytes) -> bytes:
+    def compose(self, mailbox: Mailbox, profile: OutputFile, guide_html: bytes, guide_text: bytes,
+                path: str = "") -> bytes:
         key = self.content_key(mailbox, profile, guide_html)
         head = [fold(name, mailbox_words(*value)) for name, value in self.mailboxes(mailbox).items()]
         head.append(fold("Subject", text_words(self.subject(mailbox))))
@@ -179,7 +183,7 @@ class MessageTarget(Target):
             head.append(fold(SECRET_HEADER, ["password"]))  # `send` refuses it without --allow-secrets
         msg = EmailMessage(policy=policy.SMTP)  # the MIME structure; the headers above are written as they are
         msg.set_content(self.text_body(mailbox, guide_text), subtype="plain", charset="utf-8", cte="quoted-printable")
-        msg.add_alternative(self.html_body(mailbox, guide_html), subtype="html", charset="utf-8",
+        msg.add_alternative(self.html_body(mailbox, guide_html, path), subtype="html", charset="utf-8",
                             cte="quoted-printable")
         msg.add_attachment(profile.data, maintype=PROFILE_TYPE[0], subtype=PROFILE_TYPE[1])
         attachment = list(msg.iter_parts())[-1]
@@ -196,11 +200,20 @@ class MessageTarget(Target):
     def text_body(self, mailbox: Mailbox, guide_text: bytes) -> str:
         return f"{self.intro(mailbox)}\n\n{guide_text.decode('utf-8')}"
 
-    def html_body(self, mailbox: Mailbox, guide_html: bytes) -> str:
+    def intro_html(self, mailbox: Mailbox) -> str:
+        return "".join(f"<p class=\"intro\">{html.escape(p)}</p>\n" for p in self.intro(mailbox).split("\n\n"))
+
+    def html_body(self, mailbox: Mailbox, guide_html: bytes, path: str = "") -> str:
+        """The guide with the intro first in its body: after the <body> tag as a --templates guide may write it
+        (attributes, any case), never after </html>, where mail apps show it last or not at all."""
         page = guide_html.decode("utf-8")
-        intro = "".join(f"<p class=\"intro\">{html.escape(p)}</p>\n" for p in self.intro(mailbox).split("\n\n"))
-        head, sep, tail = page.partition("<body>\n")
-        return f"{head}{sep}{intro}{tail}"
+        intro = self.intro_html(mailbox)
+        body = _BODY_TAG.search(page)
+        if body is None:
+            raise VerificationError(path, ["the HTML guide has no <body> tag to put the message's intro after — "
+                                           "keep <body> in your guide.html.j2"])
+        head, tail = page[:body.end()], page[body.end():]
+        return f"{head}\n{intro}{tail}" if not head.endswith("\n") else f"{head}{intro}{tail}"
 
     # --- proof -----------------------------------------------------------------------------------------------
 
@@ -234,6 +247,9 @@ class MessageTarget(Target):
             # file a moment ago; here it must arrive exactly as composed around it.
             "html": body.get_content().replace("\r\n", "\n"),
         }
+        opening = _BODY_TAG.search(actual["html"])  # the intro opens the body (not only: is as composed)
+        actual["intro first"] = opening is not None and \
+            actual["html"][opening.end():].lstrip("\n").startswith(self.intro_html(mailbox))
         expected: dict[str, Any] = {
             "headers": [*mailboxes, "Subject", "Date", "Message-ID", "Auto-Submitted", ACCOUNT_HEADER,
                         CONTENT_HEADER, *([SECRET_HEADER] if profile.secret else []), "MIME-Version",
@@ -245,7 +261,8 @@ class MessageTarget(Target):
             "attachment name=": profile.path.rsplit("/", 1)[-1],
             "blocked": False,
             "text": self.text_body(mailbox, guide_text).replace("\r\n", "\n"),
-            "html": self.html_body(mailbox, guide_html).replace("\r\n", "\n"),
+            "html": self.html_body(mailbox, guide_html, path).replace("\r\n", "\n"),
+            "intro first": True,
         }
         prove(path, expected, actual)
 
