@@ -346,3 +346,25 @@ def test_a_custom_guide_without_a_body_tag_is_a_clear_error(tmp_path: Path) -> N
         "  the HTML guide has no <body> tag to put the message's intro after — keep <body> in your guide.html.j2",
         "nothing was written (a bug, or a --templates override that changes values)"]
     assert not (tmp_path / "out").exists()
+
+
+def test_escaped_carriage_returns_in_long_texts_are_line_breaks(tmp_path: Path) -> None:
+    """An intro, password hint or consent text written with "\\r\\n" or "\\r" escapes (copied from a Windows
+    text) stopped the build as "a bug, or a --templates override": every format reads a CR back as a line
+    break (XML, quoted-printable) and the proof compared with the CR. They are line breaks, as YAML makes the
+    line breaks of a file saved with CRLF."""
+    spec = tmp_path / "spec.yaml"
+    consent = '  apple: {consent_text: {default: "I agree\\r\\nto this"}}\n'
+    spec.write_text(BASE.replace("  build: [apple]\n", "  build: [apple]\n" + consent)
+                    + 'delivery:\n  sender: "IT <it@esempio.it>"\n  intro: {en: "Welcome.\\r\\n\\r\\nSecond\\rline"}\n'
+                    '  password_hint: {en: "Ask\\r\\nIT"}\n', encoding="utf-8")
+    loaded = load_spec(spec)
+    assert loaded.spec.delivery.intro["en"] == "Welcome.\n\nSecond\nline"
+    assert loaded.spec.delivery.password_hint["en"] == "Ask\nIT"
+    assert loaded.spec.targets.apple.consent_text["default"] == "I agree\nto this"
+    out = _messages(tmp_path, spec)
+    msg = _parse(out / "mario.rossi@esempio.it/message/mario.rossi@esempio.it.eml")
+    text, html = msg.get_body(("plain",)), msg.get_body(("html",))
+    assert text is not None and html is not None
+    assert text.get_content().replace("\r\n", "\n").startswith("Welcome.\n\nSecond\nline\n\n")
+    assert '<p class="intro">Welcome.</p>\r\n<p class="intro">Second\r\nline</p>' in html.get_content()
