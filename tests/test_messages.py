@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from email import policy
 from email.header import decode_header, make_header
 from email.message import EmailMessage
@@ -132,11 +133,38 @@ def test_a_malformed_source_date_epoch_is_one_line_before_anything_is_built(tmp_
     assert not (tmp_path / "out").exists()
 
 
+def _named_in_guide(msg: EmailMessage) -> str:
+    """The profile's file name as the text guide in the message tells the user to open it."""
+    text = msg.get_body(("plain",))
+    assert text is not None
+    [name] = re.findall(r"\(([^()]+\.mobileconfig)\)", text.get_content().replace("\r\n", "\n"))
+    return name
+
+
+def test_the_guide_names_the_attachment_of_a_long_address(tmp_path: Path) -> None:
+    """An address longer than a file name may be (215 bytes) has a shortened file name with a hash; the guide
+    named the profile by the whole address, the attachment had the shortened name."""
+    account = f"{'a' * 64}@{'b' * 60}.{'c' * 60}.{'d' * 60}.esempio.it"
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE.replace("  domains: [esempio.it]\n", f"  domains: [esempio.it, {account.split('@')[1]}]\n")
+                    .replace("    email: mario.rossi@esempio.it\n", f"    email: {account}\n") + SENDER,
+                    encoding="utf-8")
+    out = _messages(tmp_path, spec)
+    [eml] = out.glob("*/message/*.eml")
+    msg = _parse(eml)
+    [attachment] = list(msg.iter_attachments())
+    assert _named_in_guide(msg) == attachment.get_filename() == eml.name.removesuffix(".eml") + ".mobileconfig"
+    assert len(attachment.get_filename().encode()) < 255
+
+
 def test_signed_build_attaches_the_signed_profile(tmp_path: Path, pki: PKI) -> None:  # noqa: F811
     out = _messages(tmp_path, sign=SignRequest(pki.leaf, pki.leaf_key, pki.chain))
     msg = _parse(out / "mario.rossi@esempio.it/message/mario.rossi@esempio.it.eml")
     [attachment] = list(msg.iter_attachments())
-    assert attachment.get_filename() == "mario.rossi@esempio.it.signed.mobileconfig"
+    # The name the guide in the message gives: ".signed" says nothing to the user (it named a file that the
+    # guide's "Open the attached configuration profile (mario.rossi@esempio.it.mobileconfig)" did not).
+    assert attachment.get_filename() == "mario.rossi@esempio.it.mobileconfig"
+    assert _named_in_guide(msg) == attachment.get_filename()
     signed = (out / "mario.rossi@esempio.it/apple/mario.rossi@esempio.it.signed.mobileconfig").read_bytes()
     assert attachment.get_content() == signed
     assert unsigned_content(attachment.get_content()) == (

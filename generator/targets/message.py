@@ -5,7 +5,8 @@ for the same mailbox a moment before (so each attachment's sha256 is the manifes
 Structure (SERVICE-AND-DELIVERY §B.1/B.2):
   multipart/mixed
     multipart/alternative: text/plain (intro + text guide), text/html (intro + HTML guide)
-    application/x-apple-aspen-config; a .mobileconfig file name (the signed profile when the build signs):
+    application/x-apple-aspen-config named <address>.mobileconfig as the guide says (the signed profile's
+      bytes when the build signs):
       Apple: "Do not compress the file and do not change its extension"; mimetypes knows no type for it.
 Never attached: .reg, .js, .prf or archives holding them (Outlook's Level-1 list and Gmail block them);
 Thunderbird and Outlook users get the guide's instructions (and links with a base URL).
@@ -187,7 +188,7 @@ class MessageTarget(Target):
                             cte="quoted-printable")
         msg.add_attachment(profile.data, maintype=PROFILE_TYPE[0], subtype=PROFILE_TYPE[1])
         attachment = list(msg.iter_parts())[-1]
-        for field, value in attachment_fields(profile.path.rsplit("/", 1)[-1]).items():
+        for field, value in attachment_fields(mailbox.profile_name).items():
             del attachment[field]
             attachment.set_raw(field, value)  # written as they are (refold_source="none" below)
         msg["Content-Language"] = mailbox.language  # after the parts: set_content drops Content-* headers
@@ -257,8 +258,8 @@ class MessageTarget(Target):
             **{h: [[value]] for h, value in mailboxes.items()},
             "subject": [self.subject(mailbox)],
             "account": [mailbox.email],
-            "attachment": ("attachment", profile.path.rsplit("/", 1)[-1], profile.data),
-            "attachment name=": profile.path.rsplit("/", 1)[-1],
+            "attachment": ("attachment", mailbox.profile_name, profile.data),
+            "attachment name=": mailbox.profile_name,
             "blocked": False,
             "text": self.text_body(mailbox, guide_text).replace("\r\n", "\n"),
             "html": self.html_body(mailbox, guide_html, path).replace("\r\n", "\n"),
