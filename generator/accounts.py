@@ -70,6 +70,12 @@ class Mailbox:
         (the manifest keeps the address itself)."""
         return file_name(self.email)
 
+    @property
+    def profile_name(self) -> str:
+        """The Apple profile's file name as the user sees it: the message's attachment (signed or not) and the
+        guide that tells the user to open it."""
+        return f"{self.slug}.mobileconfig"
+
 
 def file_name(address: str) -> str:
     data = address.encode("utf-8")

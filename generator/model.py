@@ -130,11 +130,14 @@ def _text(value: str) -> str:
 
 
 def _long_text(value: str) -> str:
-    """Multi-line text (consent text): line breaks allowed, other control characters not."""
+    """Multi-line text (consent text, intro, password hint): line breaks allowed, other control characters not.
+
+    A CR or CRLF (a "\\r\\n" escape copied from a Windows text) is a line break, as YAML makes the line breaks
+    of a file saved with CRLF: XML and quoted-printable read a CR back as one, so kept it fails every proof."""
     _no_surrogates(value)
     if _CONTROL_RE.search(value):
         raise ValueError("contains a control character that XML, plists and prefs files cannot carry")
-    return value
+    return value.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _identifier(value: str) -> str:

@@ -33,7 +33,7 @@ from typing import Any
 from generator.errors import BuildError
 from generator.outbox import Journal, Row
 from generator.output import Lock, is_our_folder
-from generator.targets.message import ACCOUNT_HEADER, CONTENT_HEADER, SECRET_HEADER
+from generator.targets.message import CONTENT_HEADER, SECRET_HEADER
 
 EXIT_SEND_FAILED = 3
 _DATE_RE = re.compile(rb"^Date: [^\r\n]*\r\n", re.MULTILINE)
@@ -145,7 +145,9 @@ def _outbox(out: Path, manifest: dict[str, Any]) -> list[OutboxMessage]:
         if attached != [profiles.get(entry["account"])]:
             raise BuildError(f"{entry['path']}: its attachment is not the profile the manifest lists for "
                              f"{entry['account']}")
-        messages.append(OutboxMessage(account=str(msg[ACCOUNT_HEADER]), path=entry["path"],
+        # The account as the manifest names it: the header is for people (RFC 2047 words for a non-ASCII local
+        # part, which the email package's parser reads back with spaces inside when there are several).
+        messages.append(OutboxMessage(account=entry["account"], path=entry["path"],
                                       sender=parseaddr(str(msg["From"]))[1], recipient=parseaddr(str(msg["To"]))[1],
                                       message_id=str(msg["Message-ID"]), content=str(msg[CONTENT_HEADER]),
                                       secret=msg[SECRET_HEADER] is not None, sha256=entry["sha256"]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from email import policy
 from email.header import decode_header, make_header
 from email.message import EmailMessage
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 from generator.build import BuildOptions, SignRequest, build, prepare
 from generator.cli import main
 from generator.errors import SpecError
+from generator.sender import load_outbox_messages
 from generator.signing import unsigned_content
 from generator.spec import load_spec
 from generator.targets.guide import parse_html_guide
@@ -131,11 +133,38 @@ def test_a_malformed_source_date_epoch_is_one_line_before_anything_is_built(tmp_
     assert not (tmp_path / "out").exists()
 
 
+def _named_in_guide(msg: EmailMessage) -> str:
+    """The profile's file name as the text guide in the message tells the user to open it."""
+    text = msg.get_body(("plain",))
+    assert text is not None
+    [name] = re.findall(r"\(([^()]+\.mobileconfig)\)", text.get_content().replace("\r\n", "\n"))
+    return name
+
+
+def test_the_guide_names_the_attachment_of_a_long_address(tmp_path: Path) -> None:
+    """An address longer than a file name may be (215 bytes) has a shortened file name with a hash; the guide
+    named the profile by the whole address, the attachment had the shortened name."""
+    account = f"{'a' * 64}@{'b' * 60}.{'c' * 60}.{'d' * 60}.esempio.it"
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE.replace("  domains: [esempio.it]\n", f"  domains: [esempio.it, {account.split('@')[1]}]\n")
+                    .replace("    email: mario.rossi@esempio.it\n", f"    email: {account}\n") + SENDER,
+                    encoding="utf-8")
+    out = _messages(tmp_path, spec)
+    [eml] = out.glob("*/message/*.eml")
+    msg = _parse(eml)
+    [attachment] = list(msg.iter_attachments())
+    assert _named_in_guide(msg) == attachment.get_filename() == eml.name.removesuffix(".eml") + ".mobileconfig"
+    assert len(attachment.get_filename().encode()) < 255
+
+
 def test_signed_build_attaches_the_signed_profile(tmp_path: Path, pki: PKI) -> None:  # noqa: F811
     out = _messages(tmp_path, sign=SignRequest(pki.leaf, pki.leaf_key, pki.chain))
     msg = _parse(out / "mario.rossi@esempio.it/message/mario.rossi@esempio.it.eml")
     [attachment] = list(msg.iter_attachments())
-    assert attachment.get_filename() == "mario.rossi@esempio.it.signed.mobileconfig"
+    # The name the guide in the message gives: ".signed" says nothing to the user (it named a file that the
+    # guide's "Open the attached configuration profile (mario.rossi@esempio.it.mobileconfig)" did not).
+    assert attachment.get_filename() == "mario.rossi@esempio.it.mobileconfig"
+    assert _named_in_guide(msg) == attachment.get_filename()
     signed = (out / "mario.rossi@esempio.it/apple/mario.rossi@esempio.it.signed.mobileconfig").read_bytes()
     assert attachment.get_content() == signed
     assert unsigned_content(attachment.get_content()) == (
@@ -289,3 +318,81 @@ def test_a_non_ascii_recipient_is_a_located_error(tmp_path: Path) -> None:
         f"{spec}:15:5: 'jürgen@example.org' has non-ASCII characters before the @, which a message can carry only "
         "with SMTPUTF8 (not used here) — give the account a notify address with an ASCII local part"]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_non_ascii_account_with_an_ascii_notify_address_gets_its_message(tmp_path: Path) -> None:
+    """A mailbox whose own address has a non-ASCII local part (the user reads mail elsewhere until it is set
+    up) was an internal error (UnicodeEncodeError: the account header was written as raw bytes)."""
+    account = "jörg.müller.ñandú.çédille.ærøskøbing@esempio.it"  # > 42 UTF-8 bytes: more than one encoded word
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE.replace("    email: mario.rossi@esempio.it\n",
+                                 f"    email: {account}\n    notify: jm@example.org\n") + SENDER, encoding="utf-8")
+    out = _messages(tmp_path, spec)
+    data = (out / f"{account}/message/{account}.eml").read_bytes()
+    assert data.isascii()
+    # Every line within 78 but the file name's one RFC 2231 parameter (whole: see attachment_fields).
+    assert max(len(line) for line in data.split(b"\r\n") if not line.startswith(b" filename*=")) <= 78
+    assert _decoded_header(data, "X-Mailprofile-Account") == account
+    assert _parse(out / f"{account}/message/{account}.eml")["To"].addresses[0].addr_spec == "jm@example.org"
+    [queued] = load_outbox_messages(out)  # what `send` journals the message under
+    assert (queued.account, queued.recipient) == (account, "jm@example.org")
+
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+@pytest.mark.parametrize("body", ['<body class="guide">\n', "<BODY>", '<body lang="it">'])
+def test_the_intro_opens_the_html_part_of_a_custom_guide(tmp_path: Path, body: str) -> None:
+    """With a --templates guide whose <body> tag had an attribute (or another case, or no newline after it),
+    the intro was appended after </html>, at the end of the message instead of its top; the proof compared
+    the message with the same composition and passed."""
+    (tmp_path / "tpl/guide").mkdir(parents=True)
+    packaged = (TEMPLATES / "guide/guide.html.j2").read_text(encoding="utf-8")
+    assert packaged.count("<body>\n") == 1
+    (tmp_path / "tpl/guide/guide.html.j2").write_text(packaged.replace("<body>\n", body), encoding="utf-8")
+    out = tmp_path / "out"
+    build(prepare(load_spec(DELIVERY), ["message"], templates=tmp_path / "tpl"), BuildOptions(out=out, jobs=1))
+    html_part = _parse(out / "jane.doe@esempio.it/message/jane.doe@esempio.it.eml").get_body(("html",))
+    assert html_part is not None
+    html = html_part.get_content().replace("\r\n", "\n")
+    after_body = html.split(body, 1)[1].lstrip("\n")
+    assert after_body.startswith('<p class="intro">Here is the setup of your new mailbox.</p>\n')
+    assert html.rstrip().endswith("</html>")
+
+
+def test_a_custom_guide_without_a_body_tag_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "tpl/guide").mkdir(parents=True)
+    packaged = (TEMPLATES / "guide/guide.html.j2").read_text(encoding="utf-8")
+    (tmp_path / "tpl/guide/guide.html.j2").write_text(packaged.replace("<body>\n", "").replace("</body>", ""),
+                                                      encoding="utf-8")
+    result = CliRunner().invoke(main, ["build", str(DELIVERY), "--only", "apple,guide,message", "--out",
+                                       str(tmp_path / "out"), "--templates", str(tmp_path / "tpl")])
+    assert result.exit_code == 1, result.output
+    assert result.output.splitlines()[-3:] == [
+        "error: mario.rossi@esempio.it/message/mario.rossi@esempio.it.eml: the rendered file does not say what the "
+        "spec says:",
+        "  the HTML guide has no <body> tag to put the message's intro after — keep <body> in your guide.html.j2",
+        "nothing was written (a bug, or a --templates override that changes values)"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_escaped_carriage_returns_in_long_texts_are_line_breaks(tmp_path: Path) -> None:
+    """An intro, password hint or consent text written with "\\r\\n" or "\\r" escapes (copied from a Windows
+    text) stopped the build as "a bug, or a --templates override": every format reads a CR back as a line
+    break (XML, quoted-printable) and the proof compared with the CR. They are line breaks, as YAML makes the
+    line breaks of a file saved with CRLF."""
+    spec = tmp_path / "spec.yaml"
+    consent = '  apple: {consent_text: {default: "I agree\\r\\nto this"}}\n'
+    spec.write_text(BASE.replace("  build: [apple]\n", "  build: [apple]\n" + consent)
+                    + 'delivery:\n  sender: "IT <it@esempio.it>"\n  intro: {en: "Welcome.\\r\\n\\r\\nSecond\\rline"}\n'
+                    '  password_hint: {en: "Ask\\r\\nIT"}\n', encoding="utf-8")
+    loaded = load_spec(spec)
+    assert loaded.spec.delivery.intro["en"] == "Welcome.\n\nSecond\nline"
+    assert loaded.spec.delivery.password_hint["en"] == "Ask\nIT"
+    assert loaded.spec.targets.apple.consent_text["default"] == "I agree\nto this"
+    out = _messages(tmp_path, spec)
+    msg = _parse(out / "mario.rossi@esempio.it/message/mario.rossi@esempio.it.eml")
+    text, html = msg.get_body(("plain",)), msg.get_body(("html",))
+    assert text is not None and html is not None
+    assert text.get_content().replace("\r\n", "\n").startswith("Welcome.\n\nSecond\nline\n\n")
+    assert '<p class="intro">Welcome.</p>\r\n<p class="intro">Second\r\nline</p>' in html.get_content()

@@ -6,10 +6,13 @@ from __future__ import annotations
 import hashlib
 import imaplib
 import json
+import re
 from email import policy
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
+from urllib.parse import unquote
 
 from click.testing import CliRunner
 
@@ -18,7 +21,8 @@ from generator.cli import main
 from generator.spec import load_spec
 from generator.targets.guide import parse_html_guide
 from tests.conftest import EXAMPLES
-from tests.mailserver import require_server, server_for
+from tests.mailserver import MailServer, require_server, server_for
+from tests.test_spec_errors import BASE
 
 PASSWORD = "Dovecot-Test-Pw-7"
 
@@ -66,3 +70,52 @@ def test_send_through_postfix_into_dovecot_and_read_back_over_imap(tmp_path: Pat
             assert guide.tables["settings"]["incoming.port"] == port_label
             assert guide.tables["settings"]["outgoing.host"] == "smtps.aruba.it"
             assert guide.tables["settings"]["incoming.username"] == address
+
+
+LONG = "maria.giovanna.della.valle.rossi.bianchi.verdi.esposito@esempio.it"  # a school's first.second.last...
+NON_ASCII = "jörg.müller@esempio.it"
+
+
+def _params(bodystructure: bytes, key: bytes) -> dict[str, str]:
+    """The parameter list after `key` in an IMAP BODYSTRUCTURE ("k" "v" ...), as the server sends it."""
+    start = bodystructure.index(key) + len(key)
+    params = bodystructure[start:bodystructure.index(b")", start)]
+    values = [v.decode() for v in re.findall(rb'"((?:[^"\\]|\\.)*)"', params)]
+    return dict(zip(values[::2], values[1::2], strict=True))
+
+
+def test_attachment_names_reach_an_imap_client_as_one_parameter(tmp_path: Path) -> None:
+    """A file name longer than a 78-character line went out as RFC 2231 continuations (filename*0*=us-ascii''...),
+    which Dovecot gives an IMAP client as one percent-encoded `filename*` ("us-ascii''...%40..."): a client
+    that reads `filename` (and the Content-Type had no name= either) saw no .mobileconfig name. Now an ASCII
+    name is one quoted string, a non-ASCII one a single RFC 2231 value plus an RFC 2047 name=, at any length."""
+    require_server()
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(BASE.replace("  - name: Mario Rossi\n    email: mario.rossi@esempio.it\n",
+                                 f"  - {{name: Maria, email: {LONG}}}\n"
+                                 f"  - {{name: Jörg, email: {NON_ASCII}, notify: mario.rossi@esempio.it}}\n")
+                    + 'delivery: {sender: "IT <it@esempio.it>"}\n', encoding="utf-8")
+    out = tmp_path / "out"
+    build(prepare(load_spec(spec), ["message"]), BuildOptions(out=out, jobs=1))
+    names = {address: f"{address}.mobileconfig" for address in (LONG, NON_ASCII)}
+    with MailServer(hosts=["pop3s.aruba.it"], domains=["esempio.it"], users={"mario.rossi@esempio.it": PASSWORD}) \
+            as server:
+        for address in names:
+            server.deliver("mario.rossi@esempio.it", (out / f"{address}/message/{address}.eml").read_bytes())
+        with server.resolving(), imaplib.IMAP4_SSL("pop3s.aruba.it", 993, ssl_context=server.client_context()) as imap:
+            imap.login("mario.rossi@esempio.it", PASSWORD)
+            imap.select("INBOX", readonly=True)
+            _typ, fetched = imap.fetch("1:2", "(BODYSTRUCTURE)")
+    structures = [item if isinstance(item, bytes) else item[0] for item in fetched]
+    long_structure, non_ascii_structure = structures
+    assert _params(long_structure, b'"application" "x-apple-aspen-config" (') == {"name": names[LONG]}
+    assert _params(long_structure, b'"attachment" (') == {"filename": names[LONG]}
+    name_param = _params(non_ascii_structure, b'"application" "x-apple-aspen-config" (')
+    assert str(make_header(decode_header(name_param["name"]))) == names[NON_ASCII]
+    filename = _params(non_ascii_structure, b'"attachment" (')
+    assert list(filename) == ["filename*"] and filename["filename*"].startswith("utf-8''")
+    assert unquote(filename["filename*"].removeprefix("utf-8''")) == names[NON_ASCII]
+    for address, name in names.items():  # and the email package reads both the same way
+        msg = BytesParser(policy=policy.default).parsebytes((out / f"{address}/message/{address}.eml").read_bytes())
+        [attachment] = msg.iter_attachments()
+        assert attachment.get_filename() == name

@@ -5,7 +5,8 @@ for the same mailbox a moment before (so each attachment's sha256 is the manifes
 Structure (SERVICE-AND-DELIVERY §B.1/B.2):
   multipart/mixed
     multipart/alternative: text/plain (intro + text guide), text/html (intro + HTML guide)
-    application/x-apple-aspen-config; a .mobileconfig file name (the signed profile when the build signs):
+    application/x-apple-aspen-config named <address>.mobileconfig as the guide says (the signed profile's
+      bytes when the build signs):
       Apple: "Do not compress the file and do not change its extension"; mimetypes knows no type for it.
 Never attached: .reg, .js, .prf or archives holding them (Outlook's Level-1 list and Gmail block them);
 Thunderbird and Outlook users get the guide's instructions (and links with a base URL).
@@ -25,6 +26,7 @@ import base64
 import hashlib
 import html
 import os
+import re
 from datetime import UTC, datetime
 from email import policy
 from email.header import decode_header, make_header
@@ -33,6 +35,7 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import format_datetime, formataddr, getaddresses
 from typing import Any
+from urllib.parse import quote
 
 from generator.accounts import Mailbox, split_address
 from generator.errors import BuildError, Problem, SpecError, VerificationError
@@ -52,6 +55,8 @@ DEFAULT_INTRO = N_("Here is how to set up your mailbox %(address)s. iPhone, iPad
 PROFILE_TYPE = ("application", "x-apple-aspen-config")
 # File name extensions no message of ours may carry (blocked by mail systems; SERVICE-AND-DELIVERY §B.1).
 BLOCKED_EXTENSIONS = (".reg", ".js", ".prf", ".cfg", ".zip", ".exe", ".bat", ".cmd", ".vbs", ".ps1")
+# Where the intro goes in the HTML part: a --templates guide may give <body> attributes or write it in capitals.
+_BODY_TAG = re.compile(r"<body\b[^>]*>\n?", re.IGNORECASE)
 CONTENT_HEADER = "X-Mailprofile-Content"
 ACCOUNT_HEADER = "X-Mailprofile-Account"
 SECRET_HEADER = "X-Mailprofile-Secret"
@@ -121,7 +126,7 @@ class MessageTarget(Target):
         guide_text = _pick(earlier, mailbox, "guide-text")
         if profile is None or guide_html is None or guide_text is None:
             raise VerificationError(path, ["the apple profile and both guides must be built with the message"])
-        data = self.compose(mailbox, profile, guide_html.data, guide_text.data)
+        data = self.compose(mailbox, profile, guide_html.data, guide_text.data, path)
         self.verify(path, data, mailbox, profile, guide_html.data, guide_text.data)
         return [OutputFile(path, data, self.name, "eml", mailbox.email, secret=profile.secret)]
 
@@ -164,37 +169,52 @@ class MessageTarget(Target):
         domain = sender.rpartition("@")[2] or self.spec.provider.domains[0]
         return f"<mailprofile.{key[:32]}@{domain}>"
 
-    def compose(self, mailbox: Mailbox, profile: OutputFile, guide_html: bytes, guide_text: bytes) -> bytes:
+    def compose(self, mailbox: Mailbox, profile: OutputFile, guide_html: bytes, guide_text: bytes,
+                path: str = "") -> bytes:
         key = self.content_key(mailbox, profile, guide_html)
         head = [fold(name, mailbox_words(*value)) for name, value in self.mailboxes(mailbox).items()]
         head.append(fold("Subject", text_words(self.subject(mailbox))))
         for name, value in (("Date", format_datetime(self.date)), ("Message-ID", self.message_id(key)),
-                            ("Auto-Submitted", "auto-generated"),  # RFC 3834: no vacation replies to the admin
-                            (ACCOUNT_HEADER, mailbox.email), (CONTENT_HEADER, key)):
+                            ("Auto-Submitted", "auto-generated")):  # RFC 3834: no vacation replies to the admin
             head.append(fold(name, [value]))
+        # The account's own address may have a non-ASCII local part (its notify address cannot): encoded words.
+        head.append(fold(ACCOUNT_HEADER, text_words(mailbox.email)))
+        head.append(fold(CONTENT_HEADER, [key]))
         if profile.secret:
             head.append(fold(SECRET_HEADER, ["password"]))  # `send` refuses it without --allow-secrets
         msg = EmailMessage(policy=policy.SMTP)  # the MIME structure; the headers above are written as they are
         msg.set_content(self.text_body(mailbox, guide_text), subtype="plain", charset="utf-8", cte="quoted-printable")
-        msg.add_alternative(self.html_body(mailbox, guide_html), subtype="html", charset="utf-8",
+        msg.add_alternative(self.html_body(mailbox, guide_html, path), subtype="html", charset="utf-8",
                             cte="quoted-printable")
-        msg.add_attachment(profile.data, maintype=PROFILE_TYPE[0], subtype=PROFILE_TYPE[1],
-                           filename=profile.path.rsplit("/", 1)[-1])
+        msg.add_attachment(profile.data, maintype=PROFILE_TYPE[0], subtype=PROFILE_TYPE[1])
+        attachment = list(msg.iter_parts())[-1]
+        for field, value in attachment_fields(mailbox.profile_name).items():
+            del attachment[field]
+            attachment.set_raw(field, value)  # written as they are (refold_source="none" below)
         msg["Content-Language"] = mailbox.language  # after the parts: set_content drops Content-* headers
         # Fixed boundaries (the library draws random ones): same content, same bytes.
         msg.set_boundary(f"mixed-{key[:24]}")
         alternative = next(msg.iter_parts())
         alternative.set_boundary(f"alt-{key[:24]}")
-        return "".join(head).encode("ascii") + msg.as_bytes(policy=policy.SMTP)
+        return "".join(head).encode("ascii") + msg.as_bytes(policy=policy.SMTP.clone(refold_source="none"))
 
     def text_body(self, mailbox: Mailbox, guide_text: bytes) -> str:
         return f"{self.intro(mailbox)}\n\n{guide_text.decode('utf-8')}"
 
-    def html_body(self, mailbox: Mailbox, guide_html: bytes) -> str:
+    def intro_html(self, mailbox: Mailbox) -> str:
+        return "".join(f"<p class=\"intro\">{html.escape(p)}</p>\n" for p in self.intro(mailbox).split("\n\n"))
+
+    def html_body(self, mailbox: Mailbox, guide_html: bytes, path: str = "") -> str:
+        """The guide with the intro first in its body: after the <body> tag as a --templates guide may write it
+        (attributes, any case), never after </html>, where mail apps show it last or not at all."""
         page = guide_html.decode("utf-8")
-        intro = "".join(f"<p class=\"intro\">{html.escape(p)}</p>\n" for p in self.intro(mailbox).split("\n\n"))
-        head, sep, tail = page.partition("<body>\n")
-        return f"{head}{sep}{intro}{tail}"
+        intro = self.intro_html(mailbox)
+        body = _BODY_TAG.search(page)
+        if body is None:
+            raise VerificationError(path, ["the HTML guide has no <body> tag to put the message's intro after — "
+                                           "keep <body> in your guide.html.j2"])
+        head, tail = page[:body.end()], page[body.end():]
+        return f"{head}\n{intro}{tail}" if not head.endswith("\n") else f"{head}{intro}{tail}"
 
     # --- proof -----------------------------------------------------------------------------------------------
 
@@ -219,25 +239,54 @@ class MessageTarget(Target):
             "headers": [k for k, _ in raw],
             **{h: [decoded_mailboxes(v) for k, v in raw if k == h] for h in mailboxes},
             "subject": [_decoded(v) for k, v in raw if k == "Subject"],
+            "account": [_decoded(v) for k, v in raw if k == ACCOUNT_HEADER],
             "attachment": (attachment.get_content_disposition(), name, attachment.get_content()),
+            "attachment name=": _decoded(str(attachment.get_param("name", header="content-type") or "")),
             "blocked": name.lower().endswith(BLOCKED_EXTENSIONS),
             "text": text.get_content().replace("\r\n", "\n"),
             # The guide in the HTML part was proven against the spec (tables read back, QR decoded) as a
             # file a moment ago; here it must arrive exactly as composed around it.
             "html": body.get_content().replace("\r\n", "\n"),
         }
+        opening = _BODY_TAG.search(actual["html"])  # the intro opens the body (not only: is as composed)
+        actual["intro first"] = opening is not None and \
+            actual["html"][opening.end():].lstrip("\n").startswith(self.intro_html(mailbox))
         expected: dict[str, Any] = {
             "headers": [*mailboxes, "Subject", "Date", "Message-ID", "Auto-Submitted", ACCOUNT_HEADER,
                         CONTENT_HEADER, *([SECRET_HEADER] if profile.secret else []), "MIME-Version",
                         "Content-Type", "Content-Language"],
             **{h: [[value]] for h, value in mailboxes.items()},
             "subject": [self.subject(mailbox)],
-            "attachment": ("attachment", profile.path.rsplit("/", 1)[-1], profile.data),
+            "account": [mailbox.email],
+            "attachment": ("attachment", mailbox.profile_name, profile.data),
+            "attachment name=": mailbox.profile_name,
             "blocked": False,
             "text": self.text_body(mailbox, guide_text).replace("\r\n", "\n"),
-            "html": self.html_body(mailbox, guide_html).replace("\r\n", "\n"),
+            "html": self.html_body(mailbox, guide_html, path).replace("\r\n", "\n"),
+            "intro first": True,
         }
         prove(path, expected, actual)
+
+
+def attachment_fields(name: str) -> dict[str, str]:
+    """Content-Type and Content-Disposition naming the attachment `name`, each parameter whole on one line.
+
+    The email package cuts a parameter longer than a 78-character line into RFC 2231 continuations
+    (filename*0*=us-ascii''..., filename*1*=...), even for plain ASCII; Dovecot's BODYSTRUCTURE gives IMAP
+    clients that as one percent-encoded filename* ("us-ascii''...%40..."), so a client reading filename= sees
+    no .mobileconfig name (Apple needs the extension), and no reader joins continuations in every case.
+    A parameter line may be longer than 78 characters (RFC 5322: at most 998; a name is at most
+    215 bytes). An ASCII name is one quoted string; a non-ASCII one is one RFC 2231 value (filename*=utf-8''),
+    and the Content-Type's name= carries RFC 2047 words (what Outlook and Gmail read; not standard inside a
+    quoted string, but what Thunderbird, Gmail and Outlook themselves write)."""
+    if name.isascii():
+        quoted = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        type_name, filename = quoted, f"filename={quoted}"
+    else:
+        type_name = '"' + "\r\n ".join(encoded_words(name)) + '"'  # folded between words, as Thunderbird does
+        filename = "filename*=utf-8''" + quote(name, safe="")
+    return {"Content-Type": f"{'/'.join(PROFILE_TYPE)};\r\n name={type_name}",
+            "Content-Disposition": f"attachment;\r\n {filename}"}
 
 
 def single_mailbox(value: str) -> tuple[str, str] | None:
