@@ -322,6 +322,26 @@ def test_apple_profile_headers(school: TestClient) -> None:
     assert head.status_code == 200 and head.content == b""
 
 
+def test_a_long_address_downloads_under_the_name_the_build_and_guides_give(tmp_path: Path) -> None:
+    # An address longer than a file name may be is cut and given a hash on disk, in the message's attachment
+    # and in the guide that names it; the download was named with the whole address.
+    domain = ".".join(c * 63 for c in "abc") + ".example"
+    spec = tmp_path / "spec.yaml"
+    spec.write_text((EXAMPLES / "school.yaml").read_text(encoding="utf-8").replace("staff.school.example", domain),
+                    encoding="utf-8")
+    address = "l" * 64 + "@" + domain
+    (tmp_path / "school-accounts.csv").write_text(f"name,email,username\nLong Name,{address},\n", encoding="utf-8")
+    out = tmp_path / "out"
+    assert CliRunner().invoke(main, ["build", str(spec), "--out", str(out), "--only", "apple", "-q"]).exit_code == 0
+    with TestClient(create_app(spec)) as c:
+        r = c.get(f"/apple/{address}.mobileconfig")
+    assert r.status_code == 200
+    from generator.accounts import file_name
+    built = out / file_name(address) / "apple" / f"{file_name(address)}.mobileconfig"
+    assert len(address) > 215 and built.read_bytes() == r.content
+    assert r.headers["content-disposition"] == f'attachment; filename="{built.name}"; filename*=UTF-8\'\'{built.name}'
+
+
 @pytest.mark.parametrize("path,status", [("/apple/x@other.example.mobileconfig", 404),
                                          ("/apple/not-an-address.mobileconfig", 400),
                                          ("/apple/bob@school.example.txt", 404), ("/apple?email=", 400)])

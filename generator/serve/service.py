@@ -120,7 +120,9 @@ class Service:
         return render_qr_svg(qr_path(mailbox), self.spec, mailbox)
 
     def profile_name(self, address: str) -> str:
-        return f"{self.mailbox(address).email}.mobileconfig"
+        """The download's file name: the build's, which the guides and messages name (an address longer than
+        a file name may be is cut and given a hash, as on disk)."""
+        return self.mailbox(address).profile_name
 
     def _key(self, address: str) -> str:
         # Cache key: the canonical address, so 'Mario@Esempio.IT' and 'mario@esempio.it' share one entry.
