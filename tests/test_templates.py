@@ -1,0 +1,108 @@
+"""An admin's `build --templates DIR`, attacked: every template either gives a file that carries exactly the
+spec's values (the bytes --verify full gives) or stops the build with one located error line, nothing written."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from generator.cli import main
+from generator.render import packaged_templates
+
+SPEC = """\
+provider: {id: esempio.it, display_name: Esempio, domains: [esempio.it]}
+incoming: {protocol: imap, host: imap.esempio.it, port: 993, security: ssl}
+outgoing: {host: smtp.esempio.it, port: 465, security: ssl}
+accounts:
+  - {name: Mario, email: mario@esempio.it}
+"""
+PROFILE = "mario@esempio.it/apple/mario@esempio.it.mobileconfig"
+
+
+def override(tmp_path: Path, name: str, change: Callable[[str], str]) -> Path:
+    """A --templates folder holding the packaged template `name`, changed by `change`."""
+    folder = tmp_path / "tpl"
+    target = folder / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = (packaged_templates() / name).read_text(encoding="utf-8")
+    changed = change(text)
+    assert changed != text or change("") == ""  # the test changes what it means to change
+    target.write_text(changed, encoding="utf-8")
+    return folder
+
+
+def build(tmp_path: Path, templates: Path | None, *args: str, spec: str = SPEC) -> tuple[int, str]:
+    (tmp_path / "spec.yaml").write_text(spec, encoding="utf-8")
+    extra = ["--templates", str(templates)] if templates is not None else []
+    result = CliRunner().invoke(main, ["build", str(tmp_path / "spec.yaml"), "--out", str(tmp_path / "out"),
+                                       *extra, *args])
+    assert "Traceback" not in result.output and not isinstance(result.exception, AssertionError)
+    return result.exit_code, result.output
+
+
+# A template may lay the profile out as it likes, but every trick below hides a value from a parser that
+# reads the last key, drops text before a nested element, keeps the last root or skips what it does not know
+# (line numbers are the rendered profile's: the template's comment block renders to nothing).
+PLIST_TRICKS = {
+    "key given twice": (
+        lambda s: s.replace("\t\t\t<key>IncomingMailServerPortNumber</key>",
+                            "\t\t\t<key>IncomingMailServerPortNumber</key>\n\t\t\t<integer>143</integer>\n"
+                            "\t\t\t<key>IncomingMailServerPortNumber</key>"),
+        "key 'IncomingMailServerPortNumber' given twice at line 22"),
+    "element inside a string": (
+        lambda s: s.replace("{{ mail.IncomingMailServerHostName|plist_string }}",
+                            "<string>evil.example<string/>{{ mail.IncomingMailServerHostName|e }}</string>"),
+        "<string> inside <string> at line 19"),
+    "unknown element": (
+        lambda s: s.replace("{{ mail.IncomingMailServerHostName|plist_string }}",
+                            "<string>evil.example<b/>{{ mail.IncomingMailServerHostName|e }}</string>"),
+        "<b> is not a plist element at line 19"),
+    "a second root value": (
+        lambda s: s.replace('<plist version="1.0">\n', '<plist version="1.0">\n<dict><key>PayloadContent</key>'
+                            '<array><dict><key>IncomingMailServerHostName</key><string>evil.example</string>'
+                            '</dict></array></dict>\n'),
+        "a second value in <plist> at line 5"),
+    "text between elements": (
+        lambda s: s.replace("\t\t\t<key>IncomingMailServerPortNumber</key>",
+                            "\t\t\tIncomingMailServerPortNumber 143\n\t\t\t<key>IncomingMailServerPortNumber</key>"),
+        "text 'IncomingMailServerPortNumber 143' outside a value at line 20"),
+    "text in a boolean": (
+        lambda s: s.replace("{{ mail.IncomingMailServerUseSSL|plist_bool }}", "<true>NO</true>"),
+        "text 'NO' outside a value at line 23"),
+    "a port Python reads and Apple need not": (
+        lambda s: s.replace("{{ mail.IncomingMailServerPortNumber|plist_int }}", "<integer>9_93</integer>"),
+        "<integer>9_93</integer> is not a number as plists write it at line 21"),
+    "a hexadecimal port": (
+        lambda s: s.replace("{{ mail.IncomingMailServerPortNumber|plist_int }}", "<integer>0x3E1</integer>"),
+        "<integer>0x3E1</integer> is not a number as plists write it at line 21"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PLIST_TRICKS))
+def test_a_profile_template_cannot_hide_a_value_from_the_proof(tmp_path: Path, case: str) -> None:
+    change, problem = PLIST_TRICKS[case]
+    status, output = build(tmp_path, override(tmp_path, "apple/mobileconfig.xml.j2", change), "--only", "apple")
+    assert status == 1, output
+    assert output.splitlines()[:2] == [
+        f"error: {PROFILE}: the rendered file does not say what the spec says:", f"  not a valid XML plist: {problem}"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_template_that_only_lays_out_differently_gives_the_full_paths_bytes(tmp_path: Path) -> None:
+    """Windows line endings, other indentation: accepted, and the very bytes of the packaged template's
+    build, fast or full (a --templates build always takes the full path)."""
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    assert build(reference, None, "--verify", "full")[0] == 0
+    templates = override(tmp_path, "apple/mobileconfig.xml.j2", lambda s: s.replace("\n", "\r\n"))
+    override(tmp_path, "thunderbird/user.js.j2", lambda s: s.replace("\n", "\r\n"))
+    for verify in ("fast", "full"):
+        work = tmp_path / verify
+        work.mkdir()
+        status, output = build(work, templates, "--verify", verify)
+        assert status == 0, output
+        for path in (PROFILE, "mario@esempio.it/thunderbird/user.js"):
+            assert (work / "out" / path).read_bytes() == (reference / "out" / path).read_bytes()
