@@ -106,3 +106,29 @@ def test_a_template_that_only_lays_out_differently_gives_the_full_paths_bytes(tm
         assert status == 0, output
         for path in (PROFILE, "mario@esempio.it/thunderbird/user.js"):
             assert (work / "out" / path).read_bytes() == (reference / "out" / path).read_bytes()
+
+
+# Thunderbird's reader also takes a <password> in a server, <inputField>, <useGlobalPreferredServer> and
+# reads a repeated element as a list; the proof read the first copy and skipped what it did not know.
+AUTOCONFIG_TRICKS = {
+    "a password": ("</hostname>", "</hostname><password>hunter2</password>",
+                   "<incomingServer> holds <password>, which the spec does not make"),
+    "a second host name": ("</hostname>", "</hostname><hostname>evil.example</hostname>",
+                           "<incomingServer> holds <hostname> twice"),
+    "an input field": ("</displayShortName>", '</displayShortName><inputField key="X" label="Y"/>',
+                       "<emailProvider> holds <inputField>, which the spec does not make"),
+    "a second display name": ("</displayShortName>", "</displayShortName><displayName>Evil</displayName>",
+                              "<emailProvider> holds <displayName> twice"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(AUTOCONFIG_TRICKS))
+def test_an_autoconfig_template_cannot_add_what_the_proof_does_not_read(tmp_path: Path, case: str) -> None:
+    old, new, problem = AUTOCONFIG_TRICKS[case]
+    templates = override(tmp_path, "thunderbird/config-v1.1.xml.j2", lambda s: s.replace(old, new, 1))
+    status, output = build(tmp_path, templates, "--only", "thunderbird")
+    assert status == 1, output
+    assert output.splitlines()[:2] == [
+        "error: domains/esempio.it/config-v1.1.xml: the rendered file does not say what the spec says:",
+        f"  not valid autoconfig XML: {problem}"]
+    assert not (tmp_path / "out").exists()
