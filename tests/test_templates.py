@@ -132,3 +132,22 @@ def test_an_autoconfig_template_cannot_add_what_the_proof_does_not_read(tmp_path
         "error: domains/esempio.it/config-v1.1.xml: the rendered file does not say what the spec says:",
         f"  not valid autoconfig XML: {problem}"]
     assert not (tmp_path / "out").exists()
+
+
+AUTODISCOVER_TRICKS = {
+    "a second server first": ("<Server>", "<Server>evil.example</Server><Server>", "<Server> given twice"),
+    "a second account first": ("    <Account>", "    <Account><Protocol><Type>IMAP</Type><Server>evil.example"
+                               "</Server></Protocol></Account>\n    <Account>", "<Protocol> given twice"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(AUTODISCOVER_TRICKS))
+def test_an_autodiscover_template_cannot_hide_a_copy_from_the_proof(tmp_path: Path, case: str) -> None:
+    old, new, problem = AUTODISCOVER_TRICKS[case]
+    templates = override(tmp_path, "outlook/autodiscover.xml.j2", lambda s: s.replace(old, new, 1))
+    status, output = build(tmp_path, templates, "--only", "outlook")
+    assert status == 1, output
+    assert [line for line in output.splitlines() if not line.startswith("warning:")][:2] == [
+        "error: mario@esempio.it/outlook/autodiscover.xml: the rendered file does not say what the spec says:",
+        f"  not a valid autodiscover answer: {problem}"]
+    assert not (tmp_path / "out").exists()
