@@ -125,14 +125,22 @@ def render_template(env: jinja2.Environment, name: str, context: Mapping[str, An
             return template.render(context)
         with _bounded(name):
             return _render_bounded(template, context, name)
-    except jinja2.TemplateNotFound:
-        raise BuildError(f"template {name} not found") from None
+    except jinja2.TemplateNotFound as exc:
+        if exc.name == name:
+            raise BuildError(f"template {name} not found") from None
+        # An include, import or extends inside the template: name the template that asks, and where.
+        raise BuildError(f"template {_where(env, exc, name)}: {exc.name!r} is neither in --templates nor packaged "
+                         "(names are relative to the folder, with '/' and without '..') — fix the name in this "
+                         "template") from None
     except jinja2.TemplateError as exc:
-        where = f"{getattr(exc, 'filename', None) or name}:{getattr(exc, 'lineno', None) or _line(exc)}"
-        raise BuildError(f"template {where}: {exc}") from None
+        line = getattr(exc, "lineno", None)  # a syntax error knows its template and line
+        where = f"{getattr(exc, 'name', None) or name}:{line}" if line else _where(env, exc, name)
+        fix = " — fix this template in the --templates folder" if isinstance(env, LimitedSandbox) else ""
+        raise BuildError(f"template {where}: {str(exc).rstrip('.')}{fix}") from None
     except MemoryError as exc:
-        raise BuildError(f"template {name}:{_line(exc)}: rendering needed more than {MAX_RENDER_MEMORY >> 20} MiB; "
-                         "check the template for loops or repetitions that grow without bound") from None
+        raise BuildError(f"template {_where(env, exc, name)}: rendering needed more than "
+                         f"{MAX_RENDER_MEMORY >> 20} MiB; check the template for loops or repetitions that grow "
+                         "without bound") from None
     except RecursionError:
         raise BuildError(f"template {name}: recursion too deep; check recursive macros or includes") from None
     except BuildError:
@@ -140,20 +148,27 @@ def render_template(env: jinja2.Environment, name: str, context: Mapping[str, An
     except Exception as exc:  # an admin's template failing at run time (1 // 0, 1 + 'a', a too-big range)
         if not isinstance(env, LimitedSandbox):
             raise  # a packaged template: our bug, reported as one
-        raise BuildError(f"template {name}:{_line(exc)}: {type(exc).__name__}: {exc} — fix this template in "
+        raise BuildError(f"template {_where(env, exc, name)}: {type(exc).__name__}: {exc} — fix this template in "
                          "the --templates folder") from None
 
 
-def _line(exc: BaseException) -> str:
-    """The template line a runtime error happened on: Jinja rewrites tracebacks so that a template's frames
-    carry its file name and line numbers."""
-    line = "?"
+def _where(env: jinja2.Environment, exc: BaseException, name: str) -> str:
+    """The template and line a runtime error happened on ('name:line'): Jinja rewrites tracebacks so that a
+    template's frames carry its file and line numbers. The innermost such frame is the template that failed,
+    an included or imported one rather than `name` when it is there; its file is named as a template."""
+    roots = [Path(root) for loader in getattr(env.loader, "loaders", ())
+             for root in ([loader.root] if isinstance(loader, ConfinedLoader)
+                          else getattr(loader, "searchpath", []))]
+    where = f"{name}:?"
     tb = exc.__traceback__
     while tb is not None:
-        if tb.tb_frame.f_code.co_filename.endswith(".j2"):
-            line = str(tb.tb_lineno)
+        file = tb.tb_frame.f_code.co_filename
+        if file.endswith(".j2"):
+            template = next((Path(file).relative_to(root).as_posix() for root in roots
+                             if Path(file).is_relative_to(root)), name)
+            where = f"{template}:{tb.tb_lineno}"
         tb = tb.tb_next
-    return line
+    return where
 
 
 def _render_bounded(template: jinja2.Template, context: Mapping[str, Any], name: str) -> str:

@@ -151,3 +151,35 @@ def test_an_autodiscover_template_cannot_hide_a_copy_from_the_proof(tmp_path: Pa
         "error: mario@esempio.it/outlook/autodiscover.xml: the rendered file does not say what the spec says:",
         f"  not a valid autodiscover answer: {problem}"]
     assert not (tmp_path / "out").exists()
+
+
+def _folder(tmp_path: Path, files: dict[str, str]) -> Path:
+    folder = tmp_path / "tpl"
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+@pytest.mark.parametrize(("files", "error"), [
+    # A path out of the folder is not a template name: the error names the template that asked, and where.
+    ({"apple/mobileconfig.xml.j2": "x\n{% include '../../etc/passwd' %}\n"},
+     "template apple/mobileconfig.xml.j2:2: '../../etc/passwd' is neither in --templates nor packaged"),
+    ({"apple/mobileconfig.xml.j2": "\n\n{% import 'apple/macros.j2' as m %}\n"},
+     "template apple/mobileconfig.xml.j2:3: 'apple/macros.j2' is neither in --templates nor packaged"),
+    # The included template's own line, not the includer's.
+    ({"apple/mobileconfig.xml.j2": "x\n{% include 'apple/inner.j2' %}\n",
+      "apple/inner.j2": "\n\n\n{% include 'apple/gone.j2' %}\n"},
+     "template apple/inner.j2:4: 'apple/gone.j2' is neither in --templates nor packaged"),
+    ({"apple/mobileconfig.xml.j2": "x\n{% include 'apple/inner.j2' %}\n", "apple/inner.j2": "\n\n{{ 1 // 0 }}\n"},
+     "template apple/inner.j2:3: ZeroDivisionError: integer division or modulo by zero — fix this template"),
+    ({"apple/mobileconfig.xml.j2": "x\n{% include 'apple/inner.j2' %}\n",
+      "apple/inner.j2": "\n{{ lipsum.__globals__ }}\n"},
+     "template apple/inner.j2:2: access to attribute '__globals__' of 'function' object is unsafe — fix this "
+     "template in the --templates folder"),
+])
+def test_a_template_that_fails_is_named_with_its_line(tmp_path: Path, files: dict[str, str], error: str) -> None:
+    status, output = build(tmp_path, _folder(tmp_path, files), "--only", "apple")
+    assert status == 1
+    assert output.splitlines()[0].startswith(f"error: {error}"), output
+    assert not (tmp_path / "out").exists()
