@@ -183,3 +183,24 @@ def test_a_template_that_fails_is_named_with_its_line(tmp_path: Path, files: dic
     assert status == 1
     assert output.splitlines()[0].startswith(f"error: {error}"), output
     assert not (tmp_path / "out").exists()
+
+
+def test_a_guide_template_cannot_print_the_password(tmp_path: Path) -> None:
+    """The guide says it never holds the password, and it is written as an ordinary file (not 0600): its
+    templates are given the mailbox without one."""
+    spec = SPEC.replace("accounts:", "passwords: {include: true, from_env: MP_TEST_PASSWORD}\naccounts:")
+    templates = override(tmp_path, "guide/guide.html.j2",
+                         lambda s: s.replace("</body>", "<p id='leak'>[{{ mailbox.password }}]</p></body>"))
+    override(tmp_path, "guide/guide.txt.j2", lambda s: s + "[{{ mailbox.password }}]\n")
+    (tmp_path / "spec.yaml").write_text(spec, encoding="utf-8")
+    result = CliRunner(env={"MP_TEST_PASSWORD": "S3cret-Pw"}).invoke(
+        main, ["build", str(tmp_path / "spec.yaml"), "--out", str(tmp_path / "out"), "--templates", str(templates),
+               "--only", "apple,guide"])
+    assert result.exit_code == 0, result.output
+    guide = tmp_path / "out" / "mario@esempio.it" / "guide"
+    assert "<p id='leak'>[None]</p>" in (guide / "mario@esempio.it.html").read_text(encoding="utf-8")
+    assert (guide / "mario@esempio.it.txt").read_text(encoding="utf-8").endswith("[None]\n")
+    # The profile, which may hold it, still does (and is the one secret file).
+    assert b"S3cret-Pw" in (tmp_path / "out" / PROFILE).read_bytes()
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file() and p.suffix != ".mobileconfig"
+                and b"S3cret-Pw" in p.read_bytes()]

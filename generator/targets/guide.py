@@ -23,7 +23,7 @@ import json
 import unicodedata
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from html.parser import HTMLParser
 from typing import Any
@@ -452,8 +452,11 @@ class GuideTarget(Target):
         spec = self.spec
         link = qr_link(self.base_url, mailbox) if self.base_url and personal and self.apple else None
         d = spec.delivery
+        # The guide never carries the password (it says so, and it is mailed and written as an ordinary file,
+        # not 0600): its templates get the mailbox without one, so an admin's --templates cannot print it.
         return {
-            "lang": language, "spec": spec, "provider": spec.provider, "mailbox": mailbox, "personal": personal,
+            "lang": language, "spec": spec, "provider": spec.provider, "mailbox": replace(mailbox, password=None),
+            "personal": personal,
             "apple": self.apple, "profile_password": self.apple and spec.passwords.include,
             "incoming": spec.incoming, "outgoing": spec.outgoing,
             "settings": manual_settings(spec, mailbox, language),
