@@ -8,6 +8,7 @@ sandboxed when admins point `--templates` at their own copies.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import math
 import os
 import re
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.meta
 from jinja2.exceptions import SecurityError
 from jinja2.loaders import split_template_path
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -70,6 +72,49 @@ class ConfinedLoader(jinja2.BaseLoader):
             raise BuildError(f"--templates {self.root}: {template} is not UTF-8 ({exc.reason})") from None
         mtime = info.st_mtime
         return source, str(path), lambda: os.path.exists(real) and os.path.getmtime(real) == mtime
+
+
+def check_template_folder(root: Path) -> None:
+    """Every file in an admin's --templates folder must be a template a build renders, or one such a template
+    includes, imports or extends: a misspelt name (apple/mobileconfig.j2, Apple/..., guide/guide.htm.j2)
+    would otherwise be ignored, and the build silently use the packaged template in its place. Hidden files
+    and folders (.git, .DS_Store) are skipped. Raises BuildError naming each stray file, with the nearest
+    packaged name. A template whose includes are computed (`{% include name %}`) could use any file: then
+    nothing is refused."""
+    root = root.resolve()
+    packaged = packaged_templates()
+    # web/ is the page of `serve`, which takes no --templates: a copy here would be ignored too.
+    ours = {name for p in packaged.rglob("*.j2") if not (name := p.relative_to(packaged).as_posix()).startswith("web/")}
+    theirs = set()
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        theirs |= {(Path(folder) / f).relative_to(root).as_posix() for f in files if not f.startswith(".")}
+    parser = jinja2.Environment(extensions=["jinja2.ext.i18n"])
+    loader = ConfinedLoader(root)  # links out of the folder, devices, huge or non-UTF-8 files: refused here
+    used, todo = set(), sorted(ours)
+    while todo:
+        name = todo.pop()
+        if name in used:
+            continue
+        used.add(name)
+        try:
+            source = (loader.get_source(parser, name)[0] if name in theirs
+                      else (packaged / name).read_text(encoding="utf-8"))
+            referenced = list(jinja2.meta.find_referenced_templates(parser.parse(source)))
+        except (OSError, jinja2.TemplateError):
+            continue  # not there, or a syntax error: reported, with its line, when the build loads it
+        if None in referenced:
+            return
+        todo += [r for r in referenced if r is not None]
+    stray = sorted(theirs - used)
+    if stray:
+        lines = []
+        for name in stray:
+            near = difflib.get_close_matches(name, sorted(ours), n=1, cutoff=0.6)
+            hint = (f"did you mean {near[0]}? rename it" if near
+                    else "name it as the packaged template it replaces (templates/ lists them)")
+            lines.append(f"{name} is not a template the build uses — {hint}, or move it out of the folder")
+        raise BuildError(f"--templates {root}: " + f"\nerror: --templates {root}: ".join(lines))
 
 
 class LimitedSandbox(ImmutableSandboxedEnvironment):

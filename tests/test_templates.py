@@ -204,3 +204,41 @@ def test_a_guide_template_cannot_print_the_password(tmp_path: Path) -> None:
     assert b"S3cret-Pw" in (tmp_path / "out" / PROFILE).read_bytes()
     assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file() and p.suffix != ".mobileconfig"
                 and b"S3cret-Pw" in p.read_bytes()]
+
+
+@pytest.mark.parametrize(("name", "error"), [
+    ("apple/mobileconfig.j2", "apple/mobileconfig.j2 is not a template the build uses — did you mean "
+                              "apple/mobileconfig.xml.j2? rename it, or move it out of the folder"),
+    ("Apple/mobileconfig.xml.j2", "Apple/mobileconfig.xml.j2 is not a template the build uses — did you mean "
+                                  "apple/mobileconfig.xml.j2? rename it, or move it out of the folder"),
+    ("web/page.html.j2", "web/page.html.j2 is not a template the build uses — name it as the packaged template "
+                         "it replaces (templates/ lists them), or move it out of the folder"),
+    ("notes.txt", "notes.txt is not a template the build uses — name it as the packaged template it replaces "
+                  "(templates/ lists them), or move it out of the folder"),
+])
+def test_a_file_the_build_would_ignore_is_reported(tmp_path: Path, name: str, error: str) -> None:
+    """A misspelt template was silently ignored and the packaged one used in its place."""
+    folder = _folder(tmp_path, {name: "<plist version='1.0'><dict/></plist>\n"})
+    status, output = build(tmp_path, folder, "--only", "apple")
+    assert status == 1
+    assert output.splitlines() == [f"error: --templates {folder.resolve()}: {error}", "nothing was written"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_partials_hidden_files_and_a_partly_shadowed_target_are_accepted(tmp_path: Path) -> None:
+    """A file one of the build's templates includes is used; so is a packaged partial overridden alone
+    (guide/_table.html.j2, included by the packaged guide); hidden files are an editor's or git's."""
+    profile = (packaged_templates() / "apple" / "mobileconfig.xml.j2").read_text(encoding="utf-8")
+    table = (packaged_templates() / "guide" / "_table.html.j2").read_text(encoding="utf-8")
+    folder = _folder(tmp_path, {
+        "apple/mobileconfig.xml.j2": "{% include 'apple/_head.j2' %}" + profile.split("\n", 3)[3],
+        "apple/_head.j2": profile.split("\n", 3)[0] + "\n" + "\n".join(profile.split("\n", 3)[1:3]) + "\n",
+        "guide/_table.html.j2": "{#- ours -#}\n" + table,
+        ".DS_Store": "", ".git/config": ""})
+    status, output = build(tmp_path, folder, "--only", "apple,guide")
+    assert status == 0, output
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    assert build(reference, None, "--only", "apple,guide")[0] == 0
+    for path in (PROFILE, "mario@esempio.it/guide/mario@esempio.it.html"):
+        assert (tmp_path / "out" / path).read_bytes() == (reference / "out" / path).read_bytes()
