@@ -288,3 +288,30 @@ def test_a_guide_template_may_link_anywhere(tmp_path: Path) -> None:
     assert status == 0, output
     html = (tmp_path / "out" / "mario@esempio.it" / "guide" / "mario@esempio.it.html").read_text(encoding="utf-8")
     assert '<a href="https://intranet.example/mail">Help</a>' in html
+
+
+def _lock_everything_first(s: str) -> str:
+    """Every pref locked, then set as the spec asks: the last call of each matches the spec."""
+    loop = "{% for section in sections %}"
+    return s.replace(loop, loop + "{% for call in section.calls %}\nlockPref({{ call.name|js_value }}, "
+                     "{{ call.value|js_value }});\n{% endfor %}", 1)
+
+
+@pytest.mark.parametrize(("name", "change", "error"), [
+    # Thunderbird runs both calls: the pref ends locked where the spec lets the user change it.
+    ("thunderbird/mozilla.cfg.j2", _lock_everything_first,
+     "mario@esempio.it/thunderbird/mozilla.cfg: the rendered file does not say what the spec says:\n"
+     "  line 11, column 1: 'mail.accountmanager.accounts' is set a second time (first at line 3)"),
+    ("thunderbird/user.js.j2", lambda s: 'user_pref("mail.server.server1.port", 143);\n' + s,
+     "mario@esempio.it/thunderbird/user.js: the rendered file does not say what the spec says:\n"
+     "  line 17, column 1: 'mail.server.server1.port' is set a second time (first at line 1)"),
+    ("thunderbird/autoconfig.js.j2", lambda s: s + 'pref("general.config.obscure_value", 0);\n',
+     "mario@esempio.it/thunderbird/autoconfig.js: the rendered file does not say what the spec says:\n"
+     "  line 4, column 1: 'general.config.obscure_value' is set a second time (first at line 3)"),
+])
+def test_a_prefs_template_cannot_set_a_pref_twice(tmp_path: Path, name: str, change: Callable[[str], str],
+                                                   error: str) -> None:
+    status, output = build(tmp_path, override(tmp_path, name, change), "--only", "thunderbird")
+    assert status == 1, output
+    assert output.startswith(f"error: {error}\n")
+    assert not (tmp_path / "out").exists()

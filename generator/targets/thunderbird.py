@@ -205,8 +205,8 @@ class ThunderbirdTarget(Target):
             if user_js is None:
                 user_js = render_template(env, "thunderbird/user.js.j2", {
                     "sections": sections, "provider": self.spec.provider.display_name, "email": mailbox.email})
-                calls = self._read(f"{base}/user.js", lambda: read_prefs(user_js, ("user_pref",)))
-                prove(f"{base}/user.js", {p.name: p.value for s in sections for p in s.prefs}, as_dict(calls))
+                values = self._read(f"{base}/user.js", lambda: as_dict(read_prefs(user_js, ("user_pref",))))
+                prove(f"{base}/user.js", {p.name: p.value for s in sections for p in s.prefs}, values)
             files.append(self._file(f"{base}/user.js", user_js, "user.js", mailbox.email))
 
         if self.wants("mozilla.cfg"):
@@ -258,9 +258,8 @@ class ThunderbirdTarget(Target):
         """autoconfig.js is the same for every account: rendered and proven once per build."""
         if self._autoconfig_js is None:
             text = render_template(env, "thunderbird/autoconfig.js.j2", {"filename": CFG_FILENAME})
-            activation = self._read(path, lambda: read_prefs(text, ("pref",)))
-            prove(path, {"general.config.filename": CFG_FILENAME, "general.config.obscure_value": 0},
-                        as_dict(activation))
+            activation = self._read(path, lambda: as_dict(read_prefs(text, ("pref",))))
+            prove(path, {"general.config.filename": CFG_FILENAME, "general.config.obscure_value": 0}, activation)
             self._autoconfig_js = text
         return self._autoconfig_js
 
@@ -471,9 +470,10 @@ def _cfg_differences(value: dict[str, Any], text: str) -> list[str]:
     calls = [c for s in value["sections"] for c in s["calls"]]
     try:
         found = read_cfg(text)
+        values = as_dict(found)
     except (PrefsSyntaxError, UnicodeDecodeError) as exc:
         return [str(exc)]
-    return (differences({c["name"]: c["value"] for c in calls}, as_dict(found))
+    return (differences({c["name"]: c["value"] for c in calls}, values)
             or differences({c["name"]: str(c["function"]) for c in calls}, {c.name: c.function for c in found}))
 
 
