@@ -224,7 +224,19 @@ def _render_bounded(template: jinja2.Template, context: Mapping[str, Any], name:
         if size > MAX_OUTPUT_CHARS:
             raise BuildError(f"template {name}: the output grows past {MAX_OUTPUT_CHARS >> 20} M characters")
         parts.append(chunk)
-    return "".join(parts)
+    text = "".join(parts)
+    # Spec values never hold a lone surrogate (the model refuses them); a template can make one ('%c' % 55296),
+    # and no file of ours can carry it: the encoding step would fail as an internal error.
+    surrogate = _SURROGATE.search(text)
+    if surrogate is not None:
+        line = text.count("\n", 0, surrogate.start()) + 1
+        raise BuildError(f"template {name}: output line {line} holds U+{ord(surrogate.group()):04X}, a lone "
+                         "surrogate that no UTF-8 or UTF-16 file can carry — fix this template in the --templates "
+                         "folder")
+    return text
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class _RenderTimeout(Exception):

@@ -315,3 +315,16 @@ def test_a_prefs_template_cannot_set_a_pref_twice(tmp_path: Path, name: str, cha
     assert status == 1, output
     assert output.startswith(f"error: {error}\n")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("name", "only"), [("apple/mobileconfig.xml.j2", "apple"), ("guide/guide.txt.j2", "guide"),
+                                            ("thunderbird/config-v1.1.xml.j2", "thunderbird"),
+                                            ("outlook/autodiscover.xml.j2", "outlook")])
+def test_a_template_that_makes_a_lone_surrogate_is_named(tmp_path: Path, name: str, only: str) -> None:
+    """No file can carry U+D800; encoding it was an internal error (exit 70)."""
+    templates = override(tmp_path, name, lambda s: "x\n{{ '%c' % 55296 }}\n" + s)
+    status, output = build(tmp_path, templates, "--only", only)
+    assert status == 1, output
+    assert [line for line in output.splitlines() if not line.startswith("warning:")] == [
+        f"error: template {name}: output line 2 holds U+D800, a lone surrogate that no UTF-8 or UTF-16 file can "
+        "carry — fix this template in the --templates folder", "nothing was written"]
