@@ -35,6 +35,7 @@ from generator.errors import BuildError, OptionError, Problem, SpecError
 from generator.lint import lint_spec
 from generator.model import ALL_TARGETS
 from generator.output import GENERATOR, MANIFEST, MANIFEST_FORMAT, DirSink, OutOfInodes, Output
+from generator.render import check_template_folder
 from generator.signing import SigningMaterial, load_signing_material
 from generator.spec import LoadedSpec
 from generator.targets import OutputFile, RenderContext, Target, target_classes
@@ -203,6 +204,8 @@ def prepare(loaded: LoadedSpec, only: Sequence[str] | None = None, templates: Pa
             raise OptionError("MDM mode builds generic Apple profiles only; drop --only or use --only apple")
         only = ["apple"]
     names = target_names(loaded, only)
+    if templates is not None:
+        check_template_folder(templates)
     if sign is not None and mdm is not None:
         raise OptionError("MDM consoles want unsigned profiles (they re-sign or wrap them): drop --sign-cert, "
                          "--sign-key and --sign-chain")

@@ -326,5 +326,14 @@ def read_cfg(data: bytes | str) -> list[PrefCall]:
 
 
 def as_dict(calls: list[PrefCall]) -> dict[str, PrefValue]:
-    """name -> value; a later call wins, as in Thunderbird."""
-    return {call.name: call.value for call in calls}
+    """name -> value; a later call wins, as in Thunderbird. Raises PrefsSyntaxError for a pref set twice: our
+    files set each once, and a proof of the last call alone would miss what the first did (a lockPref
+    followed by a defaultPref of the same value leaves the pref locked; an earlier user_pref shows up in
+    about:config history and in a reader that keeps the first)."""
+    found: dict[str, PrefCall] = {}
+    for call in calls:
+        first = found.get(call.name)
+        if first is not None:
+            raise PrefsSyntaxError(call.line, 1, f"{call.name!r} is set a second time (first at line {first.line})")
+        found[call.name] = call
+    return {name: call.value for name, call in found.items()}

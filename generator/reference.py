@@ -92,7 +92,8 @@ def limits() -> list[str]:
          "to that length plus `~` and 16 hex digits of their SHA-256 (the manifest keeps the address)", "-"),
         ("bracketed host", "`[...]` must hold an IPv6 address, without a zone index", "2"),
         ("`--templates` files", f"inside the folder (links out of it are refused), regular files of at most "
-         f"{render.MAX_TEMPLATE_BYTES // kib} KiB", "1"),
+         f"{render.MAX_TEMPLATE_BYTES // kib} KiB; each a packaged template's name or a file one of them includes, "
+         "imports or extends (hidden files are skipped)", "1"),
         ("`--templates` rendering", f"`*` builds at most {render.MAX_SEQUENCE:,} items, `**` exponents at most 64, "
          f"`%` widths below 10000; per file at most {render.MAX_RENDER_MEMORY >> 20} MiB of memory, "
          f"{render.MAX_RENDER_SECONDS} s of CPU, {render.MAX_OUTPUT_CHARS >> 20} M characters of output", "1"),

@@ -8,6 +8,7 @@ sandboxed when admins point `--templates` at their own copies.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import math
 import os
 import re
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.meta
 from jinja2.exceptions import SecurityError
 from jinja2.loaders import split_template_path
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -70,6 +72,49 @@ class ConfinedLoader(jinja2.BaseLoader):
             raise BuildError(f"--templates {self.root}: {template} is not UTF-8 ({exc.reason})") from None
         mtime = info.st_mtime
         return source, str(path), lambda: os.path.exists(real) and os.path.getmtime(real) == mtime
+
+
+def check_template_folder(root: Path) -> None:
+    """Every file in an admin's --templates folder must be a template a build renders, or one such a template
+    includes, imports or extends: a misspelt name (apple/mobileconfig.j2, Apple/..., guide/guide.htm.j2)
+    would otherwise be ignored, and the build silently use the packaged template in its place. Hidden files
+    and folders (.git, .DS_Store) are skipped. Raises BuildError naming each stray file, with the nearest
+    packaged name. A template whose includes are computed (`{% include name %}`) could use any file: then
+    nothing is refused."""
+    root = root.resolve()
+    packaged = packaged_templates()
+    # web/ is the page of `serve`, which takes no --templates: a copy here would be ignored too.
+    ours = {name for p in packaged.rglob("*.j2") if not (name := p.relative_to(packaged).as_posix()).startswith("web/")}
+    theirs = set()
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        theirs |= {(Path(folder) / f).relative_to(root).as_posix() for f in files if not f.startswith(".")}
+    parser = jinja2.Environment(extensions=["jinja2.ext.i18n"])
+    loader = ConfinedLoader(root)  # links out of the folder, devices, huge or non-UTF-8 files: refused here
+    used, todo = set(), sorted(ours)
+    while todo:
+        name = todo.pop()
+        if name in used:
+            continue
+        used.add(name)
+        try:
+            source = (loader.get_source(parser, name)[0] if name in theirs
+                      else (packaged / name).read_text(encoding="utf-8"))
+            referenced = list(jinja2.meta.find_referenced_templates(parser.parse(source)))
+        except (OSError, jinja2.TemplateError):
+            continue  # not there, or a syntax error: reported, with its line, when the build loads it
+        if None in referenced:
+            return
+        todo += [r for r in referenced if r is not None]
+    stray = sorted(theirs - used)
+    if stray:
+        lines = []
+        for name in stray:
+            near = difflib.get_close_matches(name, sorted(ours), n=1, cutoff=0.6)
+            hint = (f"did you mean {near[0]}? rename it" if near
+                    else "name it as the packaged template it replaces (templates/ lists them)")
+            lines.append(f"{name} is not a template the build uses — {hint}, or move it out of the folder")
+        raise BuildError(f"--templates {root}: " + f"\nerror: --templates {root}: ".join(lines))
 
 
 class LimitedSandbox(ImmutableSandboxedEnvironment):
@@ -125,14 +170,22 @@ def render_template(env: jinja2.Environment, name: str, context: Mapping[str, An
             return template.render(context)
         with _bounded(name):
             return _render_bounded(template, context, name)
-    except jinja2.TemplateNotFound:
-        raise BuildError(f"template {name} not found") from None
+    except jinja2.TemplateNotFound as exc:
+        if exc.name == name:
+            raise BuildError(f"template {name} not found") from None
+        # An include, import or extends inside the template: name the template that asks, and where.
+        raise BuildError(f"template {_where(env, exc, name)}: {exc.name!r} is neither in --templates nor packaged "
+                         "(names are relative to the folder, with '/' and without '..') — fix the name in this "
+                         "template") from None
     except jinja2.TemplateError as exc:
-        where = f"{getattr(exc, 'filename', None) or name}:{getattr(exc, 'lineno', None) or _line(exc)}"
-        raise BuildError(f"template {where}: {exc}") from None
+        line = getattr(exc, "lineno", None)  # a syntax error knows its template and line
+        where = f"{getattr(exc, 'name', None) or name}:{line}" if line else _where(env, exc, name)
+        fix = " — fix this template in the --templates folder" if isinstance(env, LimitedSandbox) else ""
+        raise BuildError(f"template {where}: {str(exc).rstrip('.')}{fix}") from None
     except MemoryError as exc:
-        raise BuildError(f"template {name}:{_line(exc)}: rendering needed more than {MAX_RENDER_MEMORY >> 20} MiB; "
-                         "check the template for loops or repetitions that grow without bound") from None
+        raise BuildError(f"template {_where(env, exc, name)}: rendering needed more than "
+                         f"{MAX_RENDER_MEMORY >> 20} MiB; check the template for loops or repetitions that grow "
+                         "without bound") from None
     except RecursionError:
         raise BuildError(f"template {name}: recursion too deep; check recursive macros or includes") from None
     except BuildError:
@@ -140,20 +193,27 @@ def render_template(env: jinja2.Environment, name: str, context: Mapping[str, An
     except Exception as exc:  # an admin's template failing at run time (1 // 0, 1 + 'a', a too-big range)
         if not isinstance(env, LimitedSandbox):
             raise  # a packaged template: our bug, reported as one
-        raise BuildError(f"template {name}:{_line(exc)}: {type(exc).__name__}: {exc} — fix this template in "
+        raise BuildError(f"template {_where(env, exc, name)}: {type(exc).__name__}: {exc} — fix this template in "
                          "the --templates folder") from None
 
 
-def _line(exc: BaseException) -> str:
-    """The template line a runtime error happened on: Jinja rewrites tracebacks so that a template's frames
-    carry its file name and line numbers."""
-    line = "?"
+def _where(env: jinja2.Environment, exc: BaseException, name: str) -> str:
+    """The template and line a runtime error happened on ('name:line'): Jinja rewrites tracebacks so that a
+    template's frames carry its file and line numbers. The innermost such frame is the template that failed,
+    an included or imported one rather than `name` when it is there; its file is named as a template."""
+    roots = [Path(root) for loader in getattr(env.loader, "loaders", ())
+             for root in ([loader.root] if isinstance(loader, ConfinedLoader)
+                          else getattr(loader, "searchpath", []))]
+    where = f"{name}:?"
     tb = exc.__traceback__
     while tb is not None:
-        if tb.tb_frame.f_code.co_filename.endswith(".j2"):
-            line = str(tb.tb_lineno)
+        file = tb.tb_frame.f_code.co_filename
+        if file.endswith(".j2"):
+            template = next((Path(file).relative_to(root).as_posix() for root in roots
+                             if Path(file).is_relative_to(root)), name)
+            where = f"{template}:{tb.tb_lineno}"
         tb = tb.tb_next
-    return line
+    return where
 
 
 def _render_bounded(template: jinja2.Template, context: Mapping[str, Any], name: str) -> str:
@@ -164,7 +224,19 @@ def _render_bounded(template: jinja2.Template, context: Mapping[str, Any], name:
         if size > MAX_OUTPUT_CHARS:
             raise BuildError(f"template {name}: the output grows past {MAX_OUTPUT_CHARS >> 20} M characters")
         parts.append(chunk)
-    return "".join(parts)
+    text = "".join(parts)
+    # Spec values never hold a lone surrogate (the model refuses them); a template can make one ('%c' % 55296),
+    # and no file of ours can carry it: the encoding step would fail as an internal error.
+    surrogate = _SURROGATE.search(text)
+    if surrogate is not None:
+        line = text.count("\n", 0, surrogate.start()) + 1
+        raise BuildError(f"template {name}: output line {line} holds U+{ord(surrogate.group()):04X}, a lone "
+                         "surrogate that no UTF-8 or UTF-16 file can carry — fix this template in the --templates "
+                         "folder")
+    return text
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class _RenderTimeout(Exception):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import plistlib
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -68,11 +69,27 @@ FILTERS: dict[str, Callable[..., str]] = {
     "plist_real": _plist_real}
 
 
+# The XML plist grammar (Apple's PropertyList-1.0.dtd): <plist> holds one value; <dict> holds <key> value
+# pairs; <array> holds values; the scalars hold text only, <true/> and <false/> nothing.
+_CONTAINERS = frozenset({"plist", "dict", "array"})
+_SCALARS = frozenset({"key", "string", "integer", "real", "date", "data", "true", "false"})
+# What our filters write (plist_int, plist_real): plistlib's int() and float() also take '0x3E1', ' 993',
+# '9_93', '+993', 'nan', which a profile's reader need not read as the same number.
+_NUMBER_TEXT = {"integer": re.compile(r"-?[0-9]+"),
+                "real": re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")}
+
+
 class _GuardedPlistParser(plistlib._PlistParser):  # type: ignore[name-defined,misc]
-    """plistlib's own XML plist parser, with defusedxml's guards installed on the expat parser it creates.
+    """plistlib's own XML plist parser, with defusedxml's guards installed on the expat parser it creates,
+    held to the plist grammar.
 
     One pass instead of a defusedxml parse followed by plistlib's: parsing back is on the hot path of every
-    build (measured: the separate guard pass cost a third of the Apple target's time)."""
+    build (measured: the separate guard pass cost a third of the Apple target's time).
+
+    plistlib alone is lenient where a template could hide a value from the proof: a key given twice (the last
+    wins), an element inside a <string> (the text before it is dropped: `<string>evil<b/>good</string>`
+    reads 'good'), a second value after the root (it replaces the first), unknown elements and text between
+    elements (ignored). Each of these is refused here, so what is proven is all the file says."""
 
     def parse(self, fileobj: Any) -> Any:
         self.parser = ParserCreate()
@@ -82,8 +99,43 @@ class _GuardedPlistParser(plistlib._PlistParser):  # type: ignore[name-defined,m
         self.parser.EntityDeclHandler = _forbid_entity
         self.parser.UnparsedEntityDeclHandler = _forbid_unparsed_entity
         self.parser.ExternalEntityRefHandler = _forbid_external
+        self._open: list[str] = []
         self.parser.ParseFile(fileobj)
         return self.root
+
+    def _refuse(self, what: str) -> ValueError:
+        return ValueError(f"{what} at line {self.parser.CurrentLineNumber}")
+
+    def handle_begin_element(self, element: str, attrs: Any) -> None:
+        parent = self._open[-1] if self._open else None
+        if element not in _CONTAINERS and element not in _SCALARS:
+            raise self._refuse(f"<{element}> is not a plist element")
+        if (parent is None) != (element == "plist"):
+            raise self._refuse("<plist> must be the root element, and only it")
+        if parent is not None and parent not in _CONTAINERS:
+            raise self._refuse(f"<{element}> inside <{parent}>")
+        if parent == "plist" and self.root is not None:
+            raise self._refuse("a second value in <plist>")
+        self._open.append(element)
+        super().handle_begin_element(element, attrs)
+
+    def handle_end_element(self, element: str) -> None:
+        self._open.pop()
+        pattern = _NUMBER_TEXT.get(element)
+        if pattern is not None and not pattern.fullmatch("".join(self.data)):
+            raise self._refuse(f"<{element}>{''.join(self.data)}</{element}> is not a number as plists write it")
+        super().handle_end_element(element)
+
+    def handle_data(self, data: str) -> None:
+        if (not self._open or self._open[-1] not in _SCALARS or self._open[-1] in ("true", "false")) \
+                and not data.isspace():
+            raise self._refuse(f"text {data.strip()[:40]!r} outside a value")
+        self.data.append(data)
+
+    def end_key(self) -> None:
+        if isinstance(self.stack[-1], dict) and "".join(self.data) in self.stack[-1]:
+            raise self._refuse(f"key {''.join(self.data)!r} given twice")
+        super().end_key()
 
 
 def _forbid_entity(name: str, is_parameter: int, value: str | None, base: str | None, sysid: str | None,

@@ -20,10 +20,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import unicodedata
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from html.parser import HTMLParser
 from typing import Any
@@ -244,8 +245,19 @@ class ParsedGuide:
     images: dict[str, str] = field(default_factory=dict)  # <img id> -> src (the Android QR's data: URI)
 
 
+# What makes a mail client or browser fetch or run something on its own when the guide is opened: a URL
+# with a network scheme or scheme-relative, anywhere but a link's href (a click); CSS url() other than data:
+# and @import; scripts, frames, objects, <base>, event handlers. A guide is mailed to every user; such a
+# template would tell someone when each opened it, or show them what the proof never read.
+_REMOTE = re.compile(r"(?i)(?:\b(?:https?|ftp|wss?)://|^\s*//|url\(\s*['\"]?\s*(?!data:)|@import)")
+_ACTIVE_TAGS = frozenset({"script", "iframe", "frame", "object", "embed", "base", "applet", "portal"})
+
+
 class _GuideParser(HTMLParser):
-    """Collects <table id> / <tr data-key> / <td> text, <a id href>, inline QR <svg>s and <html lang>."""
+    """Collects <table id> / <tr data-key> / <td> text, <a id href>, inline QR <svg>s and <html lang>.
+
+    Raises ValueError where the guide would read differently from what is collected: an id or row given
+    twice (the proof read the last, a reader sees the first), or content that loads or runs on opening."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -254,21 +266,41 @@ class _GuideParser(HTMLParser):
         self._row: str | None = None
         self._cell: list[str] | None = None
         self._in_qr = False
+        self._in_style = False
+
+    def _refuse(self, what: str) -> ValueError:
+        return ValueError(f"line {self.getpos()[0]}: {what}")
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
+        if tag in _ACTIVE_TAGS:
+            raise self._refuse(f"<{tag}> runs or loads content when the guide is opened")
+        for name, value in attrs:
+            if name.startswith("on"):
+                raise self._refuse(f"<{tag} {name}> runs a script")
+            if value and _REMOTE.search(value) and not (tag == "a" and name == "href"):
+                raise self._refuse(f"<{tag} {name}={value[:60]!r}> loads a remote resource")
+        self._in_style = tag == "style"
         if tag == "html":
             self.parsed.lang = a.get("lang")
         elif tag == "table" and a.get("id"):
             self._table = a["id"]
+            if (self._table or "") in self.parsed.tables:
+                raise self._refuse(f"a second <table id={self._table!r}>")
             self.parsed.tables[self._table or ""] = {}
         elif tag == "tr" and self._table is not None:
             self._row = a.get("data-key")
+            if self._row is not None and self._row in self.parsed.tables[self._table]:
+                raise self._refuse(f"a second row {self._row!r} in <table id={self._table!r}>")
         elif tag == "td" and self._row is not None:
             self._cell = []
         elif tag == "a" and a.get("id") and a.get("href"):
+            if (a["id"] or "") in self.parsed.links:
+                raise self._refuse(f"a second <a id={a['id']!r}>")
             self.parsed.links[a["id"] or ""] = a["href"] or ""
         elif tag == "img" and a.get("id"):
+            if (a["id"] or "") in self.parsed.images:
+                raise self._refuse(f"a second <img id={a['id']!r}>")
             self.parsed.images[a["id"] or ""] = a.get("src") or ""
         elif tag == "svg" and "qr" in (a.get("class") or "").split():
             self.parsed.qr_svgs += 1
@@ -280,6 +312,7 @@ class _GuideParser(HTMLParser):
         self.handle_starttag(tag, attrs)  # <path .../>
 
     def handle_endtag(self, tag: str) -> None:
+        self._in_style = False
         if tag == "svg":
             self._in_qr = False
         if tag == "td" and self._cell is not None and self._table is not None and self._row is not None:
@@ -291,6 +324,8 @@ class _GuideParser(HTMLParser):
             self._table = None
 
     def handle_data(self, data: str) -> None:
+        if self._in_style and _REMOTE.search(data):
+            raise self._refuse("a style sheet that loads a remote resource")
         if self._cell is not None:
             self._cell.append(data)
 
@@ -461,8 +496,11 @@ class GuideTarget(Target):
         spec = self.spec
         link = qr_link(self.base_url, mailbox) if self.base_url and personal and self.apple else None
         d = spec.delivery
+        # The guide never carries the password (it says so, and it is mailed and written as an ordinary file,
+        # not 0600): its templates get the mailbox without one, so an admin's --templates cannot print it.
         return {
-            "lang": language, "spec": spec, "provider": spec.provider, "mailbox": mailbox, "personal": personal,
+            "lang": language, "spec": spec, "provider": spec.provider, "mailbox": replace(mailbox, password=None),
+            "personal": personal,
             "apple": self.apple, "profile_password": self.apple and spec.passwords.include,
             "incoming": spec.incoming, "outgoing": spec.outgoing,
             "settings": manual_settings(spec, mailbox, language),
@@ -536,7 +574,7 @@ class GuideTarget(Target):
                     android: bool = False) -> None:
         try:
             parsed = parse_html_guide(data)
-        except (UnicodeDecodeError, AssertionError) as exc:
+        except (UnicodeDecodeError, AssertionError, ValueError) as exc:
             raise VerificationError(path, [f"not readable HTML: {exc}"]) from None
         actual: dict[str, Any] = {"settings": read_back(parsed.tables.get("settings", {}), language)}
         for table in ("legacy", "imap"):

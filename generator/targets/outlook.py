@@ -512,7 +512,10 @@ def _encode(encoder: Callable[[str], bytes], text: str, what: str) -> bytes:
 
 
 def read_autodiscover(data: bytes) -> dict[str, Any]:
-    """A POX answer -> {DisplayName, AccountType, Action, Protocol: [{element: text}]}; ports as int."""
+    """A POX answer -> {DisplayName, AccountType, Action, Protocol: [{element: text}]}; ports as int.
+
+    An element given twice where one is read (a second <Server> in a <Protocol>, a second <Account>) is
+    refused: the last copy would be the one proven, and a client may well read the first."""
     root = defusedxml.ElementTree.fromstring(data, forbid_dtd=True)
     if root.tag != f"{{{AD_RESPONSE_NS}}}Autodiscover":
         raise ValueError(f"root element is {root.tag}, not Autodiscover in {AD_RESPONSE_NS}")
@@ -521,23 +524,29 @@ def read_autodiscover(data: bytes) -> dict[str, Any]:
         raise ValueError(f"Autodiscover must hold exactly one Response in {AD_OUTLOOK_NS}")
     ns = f"{{{AD_OUTLOOK_NS}}}"
     out: dict[str, Any] = {}
+
+    def put(into: dict[str, Any], key: str, value: Any) -> None:
+        if key in into:
+            raise ValueError(f"<{key}> given twice")
+        into[key] = value
+
     for part in responses[0]:
         if part.tag == ns + "User":
             for child in part:
-                out[child.tag.removeprefix(ns)] = child.text or ""
+                put(out, child.tag.removeprefix(ns), child.text or "")
         elif part.tag == ns + "Account":
             protocols: list[dict[str, Any]] = []
             for child in part:
                 name = child.tag.removeprefix(ns)
                 if name != "Protocol":
-                    out[name] = child.text or ""
+                    put(out, name, child.text or "")
                     continue
                 values: dict[str, Any] = {}
                 for element in child:
                     key, text = element.tag.removeprefix(ns), element.text or ""
-                    values[key] = int(text) if key == "Port" and re.fullmatch(r"[0-9]{1,5}", text) else text
+                    put(values, key, int(text) if key == "Port" and re.fullmatch(r"[0-9]{1,5}", text) else text)
                 protocols.append(values)
-            out["Protocol"] = protocols
+            put(out, "Protocol", protocols)
         else:
             raise ValueError(f"unexpected element {part.tag} in Response")
     return out

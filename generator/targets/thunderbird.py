@@ -205,8 +205,8 @@ class ThunderbirdTarget(Target):
             if user_js is None:
                 user_js = render_template(env, "thunderbird/user.js.j2", {
                     "sections": sections, "provider": self.spec.provider.display_name, "email": mailbox.email})
-                calls = self._read(f"{base}/user.js", lambda: read_prefs(user_js, ("user_pref",)))
-                prove(f"{base}/user.js", {p.name: p.value for s in sections for p in s.prefs}, as_dict(calls))
+                values = self._read(f"{base}/user.js", lambda: as_dict(read_prefs(user_js, ("user_pref",))))
+                prove(f"{base}/user.js", {p.name: p.value for s in sections for p in s.prefs}, values)
             files.append(self._file(f"{base}/user.js", user_js, "user.js", mailbox.email))
 
         if self.wants("mozilla.cfg"):
@@ -258,9 +258,8 @@ class ThunderbirdTarget(Target):
         """autoconfig.js is the same for every account: rendered and proven once per build."""
         if self._autoconfig_js is None:
             text = render_template(env, "thunderbird/autoconfig.js.j2", {"filename": CFG_FILENAME})
-            activation = self._read(path, lambda: read_prefs(text, ("pref",)))
-            prove(path, {"general.config.filename": CFG_FILENAME, "general.config.obscure_value": 0},
-                        as_dict(activation))
+            activation = self._read(path, lambda: as_dict(read_prefs(text, ("pref",))))
+            prove(path, {"general.config.filename": CFG_FILENAME, "general.config.obscure_value": 0}, activation)
             self._autoconfig_js = text
         return self._autoconfig_js
 
@@ -471,9 +470,10 @@ def _cfg_differences(value: dict[str, Any], text: str) -> list[str]:
     calls = [c for s in value["sections"] for c in s["calls"]]
     try:
         found = read_cfg(text)
+        values = as_dict(found)
     except (PrefsSyntaxError, UnicodeDecodeError) as exc:
         return [str(exc)]
-    return (differences({c["name"]: c["value"] for c in calls}, as_dict(found))
+    return (differences({c["name"]: c["value"] for c in calls}, values)
             or differences({c["name"]: str(c["function"]) for c in calls}, {c.name: c.function for c in found}))
 
 
@@ -515,11 +515,42 @@ def _host_name(what: str, value: str) -> None:
         raise ValueError(f"{what} {value!r} is not a host name or IP address Thunderbird accepts")
 
 
+# Every element config-v1.1.xml may hold, by parent: what the template writes, no more. Thunderbird's reader
+# (readFromXML.sys.mjs, 140) also takes <password> in a server, <inputField>, <useGlobalPreferredServer>,
+# owa/ews/eas URLs, and a repeated element as a list of which it uses the first value it accepts, where the
+# proof would read only the first: an element the spec does not make, or a second copy, would reach every
+# Thunderbird unproven. (None: any number; otherwise at most once.)
+_AUTOCONFIG_CHILDREN: dict[str, dict[str, int | None]] = {
+    "clientConfig": {"emailProvider": None},
+    "emailProvider": {"domain": None, "displayName": 1, "displayShortName": 1, "incomingServer": None,
+                      "outgoingServer": None, "documentation": 1},
+    "incomingServer": {"hostname": 1, "port": 1, "socketType": 1, "username": 1, "authentication": 1, "pop3": 1},
+    "outgoingServer": {"hostname": 1, "port": 1, "socketType": 1, "username": 1, "authentication": 1},
+    "pop3": {"leaveMessagesOnServer": 1, "daysToLeaveMessagesOnServer": 1, "downloadOnBiff": 1},
+    "documentation": {"descr": 1},
+}
+
+
+def _check_autoconfig_elements(element: Any) -> None:
+    allowed = _AUTOCONFIG_CHILDREN.get(element.tag, {})
+    seen: set[str] = set()
+    for child in element:
+        if not isinstance(child.tag, str):  # a comment or processing instruction (not kept by the parser)
+            continue
+        if child.tag not in allowed:
+            raise ValueError(f"<{element.tag}> holds <{child.tag}>, which the spec does not make")
+        if allowed[child.tag] == 1 and child.tag in seen:
+            raise ValueError(f"<{element.tag}> holds <{child.tag}> twice")
+        seen.add(child.tag)
+        _check_autoconfig_elements(child)
+
+
 def parse_autoconfig(data: bytes) -> dict[str, Any]:
     """Read a config-v1.1.xml back into the shape of `autoconfig_values` (defusedxml: no entities, no DTDs)."""
     root = SafeET.fromstring(data)
     if root.tag != "clientConfig" or root.get("version") != "1.1":
         raise ValueError("root must be <clientConfig version=\"1.1\">")
+    _check_autoconfig_elements(root)
     providers = root.findall("emailProvider")
     if len(providers) != 1:
         raise ValueError("expected exactly one <emailProvider>")
