@@ -10,7 +10,7 @@ import unicodedata
 import idna
 
 from generator.errors import Position, Problem
-from generator.model import IncomingServer, Server
+from generator.model import IncomingServer, Server, user_template
 from generator.spec import LoadedSpec
 
 # Well-known ports (IANA): implicit TLS on 993/995/465, plain text or STARTTLS on 143/110/25/587.
@@ -44,8 +44,9 @@ def lint_spec(loaded: LoadedSpec) -> list[Problem]:
                                     "is 'ssl'", "use security: starttls, or check the port", "warning"))
         expected = IMPLICIT_TLS_PORTS.get(server.port) or STARTTLS_PORTS.get(server.port)
         if expected and expected != protocol:
-            problems.append(Problem(at, f"{name}: port {server.port} is a {expected.upper()} port, but this is a "
-                                    f"{protocol.upper()} server", "check the port", "warning"))
+            problems.append(Problem(at, f"{name}: port {server.port} is {_article(expected)} {expected.upper()} port, "
+                                    f"but this is {_article(protocol)} {protocol.upper()} server", "check the port",
+                                    "warning"))
         sends_secret = server.authentication not in ("none", "gssapi")
         if server.security == "none" and sends_secret and not server.allow_insecure:
             problems.append(Problem(loaded.where(*path, "security"),
@@ -61,6 +62,7 @@ def lint_spec(loaded: LoadedSpec) -> list[Problem]:
             problems.append(Problem(loaded.where(*path, "authentication"),
                                     f"{name}: an incoming server without authentication is unusual",
                                     "check authentication", "warning"))
+    problems += _shared_endpoints(loaded)
     spec = loaded.spec
     for i, domain in enumerate(spec.provider.domains):
         problems += _look_alike(domain, loaded.where("provider", "domains", i), "provider.domains")
@@ -70,6 +72,63 @@ def lint_spec(loaded: LoadedSpec) -> list[Problem]:
         problems.append(Problem(loaded.where("outgoing", "username"),
                                 "outgoing.username is ignored: same_credentials uses the incoming user name",
                                 "remove outgoing.username, or set same_credentials: false", "warning"))
+    return problems
+
+
+def _article(protocol: str) -> str:
+    return "an" if protocol == "imap" else "a"
+
+
+def _hosts(loaded: LoadedSpec, server: Server) -> list[str]:
+    """The host names a server stands for: one per provider domain when it holds %EMAILDOMAIN%."""
+    if "%EMAILDOMAIN%" not in server.host:
+        return [server.host.lower()]
+    return [server.host.replace("%EMAILDOMAIN%", d).lower() for d in loaded.spec.provider.domains]
+
+
+def _shared_endpoints(loaded: LoadedSpec) -> list[Problem]:
+    """Two servers of the spec at the same host and port. One port speaks one protocol, and either starts with
+    TLS (ssl) or does not (starttls, none): a second protocol or TLS mode there cannot work. The same server
+    listed twice is only tried twice; the same port again without encryption after STARTTLS is the downgrade
+    an attacker who strips STARTTLS makes clients take, with the password readable."""
+    problems: list[Problem] = []
+    seen: dict[tuple[str, int], tuple[str, Server, str]] = {}
+    for path, server, protocol in _servers(loaded):
+        name = ".".join(str(p) for p in path)
+        for host in _hosts(loaded, server):
+            first = seen.setdefault((host, server.port), (name, server, protocol))
+            if first[1] is server:
+                continue
+            first_name, other, other_protocol = first
+            endpoint = f"{host}:{server.port}"
+            if other_protocol != protocol:
+                problems.append(Problem(loaded.where(*path, "port"),
+                                        f"{name}: {endpoint} is already {first_name}, {_article(other_protocol)} "
+                                        f"{other_protocol.upper()} server; one port speaks one protocol",
+                                        "check the host and port (IMAP: 993 or 143, POP3: 995 or 110, SMTP: 465 "
+                                        "or 587)"))
+            elif (other.security == "ssl") != (server.security == "ssl"):
+                problems.append(Problem(loaded.where(*path, "security"),
+                                        f"{name}: {endpoint} is already {first_name} with security "
+                                        f"'{other.security}'; a port either starts with TLS (ssl) or does not "
+                                        f"(starttls, none), so '{server.security}' cannot work there too",
+                                        "check the port and security"))
+            elif (server.security, server.authentication, user_template(loaded.spec, server)) == (
+                    other.security, other.authentication, user_template(loaded.spec, other)):
+                problems.append(Problem(loaded.where(*path), f"{name}: the same server as {first_name} "
+                                        f"({endpoint}, same security, authentication and user name); clients "
+                                        "would only try it twice", f"remove {name}", "warning"))
+            elif server.security == "none" and other.security == "starttls" and server.authentication not in (
+                    "none", "gssapi"):
+                problems.append(Problem(loaded.where(*path, "security"),
+                                        f"{name}: {endpoint} without encryption, after {first_name} with STARTTLS "
+                                        "on the same port: whoever blocks STARTTLS on the way makes clients fall "
+                                        "back to sending the password readably",
+                                        f"remove {name}, or give the plain-text fallback its own host or port",
+                                        "warning"))
+            else:
+                continue
+            break  # one problem per server, not one per domain
     return problems
 
 

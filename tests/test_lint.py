@@ -1,0 +1,81 @@
+"""The spec-wide lint (generator/lint.py): specs that validate and build byte-perfect files, yet no client can
+connect with them, or connects badly. Each case is a spec and the exact problems `check` reports for it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from generator.lint import lint_spec
+from generator.spec import load_spec
+
+HEAD = "provider: {id: acme.it, display_name: Acme, domains: [acme.it]}\n"
+ACCOUNT = "accounts: [{name: A B, email: a@acme.it}]\n"
+
+
+def lint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> list[str]:
+    """The lint's problems for HEAD + body + ACCOUNT, as `check` prints them (file name relative)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "spec.yaml").write_text(HEAD + body + ACCOUNT, encoding="utf-8")
+    return [f"{p.severity}: {p}" for p in lint_spec(load_spec("spec.yaml"))]
+
+
+SHARED_ENDPOINTS = [
+    ("SMTP on the IMAP port of the same host",
+     "incoming: {protocol: imap, host: mail.acme.it, port: 993, security: ssl}\n"
+     "outgoing: {host: MAIL.acme.it, port: 993, security: ssl}\n",
+     ["warning: spec.yaml:3:38: outgoing: port 993 is an IMAP port, but this is a SMTP server — check the port",
+      "error: spec.yaml:3:38: outgoing: mail.acme.it:993 is already incoming, an IMAP server; one port speaks one "
+      "protocol — check the host and port (IMAP: 993 or 143, POP3: 995 or 110, SMTP: 465 or 587)"]),
+    ("IMAP alternative on the POP3 port, through %EMAILDOMAIN%",
+     "incoming: {protocol: pop3, host: pop.acme.it, port: 995, security: ssl}\n"
+     "outgoing: {host: smtp.acme.it, port: 465, security: ssl}\n"
+     "imap_alternative: {protocol: imap, host: 'pop.%EMAILDOMAIN%', port: 995, security: ssl}\n",
+     ["warning: spec.yaml:4:69: imap_alternative: port 995 is a POP3 port, but this is an IMAP server — check the "
+      "port",
+      "error: spec.yaml:4:69: imap_alternative: pop.acme.it:995 is already incoming, a POP3 server; one port speaks "
+      "one protocol — check the host and port (IMAP: 993 or 143, POP3: 995 or 110, SMTP: 465 or 587)"]),
+    ("implicit TLS and STARTTLS on one port",
+     "incoming: {protocol: imap, host: mail.acme.it, port: 1143, security: starttls}\n"
+     "outgoing: {host: smtp.acme.it, port: 465, security: ssl}\n"
+     "fallbacks: {incoming: [{protocol: imap, host: mail.acme.it, port: 1143, security: ssl}]}\n",
+     ["error: spec.yaml:4:83: fallbacks.incoming.0: mail.acme.it:1143 is already incoming with security "
+      "'starttls'; a port either starts with TLS (ssl) or does not (starttls, none), so 'ssl' cannot work there "
+      "too — check the port and security"]),
+    ("IMAP alternative identical to the primary",
+     "incoming: {protocol: imap, host: mail.acme.it, port: 993, security: ssl}\n"
+     "outgoing: {host: mail.acme.it, port: 465, security: ssl}\n"
+     "imap_alternative: {protocol: imap, host: mail.acme.it, port: 993, security: ssl}\n",
+     ["warning: spec.yaml:4:19: imap_alternative: the same server as incoming (mail.acme.it:993, same security, "
+      "authentication and user name); clients would only try it twice — remove imap_alternative"]),
+    ("fallback identical to the primary (user name inherited)",
+     "incoming: {protocol: pop3, host: mail.acme.it, port: 995, security: ssl, username: '%EMAILLOCALPART%'}\n"
+     "outgoing: {host: mail.acme.it, port: 465, security: ssl}\n"
+     "fallbacks: {outgoing: [{host: mail.acme.it, port: 465, security: ssl}]}\n",
+     ["warning: spec.yaml:4:24: fallbacks.outgoing.0: the same server as outgoing (mail.acme.it:465, same "
+      "security, authentication and user name); clients would only try it twice — remove fallbacks.outgoing.0"]),
+    ("plain-text fallback on the STARTTLS port",
+     "incoming: {protocol: imap, host: mail.acme.it, port: 143, security: starttls}\n"
+     "outgoing: {host: mail.acme.it, port: 587, security: starttls}\n"
+     "fallbacks: {outgoing: [{host: mail.acme.it, port: 587, security: none, allow_insecure: true}]}\n",
+     ["warning: spec.yaml:4:66: fallbacks.outgoing.0: mail.acme.it:587 without encryption, after outgoing with "
+      "STARTTLS on the same port: whoever blocks STARTTLS on the way makes clients fall back to sending the "
+      "password readably — remove fallbacks.outgoing.0, or give the plain-text fallback its own host or port"]),
+]
+
+
+@pytest.mark.parametrize(("body", "expected"), [c[1:] for c in SHARED_ENDPOINTS], ids=[c[0] for c in SHARED_ENDPOINTS])
+def test_two_servers_on_one_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str,
+                                     expected: list[str]) -> None:
+    assert lint(tmp_path, monkeypatch, body) == expected
+
+
+def test_the_same_host_for_every_protocol_on_its_own_port_is_sound(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    body = ("incoming: {protocol: pop3, host: mail.acme.it, port: 995, security: ssl}\n"
+            "outgoing: {host: mail.acme.it, port: 465, security: ssl}\n"
+            "imap_alternative: {protocol: imap, host: mail.acme.it, port: 993, security: ssl}\n"
+            "fallbacks: {incoming: [{protocol: pop3, host: mail.acme.it, port: 995, security: ssl, "
+            "authentication: encrypted-password}]}\n")
+    assert lint(tmp_path, monkeypatch, body) == []
