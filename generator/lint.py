@@ -64,6 +64,15 @@ def lint_spec(loaded: LoadedSpec) -> list[Problem]:
                                     "check authentication", "warning"))
     problems += _shared_endpoints(loaded)
     spec = loaded.spec
+    if spec.outgoing.port == 25:
+        # Port 25 is relay between servers (RFC 5321); clients submit on 587 or 465 (RFC 6409, RFC 8314).
+        # Consumer ISPs and many networks block outgoing port 25, so a laptop that works at the office cannot
+        # send from home. As a fallback, as the provider guides list it for legacy clients, it is normal.
+        problems.append(Problem(loaded.where("outgoing", "port"),
+                                "outgoing: port 25 is for mail between servers; many ISPs and networks block it "
+                                "for clients, which then cannot send away from the office",
+                                "use submission: port 587 with security: starttls, or 465 with ssl (keep 25 as a "
+                                "fallback if legacy clients need it)", "warning"))
     for i, domain in enumerate(spec.provider.domains):
         problems += _look_alike(domain, loaded.where("provider", "domains", i), "provider.domains")
     for path, server, _protocol in _servers(loaded):

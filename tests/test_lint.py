@@ -79,3 +79,24 @@ def test_the_same_host_for_every_protocol_on_its_own_port_is_sound(tmp_path: Pat
             "fallbacks: {incoming: [{protocol: pop3, host: mail.acme.it, port: 995, security: ssl, "
             "authentication: encrypted-password}]}\n")
     assert lint(tmp_path, monkeypatch, body) == []
+
+
+def test_smtp_on_port_25_for_clients_is_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    body = ("incoming: {protocol: imap, host: mail.acme.it, port: 993, security: ssl}\n"
+            "outgoing: {host: mail.acme.it, port: 25, security: starttls}\n")
+    assert lint(tmp_path, monkeypatch, body) == [
+        "warning: spec.yaml:3:38: outgoing: port 25 is for mail between servers; many ISPs and networks block it "
+        "for clients, which then cannot send away from the office — use submission: port 587 with security: "
+        "starttls, or 465 with ssl (keep 25 as a fallback if legacy clients need it)"]
+
+
+def test_the_provider_guides_plain_fallbacks_on_110_and_25_are_sound(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The seed guide's setup: pop3s 995 and smtps 465 with SSL, plain 110/25 fallbacks for legacy clients."""
+    body = ("incoming: {protocol: pop3, host: pop3s.aruba.it, port: 995, security: ssl}\n"
+            "outgoing: {host: smtps.aruba.it, port: 465, security: ssl}\n"
+            "fallbacks:\n"
+            "  incoming: [{protocol: pop3, host: 'pop3.%EMAILDOMAIN%', port: 110, security: none, "
+            "allow_insecure: true}]\n"
+            "  outgoing: [{host: 'smtp.%EMAILDOMAIN%', port: 25, security: none, allow_insecure: true}]\n")
+    assert lint(tmp_path, monkeypatch, body) == []
