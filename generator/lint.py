@@ -5,12 +5,13 @@ Target-specific checks (what a client format cannot carry) live in each target's
 
 from __future__ import annotations
 
+import ipaddress
 import unicodedata
 
 import idna
 
 from generator.errors import Position, Problem
-from generator.model import IncomingServer, Server, user_template
+from generator.model import IncomingServer, Server, bare_host, user_template
 from generator.spec import LoadedSpec
 
 # Well-known ports (IANA): implicit TLS on 993/995/465, plain text or STARTTLS on 143/110/25/587.
@@ -63,6 +64,8 @@ def lint_spec(loaded: LoadedSpec) -> list[Problem]:
                                     f"{name}: an incoming server without authentication is unusual",
                                     "check authentication", "warning"))
     problems += _shared_endpoints(loaded)
+    for path, server, _protocol in _servers(loaded):
+        problems += _unreachable(loaded, path, server)
     spec = loaded.spec
     if spec.outgoing.port == 25:
         # Port 25 is relay between servers (RFC 5321); clients submit on 587 or 465 (RFC 6409, RFC 8314).
@@ -139,6 +142,62 @@ def _shared_endpoints(loaded: LoadedSpec) -> list[Problem]:
                 continue
             break  # one problem per server, not one per domain
     return problems
+
+
+# Names that never resolve on the internet (RFC 2606, RFC 6761, RFC 8375) or only on one local network
+# (mDNS .local, RFC 6762; the suffixes home routers and company DNS use; ICANN reserved .internal for this).
+_RESERVED_SUFFIXES = ("example", "example.com", "example.net", "example.org", "test", "invalid")
+_LOCAL_SUFFIXES = ("local", "lan", "home", "home.arpa", "internal", "intranet", "corp", "localdomain")
+
+
+def _not_public(host: str) -> str | None:
+    """Why clients out on the internet cannot reach `host` (one expanded host name or IP literal), or None."""
+    try:
+        ip = ipaddress.ip_address(bare_host(host))
+    except ValueError:
+        ip = None
+    if ip is not None:
+        if ip.is_loopback:
+            return f"{host} is a loopback address: on each user's device it is that device itself"
+        if not ip.is_global:
+            return f"{host} is not a public address: clients reach it only inside that network"
+        return None
+    name = host.rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return f"{host} is the user's own device (RFC 6761), not the mail server"
+    if any(name == s or name.endswith("." + s) for s in _RESERVED_SUFFIXES):
+        return f"{host} is a name reserved for examples and tests (RFC 2606): it never resolves"
+    if "." not in name:
+        return f"{host} is a single label: it resolves, if at all, only through a local network's search domain"
+    if any(name == s or name.endswith("." + s) for s in _LOCAL_SUFFIXES):
+        return f"{host} is a local-network name: it resolves only inside that network"
+    return None
+
+
+def _unreachable(loaded: LoadedSpec, path: tuple[str | int, ...], server: Server) -> list[Problem]:
+    """A host clients cannot reach from wherever they are, and a TLS server named by an IP address (clients
+    check the server's certificate against the host they were given, and certificates name hosts: an IP
+    address matches only a certificate that lists it, which public CAs rarely issue)."""
+    name = ".".join(str(p) for p in path)
+    out: list[Problem] = []
+    for host in _hosts(loaded, server):
+        why = _not_public(host)
+        if why is not None:
+            out.append(Problem(loaded.where(*path, "host"), f"{name}.host: {why}",
+                               "give the host name users' devices reach the server by, as published in DNS",
+                               "warning"))
+            break
+    try:
+        ipaddress.ip_address(bare_host(server.host))
+    except ValueError:
+        return out
+    if server.security != "none":
+        out.append(Problem(loaded.where(*path, "host"),
+                           f"{name}.host: with security '{server.security}' clients check the server's "
+                           f"certificate against {server.host}, and a certificate names host names, seldom IP "
+                           "addresses: the connection would fail verification",
+                           "give the host name the certificate is issued for", "warning"))
+    return out
 
 
 def _scripts(label: str) -> list[str]:

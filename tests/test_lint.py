@@ -100,3 +100,43 @@ def test_the_provider_guides_plain_fallbacks_on_110_and_25_are_sound(tmp_path: P
             "allow_insecure: true}]\n"
             "  outgoing: [{host: 'smtp.%EMAILDOMAIN%', port: 25, security: none, allow_insecure: true}]\n")
     assert lint(tmp_path, monkeypatch, body) == []
+
+
+HOSTS = [
+    ("loopback name", "localhost", "none", ["localhost is the user's own device (RFC 6761), not the mail server"]),
+    ("loopback address", "127.0.0.1", "none",
+     ["127.0.0.1 is a loopback address: on each user's device it is that device itself"]),
+    ("private address with TLS", "10.1.2.3", "starttls",
+     ["10.1.2.3 is not a public address: clients reach it only inside that network", "CERT"]),
+    ("private IPv6 address", "'[fd00::25]'", "none",
+     ["[fd00::25] is not a public address: clients reach it only inside that network"]),
+    ("mDNS name", "mail.local", "none", ["mail.local is a local-network name: it resolves only inside that network"]),
+    ("router name", "MAIL.home.arpa", "none",
+     ["mail.home.arpa is a local-network name: it resolves only inside that network"]),
+    ("single label", "mailserver", "none",
+     ["mailserver is a single label: it resolves, if at all, only through a local network's search domain"]),
+    ("documentation name", "smtp.example.com", "none",
+     ["smtp.example.com is a name reserved for examples and tests (RFC 2606): it never resolves"]),
+    ("documentation name through %EMAILDOMAIN%", "'smtp.%EMAILDOMAIN%.test'", "none",
+     ["smtp.acme.it.test is a name reserved for examples and tests (RFC 2606): it never resolves"]),
+    ("public address with TLS", "8.8.4.4", "ssl", ["CERT"]),
+    ("public address in plain text", "8.8.4.4", "none", []),
+    ("public name", "smtp.acme.it", "ssl", []),
+]
+
+
+@pytest.mark.parametrize(("host", "security", "expected"), [c[1:] for c in HOSTS], ids=[c[0] for c in HOSTS])
+def test_hosts_clients_cannot_reach_or_verify(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host: str,
+                                              security: str, expected: list[str]) -> None:
+    port = {"ssl": 465, "starttls": 587, "none": 587}[security]
+    auth = ", authentication: none" if security == "none" else ""
+    body = ("incoming: {protocol: imap, host: imap.acme.it, port: 993, security: ssl}\n"
+            f"outgoing: {{host: {host}, port: {port}, security: {security}{auth}}}\n")
+    shown = host.strip("'").lower().replace("%emaildomain%", "acme.it")
+    cert = (f"outgoing.host: with security '{security}' clients check the server's certificate against {shown}, "
+            "and a certificate names host names, seldom IP addresses: the connection would fail verification — "
+            "give the host name the certificate is issued for")
+    reach = " — give the host name users' devices reach the server by, as published in DNS"
+    assert lint(tmp_path, monkeypatch, body) == [
+        f"warning: spec.yaml:3:18: {cert}" if e == "CERT" else f"warning: spec.yaml:3:18: outgoing.host: {e}{reach}"
+        for e in expected]
