@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from generator.cli import main
 from generator.lint import lint_spec
 from generator.spec import load_spec
 
@@ -140,3 +142,40 @@ def test_hosts_clients_cannot_reach_or_verify(tmp_path: Path, monkeypatch: pytes
     assert lint(tmp_path, monkeypatch, body) == [
         f"warning: spec.yaml:3:18: {cert}" if e == "CERT" else f"warning: spec.yaml:3:18: outgoing.host: {e}{reach}"
         for e in expected]
+
+
+def check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec: str, csv: str) -> tuple[int, list[str]]:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "spec.yaml").write_text(spec, encoding="utf-8")
+    (tmp_path / "users.csv").write_text(csv, encoding="utf-8")
+    result = CliRunner().invoke(main, ["check", "spec.yaml"], catch_exceptions=False)
+    return result.exit_code, [line for line in result.output.splitlines() if not line.startswith("warning:")]
+
+
+TWO_DOMAINS = ("provider: {id: acme.it, display_name: Acme, domains: [acme.it, acme.com]}\n"
+               "incoming: {protocol: pop3, host: HOST, port: 995, security: ssl, username: '%EMAILLOCALPART%'}\n"
+               "outgoing: {host: smtp.acme.it, port: 465, security: ssl}\n"
+               "accounts: [{name: Anna A, email: anna@acme.it}, {name: Bob, email: bob@acme.it}]\n"
+               "accounts_csv: users.csv\n")
+USERS = "name,email,username\nAnna B,Anna@acme.com,\nCarl,carl@acme.com,bob\nDora,dora@acme.com,\n"
+
+
+def test_accounts_that_would_log_in_as_one_user_are_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """%EMAILLOCALPART% on a multi-domain spec: anna@acme.it and anna@acme.com both log in as 'anna', and
+    the second would read the first one's mail. So would an account whose own username is another's."""
+    code, lines = check(tmp_path, monkeypatch, TWO_DOMAINS.replace("HOST", "pop.acme.it"), USERS)
+    hint = ("use username: \"%EMAILADDRESS%\" if the server knows users by address, or give one of the accounts its "
+            "own username (one mailbox under two addresses is listed once)")
+    assert (code, lines) == (2, [
+        f"error: users.csv:2:8: 'Anna@acme.com' would log in to pop.acme.it as 'Anna', as the account at "
+        f"spec.yaml:4:12 does: both would read one mailbox — {hint}",
+        f"error: users.csv:3:20: 'carl@acme.com' would log in to pop.acme.it as 'bob', as the account at "
+        f"spec.yaml:4:49 does: both would read one mailbox — {hint}",
+        "2 errors: nothing was written"])
+
+
+def test_a_host_per_domain_keeps_local_part_user_names_apart(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    code, lines = check(tmp_path, monkeypatch, TWO_DOMAINS.replace("HOST", "'pop.%EMAILDOMAIN%'"),
+                        "name,email\nAnna B,anna@acme.com\n")
+    assert (code, lines) == (0, ["spec.yaml: ok, 3 accounts, targets apple, thunderbird, outlook, 1 warning"])
