@@ -64,6 +64,7 @@ def lint_spec(loaded: LoadedSpec) -> list[Problem]:
                                     f"{name}: an incoming server without authentication is unusual",
                                     "check authentication", "warning"))
     problems += _shared_endpoints(loaded)
+    problems += _plain_text_first(loaded)
     for path, server, _protocol in _servers(loaded):
         problems += _unreachable(loaded, path, server)
     spec = loaded.spec
@@ -198,6 +199,32 @@ def _unreachable(loaded: LoadedSpec, path: tuple[str | int, ...], server: Server
                            "addresses: the connection would fail verification",
                            "give the host name the certificate is issued for", "warning"))
     return out
+
+
+def _plain_text_first(loaded: LoadedSpec) -> list[Problem]:
+    """A plain-text server ahead of an encrypted one of the same direction. Clients take the servers in the
+    spec's order (autoconfig and autodiscover list them so; Thunderbird's account setup uses the first that
+    answers), so the password goes out readably whenever the plain-text one answers, and the encrypted one is
+    never reached. The provider guide's order is the other way: SSL servers, then the discouraged plain ones."""
+    spec = loaded.spec
+    problems: list[Problem] = []
+    for direction, primary, fallbacks in (("incoming", spec.incoming, spec.fallbacks.incoming),
+                                          ("outgoing", spec.outgoing, spec.fallbacks.outgoing)):
+        ordered: list[tuple[tuple[str | int, ...], Server]] = [((direction,), primary)]
+        ordered += [(("fallbacks", direction, i), s) for i, s in enumerate(fallbacks)]
+        for n, (path, server) in enumerate(ordered):
+            if server.security != "none" or server.authentication in ("none", "gssapi"):
+                continue
+            later = next((p for p, s in ordered[n + 1:] if s.security != "none"), None)
+            if later is not None:
+                name, other = ".".join(str(p) for p in path), ".".join(str(p) for p in later)
+                problems.append(Problem(loaded.where(*path, "security"),
+                                        f"{name} is plain text but comes before the encrypted {other}: clients "
+                                        "try the servers in this order, so they send the password readably and "
+                                        "never reach the encrypted one",
+                                        "put the encrypted server first (as incoming/outgoing) and the plain-text "
+                                        "one after it, as a fallback", "warning"))
+    return problems
 
 
 def _scripts(label: str) -> list[str]:

@@ -179,3 +179,28 @@ def test_a_host_per_domain_keeps_local_part_user_names_apart(tmp_path: Path,
     code, lines = check(tmp_path, monkeypatch, TWO_DOMAINS.replace("HOST", "'pop.%EMAILDOMAIN%'"),
                         "name,email\nAnna B,anna@acme.com\n")
     assert (code, lines) == (0, ["spec.yaml: ok, 3 accounts, targets apple, thunderbird, outlook, 1 warning"])
+
+
+PLAIN_FIRST = [
+    ("plain primary, encrypted fallback",
+     "incoming: {protocol: pop3, host: pop.acme.it, port: 110, security: none, allow_insecure: true}\n"
+     "outgoing: {host: smtp.acme.it, port: 465, security: ssl}\n"
+     "fallbacks: {incoming: [{protocol: pop3, host: pop.acme.it, port: 995, security: ssl}]}\n",
+     ["warning: spec.yaml:2:68: incoming is plain text but comes before the encrypted fallbacks.incoming.0: "]),
+    ("plain fallback before an encrypted one",
+     "incoming: {protocol: pop3, host: pop.acme.it, port: 995, security: ssl}\n"
+     "outgoing: {host: smtp.acme.it, port: 465, security: ssl}\n"
+     "fallbacks: {outgoing: [{host: smtp.acme.it, port: 25, security: none, allow_insecure: true},\n"
+     "                       {host: smtp.acme.it, port: 587, security: starttls}]}\n",
+     ["warning: spec.yaml:4:65: fallbacks.outgoing.0 is plain text but comes before the encrypted "
+      "fallbacks.outgoing.1: "]),
+]
+
+
+@pytest.mark.parametrize(("body", "expected"), [c[1:] for c in PLAIN_FIRST], ids=[c[0] for c in PLAIN_FIRST])
+def test_a_plain_text_server_before_an_encrypted_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str,
+                                                     expected: list[str]) -> None:
+    rest = ("clients try the servers in this order, so they send the password readably and never reach the "
+            "encrypted one — put the encrypted server first (as incoming/outgoing) and the plain-text one after "
+            "it, as a fallback")
+    assert lint(tmp_path, monkeypatch, body) == [e + rest for e in expected]
