@@ -6,6 +6,8 @@ Target-specific checks (what a client format cannot carry) live in each target's
 from __future__ import annotations
 
 import ipaddress
+import re
+import socket
 import unicodedata
 
 import idna
@@ -151,13 +153,27 @@ _RESERVED_SUFFIXES = ("example", "example.com", "example.net", "example.org", "t
 _LOCAL_SUFFIXES = ("local", "lan", "home", "home.arpa", "internal", "intranet", "corp", "localdomain")
 
 
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host is, if it is one: also the short and hex IPv4 forms (127.1, 0x7f.0.0.1) that the
+    C library's resolver (inet_aton, behind getaddrinfo) reads as addresses before any DNS lookup."""
+    try:
+        return ipaddress.ip_address(bare_host(host))
+    except ValueError:
+        pass
+    if re.fullmatch(r"[0-9a-fx.]+", host.lower()) and re.search(r"\d", host.rsplit(".", 1)[-1]):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
+
+
 def _not_public(host: str) -> str | None:
     """Why clients out on the internet cannot reach `host` (one expanded host name or IP literal), or None."""
-    try:
-        ip = ipaddress.ip_address(bare_host(host))
-    except ValueError:
-        ip = None
+    ip = _ip(host)
     if ip is not None:
+        if str(ip) != bare_host(host):
+            host = f"{host} (the address {ip})"
         if ip.is_loopback:
             return f"{host} is a loopback address: on each user's device it is that device itself"
         if not ip.is_global:
@@ -188,11 +204,7 @@ def _unreachable(loaded: LoadedSpec, path: tuple[str | int, ...], server: Server
                                "give the host name users' devices reach the server by, as published in DNS",
                                "warning"))
             break
-    try:
-        ipaddress.ip_address(bare_host(server.host))
-    except ValueError:
-        return out
-    if server.security != "none":
+    if server.security != "none" and _ip(server.host) is not None:
         out.append(Problem(loaded.where(*path, "host"),
                            f"{name}.host: with security '{server.security}' clients check the server's "
                            f"certificate against {server.host}, and a certificate names host names, seldom IP "
