@@ -67,8 +67,9 @@ def lint_spec(loaded: LoadedSpec) -> list[Problem]:
                                     "check authentication", "warning"))
     problems += _shared_endpoints(loaded)
     problems += _plain_text_first(loaded)
+    probe = _probe_domains(loaded)
     for path, server, _protocol in _servers(loaded):
-        problems += _unreachable(loaded, path, server)
+        problems += _unreachable(loaded, path, server, probe)
     spec = loaded.spec
     if spec.outgoing.port == 25:
         # Port 25 is relay between servers (RFC 5321); clients submit on 587 or 465 (RFC 6409, RFC 8314).
@@ -94,57 +95,92 @@ def _article(protocol: str) -> str:
     return "an" if protocol == "imap" else "a"
 
 
-def _hosts(loaded: LoadedSpec, server: Server) -> list[str]:
-    """The host names a server stands for: one per provider domain when it holds %EMAILDOMAIN%."""
-    if "%EMAILDOMAIN%" not in server.host:
-        return [server.host.lower()]
-    return [server.host.replace("%EMAILDOMAIN%", d).lower() for d in loaded.spec.provider.domains]
+_Entry = tuple[str, Server, str]  # (dotted name, server, protocol)
+
+
+def _pattern(host: str) -> tuple[str, str] | None:
+    """A host with one %EMAILDOMAIN% as (before, after), lower-case; None for a host without one."""
+    before, mark, after = host.lower().partition("%emaildomain%")
+    return (before, after) if mark else None
+
+
+def _splits(host: str, domains: set[str]) -> list[tuple[str, str]]:
+    """The (before, after) patterns a literal host is an expansion of: every run of its labels that is one of
+    the provider's domains, cut out. At most labels² look-ups, whatever the number of domains."""
+    labels = host.lower().split(".")
+    return [(".".join(labels[:a]) + "." if a else "", "." + ".".join(labels[b:]) if b < len(labels) else "")
+            for a in range(len(labels)) for b in range(a + 1, len(labels) + 1) if ".".join(labels[a:b]) in domains]
 
 
 def _shared_endpoints(loaded: LoadedSpec) -> list[Problem]:
     """Two servers of the spec at the same host and port. One port speaks one protocol, and either starts with
     TLS (ssl) or does not (starttls, none): a second protocol or TLS mode there cannot work. The same server
     listed twice is only tried twice; the same port again without encryption after STARTTLS is the downgrade
-    an attacker who strips STARTTLS makes clients take, with the password readable."""
+    an attacker who strips STARTTLS makes clients take, with the password readable.
+
+    A host with %EMAILDOMAIN% meets a literal host where the literal is that pattern filled with one of the
+    domains; hosts are compared as patterns, never expanded per domain (thousands of domains times thousands
+    of fallbacks would be millions of names)."""
+    domains = set(loaded.spec.provider.domains)
+    literal: dict[tuple[str, int], _Entry] = {}  # host, port -> first server there
+    patterns: dict[tuple[str, str, int], _Entry] = {}  # before, after, port -> first server with that pattern
+    literal_by_pattern: dict[tuple[str, str, int], tuple[str, _Entry]] = {}  # ... -> first literal host matching
     problems: list[Problem] = []
-    seen: dict[tuple[str, int], tuple[str, Server, str]] = {}
     for path, server, protocol in _servers(loaded):
-        name = ".".join(str(p) for p in path)
-        for host in _hosts(loaded, server):
-            first = seen.setdefault((host, server.port), (name, server, protocol))
-            if first[1] is server:
-                continue
-            first_name, other, other_protocol = first
-            endpoint = f"{host}:{server.port}"
-            if other_protocol != protocol:
-                problems.append(Problem(loaded.where(*path, "port"),
-                                        f"{name}: {endpoint} is already {first_name}, {_article(other_protocol)} "
-                                        f"{other_protocol.upper()} server; one port speaks one protocol",
-                                        "check the host and port (IMAP: 993 or 143, POP3: 995 or 110, SMTP: 465 "
-                                        "or 587)"))
-            elif (other.security == "ssl") != (server.security == "ssl"):
-                problems.append(Problem(loaded.where(*path, "security"),
-                                        f"{name}: {endpoint} is already {first_name} with security "
-                                        f"'{other.security}'; a port either starts with TLS (ssl) or does not "
-                                        f"(starttls, none), so '{server.security}' cannot work there too",
-                                        "check the port and security"))
-            elif (server.security, server.authentication, user_template(loaded.spec, server)) == (
-                    other.security, other.authentication, user_template(loaded.spec, other)):
-                problems.append(Problem(loaded.where(*path), f"{name}: the same server as {first_name} "
-                                        f"({endpoint}, same security, authentication and user name); clients "
-                                        "would only try it twice", f"remove {name}", "warning"))
-            elif server.security == "none" and other.security == "starttls" and server.authentication not in (
-                    "none", "gssapi"):
-                problems.append(Problem(loaded.where(*path, "security"),
-                                        f"{name}: {endpoint} without encryption, after {first_name} with STARTTLS "
-                                        "on the same port: whoever blocks STARTTLS on the way makes clients fall "
-                                        "back to sending the password readably",
-                                        f"remove {name}, or give the plain-text fallback its own host or port",
-                                        "warning"))
-            else:
-                continue
-            break  # one problem per server, not one per domain
+        name, port = ".".join(str(p) for p in path), server.port
+        entry = (name, server, protocol)
+        met: list[tuple[str, _Entry]] = []  # (the shared host as shown, the earlier server)
+        pattern = _pattern(server.host)
+        if pattern is None or "%emaildomain%" in pattern[1]:  # literal, or a pattern too odd to match: as is
+            host = server.host.lower()
+            first = literal.setdefault((host, port), entry)
+            if first is not entry:
+                met.append((host, first))
+            for before, after in _splits(host, domains) if pattern is None else []:
+                if (before, after, port) in patterns:
+                    met.append((host, patterns[before, after, port]))
+                literal_by_pattern.setdefault((before, after, port), (host, entry))
+        else:
+            key = (*pattern, port)
+            first = patterns.setdefault(key, entry)
+            if first is not entry:
+                met.append((server.host.lower(), first))
+            if key in literal_by_pattern:
+                met.append(literal_by_pattern[key])
+        for host, (first_name, other, other_protocol) in met:
+            problem = _endpoint_problem(loaded, path, name, server, protocol, f"{host}:{port}", first_name, other,
+                                        other_protocol)
+            if problem is not None:
+                problems.append(problem)
+                break  # one problem per server
     return problems
+
+
+def _endpoint_problem(loaded: LoadedSpec, path: tuple[str | int, ...], name: str, server: Server, protocol: str,
+                      endpoint: str, first_name: str, other: Server, other_protocol: str) -> Problem | None:
+    if other_protocol != protocol:
+        return Problem(loaded.where(*path, "port"),
+                       f"{name}: {endpoint} is already {first_name}, {_article(other_protocol)} "
+                       f"{other_protocol.upper()} server; one port speaks one protocol",
+                       "check the host and port (IMAP: 993 or 143, POP3: 995 or 110, SMTP: 465 or 587)")
+    if (other.security == "ssl") != (server.security == "ssl"):
+        return Problem(loaded.where(*path, "security"),
+                       f"{name}: {endpoint} is already {first_name} with security '{other.security}'; a port "
+                       f"either starts with TLS (ssl) or does not (starttls, none), so '{server.security}' cannot "
+                       "work there too", "check the port and security")
+    if (server.security, server.authentication, user_template(loaded.spec, server)) == (
+            other.security, other.authentication, user_template(loaded.spec, other)):
+        return Problem(loaded.where(*path), f"{name}: the same server as {first_name} ({endpoint}, same security, "
+                       "authentication and user name); clients would only try it twice", f"remove {name}",
+                       "warning")
+    if server.security == "none" and other.security == "starttls" and server.authentication not in ("none",
+                                                                                                   "gssapi"):
+        return Problem(loaded.where(*path, "security"),
+                       f"{name}: {endpoint} without encryption, after {first_name} with STARTTLS on the same port: "
+                       "whoever blocks STARTTLS on the way makes clients fall back to sending the password "
+                       "readably", f"remove {name}, or give the plain-text fallback its own host or port",
+                       "warning")
+    return None
 
 
 # Names that never resolve on the internet (RFC 2606, RFC 6761, RFC 8375) or only on one local network
@@ -191,13 +227,23 @@ def _not_public(host: str) -> str | None:
     return None
 
 
-def _unreachable(loaded: LoadedSpec, path: tuple[str | int, ...], server: Server) -> list[Problem]:
+def _probe_domains(loaded: LoadedSpec) -> list[str]:
+    """The domains a %EMAILDOMAIN% host is tried with: the first, and the first that is not public itself
+    (school.test), whose name ends every host made from it. Not every domain: thousands of domains times
+    thousands of fallbacks would be millions of names."""
+    domains = loaded.spec.provider.domains
+    return list(dict.fromkeys(domains[:1] + [d for d in domains if _not_public(d) is not None][:1]))
+
+
+def _unreachable(loaded: LoadedSpec, path: tuple[str | int, ...], server: Server, probe: list[str]) -> list[Problem]:
     """A host clients cannot reach from wherever they are, and a TLS server named by an IP address (clients
     check the server's certificate against the host they were given, and certificates name hosts: an IP
     address matches only a certificate that lists it, which public CAs rarely issue)."""
     name = ".".join(str(p) for p in path)
     out: list[Problem] = []
-    for host in _hosts(loaded, server):
+    hosts = [server.host.replace("%EMAILDOMAIN%", d) for d in probe] if "%EMAILDOMAIN%" in server.host else \
+        [server.host]
+    for host in hosts:
         why = _not_public(host)
         if why is not None:
             out.append(Problem(loaded.where(*path, "host"), f"{name}.host: {why}",

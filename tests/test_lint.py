@@ -45,6 +45,19 @@ SHARED_ENDPOINTS = [
      ["error: spec.yaml:4:83: fallbacks.incoming.0: mail.acme.it:1143 is already incoming with security "
       "'starttls'; a port either starts with TLS (ssl) or does not (starttls, none), so 'ssl' cannot work there "
       "too — check the port and security"]),
+    ("a %EMAILDOMAIN% host first, the literal host it makes later",
+     "incoming: {protocol: imap, host: 'mail.%EMAILDOMAIN%', port: 993, security: ssl}\n"
+     "outgoing: {host: smtp.acme.it, port: 465, security: ssl}\n"
+     "fallbacks: {outgoing: [{host: mail.acme.it, port: 993, security: ssl}]}\n",
+     ["warning: spec.yaml:4:51: fallbacks.outgoing.0: port 993 is an IMAP port, but this is a SMTP server — check "
+      "the port",
+      "error: spec.yaml:4:51: fallbacks.outgoing.0: mail.acme.it:993 is already incoming, an IMAP server; one port "
+      "speaks one protocol — check the host and port (IMAP: 993 or 143, POP3: 995 or 110, SMTP: 465 or 587)"]),
+    ("one %EMAILDOMAIN% pattern twice",
+     "incoming: {protocol: pop3, host: 'Mail.%EMAILDOMAIN%', port: 2000, security: ssl}\n"
+     "outgoing: {host: 'mail.%EMAILDOMAIN%', port: 2000, security: ssl}\n",
+     ["error: spec.yaml:3:46: outgoing: mail.%emaildomain%:2000 is already incoming, a POP3 server; one port "
+      "speaks one protocol — check the host and port (IMAP: 993 or 143, POP3: 995 or 110, SMTP: 465 or 587)"]),
     ("IMAP alternative identical to the primary",
      "incoming: {protocol: imap, host: mail.acme.it, port: 993, security: ssl}\n"
      "outgoing: {host: mail.acme.it, port: 465, security: ssl}\n"
@@ -71,6 +84,16 @@ SHARED_ENDPOINTS = [
 def test_two_servers_on_one_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str,
                                      expected: list[str]) -> None:
     assert lint(tmp_path, monkeypatch, body) == expected
+
+
+def test_two_hosts_of_one_pattern_are_two_hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pop.acme.it and pop.acme.com both fit pop.%EMAILDOMAIN%, but are not each other."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "spec.yaml").write_text(
+        "provider: {id: acme.it, display_name: Acme, domains: [acme.it, acme.com]}\n"
+        "incoming: {protocol: pop3, host: pop.acme.it, port: 995, security: ssl}\n"
+        "outgoing: {host: pop.acme.com, port: 995, security: ssl}\n", encoding="utf-8")
+    assert [str(p) for p in lint_spec(load_spec("spec.yaml")) if p.severity == "error"] == []
 
 
 def test_the_same_host_for_every_protocol_on_its_own_port_is_sound(tmp_path: Path,
@@ -148,6 +171,18 @@ def test_hosts_clients_cannot_reach_or_verify(tmp_path: Path, monkeypatch: pytes
     assert lint(tmp_path, monkeypatch, body) == [
         f"warning: spec.yaml:3:18: {cert}" if e == "CERT" else f"warning: spec.yaml:3:18: outgoing.host: {e}{reach}"
         for e in expected]
+
+
+def test_a_host_made_from_a_reserved_domain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each domain fills %EMAILDOMAIN%: the one that is not public (school.test) is the one tried."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "spec.yaml").write_text(
+        "provider: {id: acme.it, display_name: Acme, domains: [acme.it, acme.com, school.test, x.invalid]}\n"
+        "incoming: {protocol: pop3, host: 'pop.%EMAILDOMAIN%', port: 995, security: ssl}\n"
+        "outgoing: {host: smtp.acme.it, port: 465, security: ssl}\n", encoding="utf-8")
+    assert [str(p) for p in lint_spec(load_spec("spec.yaml"))] == [
+        "spec.yaml:2:34: incoming.host: pop.school.test is a name reserved for examples and tests (RFC 2606): it "
+        "never resolves — give the host name users' devices reach the server by, as published in DNS"]
 
 
 def check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec: str, csv: str) -> tuple[int, list[str]]:
