@@ -53,8 +53,8 @@ def lint_spec(loaded: LoadedSpec) -> list[Problem]:
         sends_secret = server.authentication not in ("none", "gssapi")
         if server.security == "none" and sends_secret and not server.allow_insecure:
             problems.append(Problem(loaded.where(*path, "security"),
-                                    f"{name}: {server.authentication} authentication without encryption sends "
-                                    "the password readably over the network",
+                                    f"{name}: {server.authentication} authentication without encryption "
+                                    f"{_EXPOSED[server.authentication]}",
                                     "use ssl or starttls, or set allow_insecure: true on this server if you "
                                     "really mean it"))
         if server.allow_insecure and server.security != "none":
@@ -89,6 +89,16 @@ def lint_spec(loaded: LoadedSpec) -> list[Problem]:
                                 "outgoing.username is ignored: same_credentials uses the incoming user name",
                                 "remove outgoing.username, or set same_credentials: false", "warning"))
     return problems
+
+
+# What each method gives away on an unencrypted connection. CRAM-MD5 and NTLM send a response, not the
+# password, but one that can be tried against guesses offline; Outlook's files cannot even express
+# encrypted-password and send the password itself (targets/outlook.py).
+_EXPOSED = {"password": "sends the password readably over the network",
+            "encrypted-password": "lets anyone on the network record the exchange and guess the password offline "
+                                  "(and Outlook, which cannot express it, sends the password itself)",
+            "ntlm": "lets anyone on the network record the exchange and guess the password offline",
+            "oauth2": "sends the access token readably over the network: whoever reads it logs in as the user"}
 
 
 def _article(protocol: str) -> str:

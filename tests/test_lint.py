@@ -245,3 +245,18 @@ def test_a_plain_text_server_before_an_encrypted_one(tmp_path: Path, monkeypatch
             "encrypted one — put the encrypted server first (as incoming/outgoing) and the plain-text one after "
             "it, as a fallback")
     assert lint(tmp_path, monkeypatch, body) == [e + rest for e in expected]
+
+
+@pytest.mark.parametrize(("auth", "exposed"), [
+    ("password", "sends the password readably over the network"),
+    ("encrypted-password", "lets anyone on the network record the exchange and guess the password offline (and "
+     "Outlook, which cannot express it, sends the password itself)"),
+    ("ntlm", "lets anyone on the network record the exchange and guess the password offline"),
+    ("oauth2", "sends the access token readably over the network: whoever reads it logs in as the user")])
+def test_what_each_method_gives_away_without_encryption(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, auth: str,
+                                                        exposed: str) -> None:
+    body = ("incoming: {protocol: imap, host: imap.acme.it, port: 993, security: ssl}\n"
+            f"outgoing: {{host: smtp.acme.it, port: 587, security: none, authentication: {auth}}}\n")
+    assert lint(tmp_path, monkeypatch, body) == [
+        f"error: spec.yaml:3:53: outgoing: {auth} authentication without encryption {exposed} — use ssl or starttls, "
+        "or set allow_insecure: true on this server if you really mean it"]
