@@ -125,6 +125,9 @@ class AccountSource:
 
     def __iter__(self) -> Iterator[Mailbox]:
         seen: dict[str, int] = {}  # address -> packed position of its first row (see _pack)
+        # Incoming host and user name -> packed position of the first account logging in with them. Only a user
+        # name without the whole address (%EMAILLOCALPART%, %REALNAME%, a literal) can be two accounts' own.
+        self._logins: dict[str, int] | None = None if "%EMAILADDRESS%" in self.spec.incoming.username else {}
         index = 0
         passwords = self._load_passwords()
         for data, position, where in self._raw_accounts():
@@ -176,6 +179,21 @@ class AccountSource:
             except ValueError as exc:
                 self.problems.append(Problem(where(("notify",)), str(exc), "correct the notify address"))
                 return None
+        proto = Mailbox(index=index, name=account.name, email=email, local=local, domain=domain, username="",
+                        smtp_username="", description=account.description, position=position)
+        incoming_user = account.username or proto.expand(self.spec.incoming.username)
+        if self._logins is not None:
+            host = proto.host(self.spec.incoming)
+            first = self._logins.setdefault(f"{host.lower()} {incoming_user.lower()}", self._pack(position))
+            if first != self._pack(position):
+                # Both would be set up to read one mailbox: the second user gets the first one's mail.
+                self.problems.append(Problem(
+                    where(("username",) if account.username else ("email",)),
+                    f"'{email}' would log in to {host} as '{incoming_user}', as the account at "
+                    f"{self._unpack(first)} does: both would read one mailbox",
+                    "use username: \"%EMAILADDRESS%\" if the server knows users by address, or give one of the "
+                    "accounts its own username (one mailbox under two addresses is listed once)"))
+                return None
         seen[key] = self._pack(position)
         password = None
         if passwords is not None:
@@ -186,9 +204,6 @@ class AccountSource:
                 self.problems.append(Problem(where(("email",)), f"no password for '{email}' in the passwords file",
                                              "add a row for it, or set passwords.include: false"))
                 return None
-        proto = Mailbox(index=index, name=account.name, email=email, local=local, domain=domain, username="",
-                        smtp_username="", description=account.description, position=position)
-        incoming_user = account.username or proto.expand(self.spec.incoming.username)
         same = self.spec.outgoing.same_credentials
         smtp_user = incoming_user if same else proto.expand(self.spec.outgoing.username)
         return Mailbox(index=index, name=account.name, email=email, local=local, domain=domain,

@@ -92,7 +92,7 @@ def test_ispdb_data_error_is_imported_and_check_warns(tmp_path: Path) -> None:
     outcome = CliRunner().invoke(main, ["check", str(path)])
     assert outcome.exit_code == 0
     line = result.text.splitlines().index("      port: 993") + 1  # the fallback POP3 server's port
-    assert f"warning: {path}:{line}:13: fallbacks.incoming.0: port 993 is a IMAP port, but this is a POP3 server " \
+    assert f"warning: {path}:{line}:13: fallbacks.incoming.0: port 993 is an IMAP port, but this is a POP3 server " \
            "— check the port" in outcome.output.splitlines()
 
 

@@ -315,3 +315,23 @@ def test_templates_are_in_place() -> None:
     folder = packaged_templates() / "thunderbird"
     assert sorted(p.name for p in folder.iterdir()) == ["autoconfig.js.j2", "config-v1.1.xml.j2",
                                                         "mozilla.cfg.j2", "policies.json.j2", "user.js.j2"]
+
+
+def test_autoconfig_cannot_carry_tls_min_above_thunderbirds_default(tmp_path: Path) -> None:
+    """config-v1.1.xml has no TLS minimum: tls_min 1.3 holds only where the prefs files are deployed, and a
+    build of autoconfig files alone (--kinds autoconfig-xml, as serve answers) makes none."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text((EXAMPLES / "provider-imap.yaml").read_text(encoding="utf-8") + 'tls_min: "1.3"\n',
+                    encoding="utf-8")
+    lines = (EXAMPLES / "provider-imap.yaml").read_text(encoding="utf-8").count("\n") + 1
+    xml_only = ThunderbirdTarget(RenderContext(load_spec(spec), kinds=frozenset({"autoconfig-xml"})))
+    assert [(p.severity, p.position and p.position.line, p.message) for p in xml_only.lint()
+            if "TLS" in p.message] == [
+        ("warning", lines, "config-v1.1.xml cannot require TLS 1.3: a Thunderbird set up from it (autoconfig, "
+         "serve) keeps its own minimum, TLS 1.2 by default; only user.js, mozilla.cfg and policies.json carry "
+         "tls_min")]
+    with_prefs = ThunderbirdTarget(RenderContext(load_spec(spec), kinds=frozenset({"autoconfig-xml", "user.js"})))
+    assert [p for p in with_prefs.lint() if "TLS" in p.message] == []  # docs/thunderbird.md: the prefs carry it
+    spec.write_text((EXAMPLES / "provider-imap.yaml").read_text(encoding="utf-8") + 'tls_min: "1.2"\n',
+                    encoding="utf-8")
+    assert [p for p in ThunderbirdTarget(RenderContext(load_spec(spec))).lint() if "TLS" in p.message] == []

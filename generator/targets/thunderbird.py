@@ -119,6 +119,15 @@ class ThunderbirdTarget(Target):
                 f"config-v1.1.xml lists the plain-text fallbacks: {ANDROID_CLIENTS} reject the whole file "
                 "(a server with socketType plain); desktop Thunderbird, Evolution and KMail read it",
                 "leave autoconfig_plain_fallbacks out unless the legacy clients matter more", "warning"))
+        if xml and spec.tls_min != "1.2" and not self._wants_prefs():
+            # Autoconfig has no TLS-minimum element (FORMATS §5): an account set up from it keeps Thunderbird's
+            # own security.tls.version.min, TLS 1.2 by default. Only the prefs files carry tls_min, and a build
+            # of autoconfig files alone (--kinds autoconfig-xml, serve) makes none.
+            problems.append(Problem(
+                where("tls_min"),
+                f"config-v1.1.xml cannot require TLS {spec.tls_min}: a Thunderbird set up from it (autoconfig, "
+                "serve) keeps its own minimum, TLS 1.2 by default; only user.js, mozilla.cfg and policies.json "
+                "carry tls_min", "enforce it on the server, or deploy the prefs files as well", "warning"))
         android = android_autoconfig_problems(self.autoconfig_values()) if xml else []
         if android:
             problems.append(Problem(
