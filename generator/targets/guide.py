@@ -251,6 +251,13 @@ class ParsedGuide:
 # template would tell someone when each opened it, or show them what the proof never read.
 _REMOTE = re.compile(r"(?i)(?:\b(?:https?|ftp|wss?)://|^\s*//|url\(\s*['\"]?\s*(?!data:)|@import)")
 _ACTIVE_TAGS = frozenset({"script", "iframe", "frame", "object", "embed", "base", "applet", "portal"})
+# Attributes that are text for a reader and never fetched: a URL there (the profile link in the QR code's
+# accessible name) loads nothing.
+_TEXT_ATTRIBUTES = frozenset({"alt", "title", "lang", "id", "class"})
+
+
+def _text_only(attribute: str) -> bool:
+    return attribute in _TEXT_ATTRIBUTES or attribute.startswith(("aria-", "data-"))
 
 
 class _GuideParser(HTMLParser):
@@ -278,7 +285,7 @@ class _GuideParser(HTMLParser):
         for name, value in attrs:
             if name.startswith("on"):
                 raise self._refuse(f"<{tag} {name}> runs a script")
-            if value and _REMOTE.search(value) and not (tag == "a" and name == "href"):
+            if value and _REMOTE.search(value) and not (tag == "a" and name == "href") and not _text_only(name):
                 raise self._refuse(f"<{tag} {name}={value[:60]!r}> loads a remote resource")
         self._in_style = tag == "style"
         if tag == "html":
