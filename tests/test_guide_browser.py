@@ -57,7 +57,7 @@ def test_rendered_settings_table_and_qr_code(tmp_path: Path, chromium: webdriver
 
 
 # Where each of some strings sits on screen in an element: the line (y) and the x of its first and last character.
-_EDGES = """
+EDGES = """
 const [selector, words] = arguments;
 const out = [];
 for (const word of words) {
@@ -92,7 +92,7 @@ def test_a_right_to_left_name_does_not_reorder_the_address(tmp_path: Path, chrom
     greeting = chromium.find_element(By.CSS_SELECTOR, "h1 + p").text
     assert greeting.startswith("Gentile ") and name.lstrip("\u202e\u202b\u2067") in greeting
     words = ["Gentile", "questa guida", "mario.rossi@esempio.it", "dispositivi"]
-    edges = chromium.execute_script(_EDGES, "h1 + p", words)
+    edges = chromium.execute_script(EDGES, "h1 + p", words)
     assert len(edges) == len(words)
     assert all(first < last for _y, first, last in edges)  # each reads left to right, the address as it is typed
     starts = [(y, first) for y, first, _last in edges]

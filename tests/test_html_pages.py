@@ -21,6 +21,7 @@ from generator.spec import load_spec
 from tests.browser import start_chromium
 from tests.conftest import EXAMPLES
 from tests.serve_process import serving
+from tests.test_guide_browser import EDGES
 
 BASE_URL = "https://mail.example.net/profiles"
 NS = "{http://www.w3.org/1999/xhtml}"
@@ -166,24 +167,6 @@ def test_text_and_table_borders_have_enough_contrast(pages: dict[str, str], phon
     assert failures == {}
 
 
-# Where each word sits in the <h1>: the line (y) and the x of its first and last character.
-_EDGES = """
-const out = [];
-for (const word of arguments[0]) {
-  const walker = document.createTreeWalker(document.querySelector('h1'), NodeFilter.SHOW_TEXT);
-  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-    const at = node.data.indexOf(word);
-    if (at < 0) continue;
-    const box = (i) => { const r = document.createRange(); r.setStart(node, i); r.setEnd(node, i + 1);
-                         return r.getBoundingClientRect(); };
-    out.push([Math.round(box(at).top), box(at).left, box(at + word.length - 1).left]);
-    break;
-  }
-}
-return out;
-"""
-
-
 def test_served_page_isolates_a_right_to_left_provider_name(phone: Any, tmp_path: Path) -> None:
     """As the guides do: an unclosed RIGHT-TO-LEFT OVERRIDE in the provider's name must not reverse the rest
     of the heading, nor of the title (where a <bdi> would show as text: FSI ... PDI there)."""
@@ -201,7 +184,7 @@ def test_served_page_isolates_a_right_to_left_provider_name(phone: Any, tmp_path
     path = tmp_path / "page.html"
     path.write_text(page, encoding="utf-8")
     phone.get(path.as_uri())
-    edges = phone.execute_script(_EDGES, ["Set up your", "mailbox"])
+    edges = phone.execute_script(EDGES, "h1", ["Set up your", "mailbox"])
     assert len(edges) == 2
     assert all(first < last for _y, first, last in edges)  # each reads left to right
     assert [(y, first) for y, first, _last in edges] == sorted((y, first) for y, first, _last in edges)
