@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from generator.cli import main
+from generator.errors import Problem
 from generator.lint import lint_spec
 from generator.spec import load_spec
 
@@ -16,11 +17,16 @@ HEAD = "provider: {id: acme.it, display_name: Acme, domains: [acme.it]}\n"
 ACCOUNT = "accounts: [{name: A B, email: a@acme.it}]\n"
 
 
-def lint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> list[str]:
-    """The lint's problems for HEAD + body + ACCOUNT, as `check` prints them (file name relative)."""
+def problems(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> list[Problem]:
+    """The lint's problems for the spec `text`, written as spec.yaml in tmp_path (file names relative)."""
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "spec.yaml").write_text(HEAD + body + ACCOUNT, encoding="utf-8")
-    return [f"{p.severity}: {p}" for p in lint_spec(load_spec("spec.yaml"))]
+    (tmp_path / "spec.yaml").write_text(text, encoding="utf-8")
+    return lint_spec(load_spec("spec.yaml"))
+
+
+def lint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> list[str]:
+    """The lint's problems for HEAD + body + ACCOUNT, as `check` prints them."""
+    return [f"{p.severity}: {p}" for p in problems(tmp_path, monkeypatch, HEAD + body + ACCOUNT)]
 
 
 SHARED_ENDPOINTS = [
@@ -88,12 +94,11 @@ def test_two_servers_on_one_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 def test_two_hosts_of_one_pattern_are_two_hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """pop.acme.it and pop.acme.com both fit pop.%EMAILDOMAIN%, but are not each other."""
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "spec.yaml").write_text(
-        "provider: {id: acme.it, display_name: Acme, domains: [acme.it, acme.com]}\n"
-        "incoming: {protocol: pop3, host: pop.acme.it, port: 995, security: ssl}\n"
-        "outgoing: {host: pop.acme.com, port: 995, security: ssl}\n", encoding="utf-8")
-    assert [str(p) for p in lint_spec(load_spec("spec.yaml")) if p.severity == "error"] == []
+    found = problems(tmp_path, monkeypatch,
+                     "provider: {id: acme.it, display_name: Acme, domains: [acme.it, acme.com]}\n"
+                     "incoming: {protocol: pop3, host: pop.acme.it, port: 995, security: ssl}\n"
+                     "outgoing: {host: pop.acme.com, port: 995, security: ssl}\n")
+    assert [str(p) for p in found if p.severity == "error"] == []
 
 
 def test_the_same_host_for_every_protocol_on_its_own_port_is_sound(tmp_path: Path,
@@ -175,12 +180,12 @@ def test_hosts_clients_cannot_reach_or_verify(tmp_path: Path, monkeypatch: pytes
 
 def test_a_host_made_from_a_reserved_domain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each domain fills %EMAILDOMAIN%: the one that is not public (school.test) is the one tried."""
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "spec.yaml").write_text(
-        "provider: {id: acme.it, display_name: Acme, domains: [acme.it, acme.com, school.test, x.invalid]}\n"
-        "incoming: {protocol: pop3, host: 'pop.%EMAILDOMAIN%', port: 995, security: ssl}\n"
-        "outgoing: {host: smtp.acme.it, port: 465, security: ssl}\n", encoding="utf-8")
-    assert [str(p) for p in lint_spec(load_spec("spec.yaml"))] == [
+    found = problems(tmp_path, monkeypatch,
+                     "provider: {id: acme.it, display_name: Acme, domains: [acme.it, acme.com, school.test, "
+                     "x.invalid]}\n"
+                     "incoming: {protocol: pop3, host: 'pop.%EMAILDOMAIN%', port: 995, security: ssl}\n"
+                     "outgoing: {host: smtp.acme.it, port: 465, security: ssl}\n")
+    assert [str(p) for p in found] == [
         "spec.yaml:2:34: incoming.host: pop.school.test is a name reserved for examples and tests (RFC 2606): it "
         "never resolves — give the host name users' devices reach the server by, as published in DNS"]
 
