@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -32,3 +33,10 @@ def require_binary(name: str, package: str) -> str:
     require(path is not None, f"{name} not installed (Debian package {package})")
     assert path is not None
     return path
+
+
+def interruptible() -> None:
+    """preexec_fn for a child a test interrupts as a terminal's Ctrl-C would: SIGINT at its default, as in a
+    foreground job. A shell starts background jobs (`make test &`, a CI runner's) with SIGINT ignored, Python
+    then installs no KeyboardInterrupt handler, and the child would go on as if never interrupted."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_binary
+from tests.conftest import interruptible, require_binary
 
 pytestmark = pytest.mark.strace
 
@@ -40,7 +40,8 @@ ENV = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}  # no .pyc renames in the c
 def _build(spec: Path, out: Path, zip_path: Path, strace: list[str] | None = None) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "generator", "build", str(spec), "--out", str(out), "--zip", str(zip_path),
            "-j", "1", "-q"]
-    return subprocess.run([*(strace or []), *cmd], capture_output=True, text=True, env=ENV, timeout=120, check=False)
+    return subprocess.run([*(strace or []), *cmd], capture_output=True, text=True, env=ENV, timeout=120, check=False,
+                          preexec_fn=interruptible)
 
 
 def _tree(folder: Path) -> dict[str, bytes] | None:

@@ -31,7 +31,7 @@ from generator.targets.apple import AppleTarget
 from generator.targets.base import RenderContext
 from generator.targets.outlook import OutlookTarget
 from generator.targets.thunderbird import ThunderbirdTarget
-from tests.conftest import require, require_binary
+from tests.conftest import interruptible, require, require_binary
 
 HEAD = """\
 provider: {id: esempio.it, display_name: Esempio, domains: [esempio.it]}
@@ -422,7 +422,7 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
     with err.open("wb") as handle:
         proc = subprocess.Popen([sys.executable, "-m", "generator", "build", str(spec), "--out",
                                  str(tmp_path / "out"), "-j", "2", "-q"], stderr=handle, stdout=subprocess.DEVNULL,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=interruptible)
     deadline = time.monotonic() + 60
     while not any(p.name.startswith(".out.mailprofile-") and p.is_dir() for p in tmp_path.iterdir()):
         assert time.monotonic() < deadline and proc.poll() is None, err.read_text()

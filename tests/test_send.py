@@ -25,7 +25,7 @@ from generator.errors import BuildError
 from generator.sender import MAX_BACKOFF, SendOptions, SmtpTarget, backoff_wait, load_outbox_messages, send_all
 from generator.spec import load_spec
 from generator.targets.guide import parse_html_guide
-from tests.conftest import EXAMPLES, ROOT
+from tests.conftest import EXAMPLES, ROOT, interruptible
 from tests.smtpd import PASSWORD, USER, Handler, Received, free_port, smtp_server
 from tests.test_spec_errors import BASE
 
@@ -326,7 +326,8 @@ def _slow_send_under_way(out: Path, port: int, ca: Path, handler: Handler, delay
     env = {**os.environ, "MAILPROFILE_SMTP_PASSWORD": PASSWORD}
     argv = [sys.executable, "-m", "generator", "send", str(out), "--smtp", f"127.0.0.1:{port}", "--security", "ssl",
             "--cafile", str(ca), "--user", USER, "-q"]
-    process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               preexec_fn=interruptible)
     deadline = time.monotonic() + 60
     while handler.data_seen < reached and time.monotonic() < deadline:
         time.sleep(0.01)
