@@ -101,14 +101,27 @@ def test_two_hosts_of_one_pattern_are_two_hosts(tmp_path: Path, monkeypatch: pyt
     assert [str(p) for p in found if p.severity == "error"] == []
 
 
-def test_the_same_host_for_every_protocol_on_its_own_port_is_sound(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    body = ("incoming: {protocol: pop3, host: mail.acme.it, port: 995, security: ssl}\n"
-            "outgoing: {host: mail.acme.it, port: 465, security: ssl}\n"
-            "imap_alternative: {protocol: imap, host: mail.acme.it, port: 993, security: ssl}\n"
-            "fallbacks: {incoming: [{protocol: pop3, host: mail.acme.it, port: 995, security: ssl, "
-            "authentication: encrypted-password}]}\n")
-    assert lint(tmp_path, monkeypatch, body) == []
+SOUND = {
+    "the same host for every protocol, each on its own port":
+        "incoming: {protocol: pop3, host: mail.acme.it, port: 995, security: ssl}\n"
+        "outgoing: {host: mail.acme.it, port: 465, security: ssl}\n"
+        "imap_alternative: {protocol: imap, host: mail.acme.it, port: 993, security: ssl}\n"
+        "fallbacks: {incoming: [{protocol: pop3, host: mail.acme.it, port: 995, security: ssl, "
+        "authentication: encrypted-password}]}\n",
+    # The seed guide's setup: pop3s 995 and smtps 465 with SSL, plain 110/25 fallbacks for legacy clients.
+    "the provider guide's plain fallbacks on 110 and 25":
+        "incoming: {protocol: pop3, host: pop3s.aruba.it, port: 995, security: ssl}\n"
+        "outgoing: {host: smtps.aruba.it, port: 465, security: ssl}\n"
+        "fallbacks:\n"
+        "  incoming: [{protocol: pop3, host: 'pop3.%EMAILDOMAIN%', port: 110, security: none, "
+        "allow_insecure: true}]\n"
+        "  outgoing: [{host: 'smtp.%EMAILDOMAIN%', port: 25, security: none, allow_insecure: true}]\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(SOUND))
+def test_sound_setups_are_silent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str) -> None:
+    assert lint(tmp_path, monkeypatch, SOUND[case]) == []
 
 
 def test_smtp_on_port_25_for_clients_is_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -120,16 +133,6 @@ def test_smtp_on_port_25_for_clients_is_a_warning(tmp_path: Path, monkeypatch: p
         "starttls, or 465 with ssl (keep 25 as a fallback if legacy clients need it)"]
 
 
-def test_the_provider_guides_plain_fallbacks_on_110_and_25_are_sound(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """The seed guide's setup: pop3s 995 and smtps 465 with SSL, plain 110/25 fallbacks for legacy clients."""
-    body = ("incoming: {protocol: pop3, host: pop3s.aruba.it, port: 995, security: ssl}\n"
-            "outgoing: {host: smtps.aruba.it, port: 465, security: ssl}\n"
-            "fallbacks:\n"
-            "  incoming: [{protocol: pop3, host: 'pop3.%EMAILDOMAIN%', port: 110, security: none, "
-            "allow_insecure: true}]\n"
-            "  outgoing: [{host: 'smtp.%EMAILDOMAIN%', port: 25, security: none, allow_insecure: true}]\n")
-    assert lint(tmp_path, monkeypatch, body) == []
 
 
 HOSTS = [
