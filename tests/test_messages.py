@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import re
+import subprocess
 from email import policy
 from email.header import decode_header, make_header
 from email.message import EmailMessage
@@ -14,19 +15,21 @@ from email.utils import getaddresses, parseaddr
 from pathlib import Path
 
 import pytest
+import segno
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from generator import mailimages
 from generator.build import BuildOptions, SignRequest, build, prepare
 from generator.cli import main
-from generator.errors import SpecError
+from generator.errors import SpecError, VerificationError
 from generator.sender import load_outbox_messages
 from generator.signing import unsigned_content
 from generator.spec import load_spec
-from generator.targets.guide import parse_html_guide
+from generator.targets.guide import parse_html_guide, read_android_qr
 from generator.targets.message import fold, mailbox_words, text_words
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, require_binary
 from tests.test_signing import PKI, pki  # noqa: F401  (session fixture)
 from tests.test_spec_errors import BASE
 
@@ -50,7 +53,8 @@ def test_one_message_per_account_with_guide_and_profile(tmp_path: Path) -> None:
     out = _messages(tmp_path)
     mario = _parse(out / "mario.rossi@esempio.it/message/mario.rossi@esempio.it.eml")
     assert [p.get_content_type() for p in mario.walk()] == [
-        "multipart/mixed", "multipart/alternative", "text/plain", "text/html", "application/x-apple-aspen-config"]
+        "multipart/mixed", "multipart/alternative", "text/plain", "multipart/related", "text/html", "image/png",
+        "application/x-apple-aspen-config"]  # the profile link's QR code as a PNG part
     assert mario["From"] == "Servizio IT Esempio <it@esempio.it>"
     assert mario["To"] == "Mario Rossi <mario.rossi@esempio.it>"
     assert mario["Reply-To"] == "assistenza@esempio.it"
@@ -396,3 +400,71 @@ def test_escaped_carriage_returns_in_long_texts_are_line_breaks(tmp_path: Path) 
     assert text is not None and html is not None
     assert text.get_content().replace("\r\n", "\n").startswith("Welcome.\n\nSecond\nline\n\n")
     assert '<p class="intro">Welcome.</p>\r\n<p class="intro">Second\r\nline</p>' in html.get_content()
+
+
+# --- QR codes as mail apps show them ---------------------------------------------------------------------------
+
+ANDROID_QR = "targets:\n  build: [apple, guide, message]\n  thunderbird: {android_qr: true}\n"
+
+
+def _zbar(png: bytes, tmp_path: Path) -> bytes:
+    zbarimg = require_binary("zbarimg", "zbar-tools")
+    path = tmp_path / f"part-{hashlib.sha256(png).hexdigest()[:12]}.png"
+    path.write_bytes(png)
+    result = subprocess.run([zbarimg, "-q", "--raw", "-Sbinary", str(path)], capture_output=True, check=False)
+    assert result.returncode == 0, f"zbar found no QR code in the message's PNG part: {result.stderr!r}"
+    return result.stdout.rstrip(b"\n")
+
+
+def test_qr_codes_arrive_as_png_parts_that_the_html_names_by_cid(tmp_path: Path) -> None:
+    """Gmail removes inline <svg> and data: images and Outlook for Windows draws neither: in a message each QR
+    code of the guide is a PNG part of a multipart/related, named by cid:, that zbar reads as the guide file's
+    code (the profile link; the Thunderbird for Android import)."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(DELIVERY.read_text(encoding="utf-8").replace(
+        "targets:\n  build: [apple, guide, message]\n", ANDROID_QR), encoding="utf-8")
+    out = _messages(tmp_path, spec)
+    address = "mario.rossi@esempio.it"
+    msg = _parse(out / f"{address}/message/{address}.eml")
+    assert [p.get_content_type() for p in msg.walk()] == [
+        "multipart/mixed", "multipart/alternative", "text/plain", "multipart/related", "text/html", "image/png",
+        "image/png", "application/x-apple-aspen-config"]
+    html_part = msg.get_body(("html",))
+    assert html_part is not None
+    html = html_part.get_content()
+    assert "<svg" not in html and "data:" not in html
+    referenced = re.findall(r'<img [^>]*src="cid:([^"]+)"', html)
+    images = {str(p["Content-ID"]).strip("<>"): p for p in msg.walk() if p.get_content_type() == "image/png"}
+    assert referenced == list(images) and len(set(referenced)) == 2
+    assert all(p.get_content_disposition() == "inline" for p in images.values())
+    assert [p.get_content_type() for p in msg.iter_attachments()] == ["application/x-apple-aspen-config"]
+    guide = parse_html_guide((out / f"{address}/guide/{address}.html").read_bytes())
+    profile_qr, android_qr = (_zbar(images[cid].get_content(), tmp_path) for cid in referenced)
+    assert profile_qr.decode() == guide.links["profile-link"]
+    assert guide.links["profile-link"] == f"https://mail.esempio.it/profiles/apple/{address}.mobileconfig"
+    assert json.loads(android_qr) == read_android_qr(guide.images["android-qr"])  # the android-qr file's SVG
+    assert b"\"pop3s.aruba.it\"" in android_qr and address.encode() in android_qr
+    # the codes keep their names for screen readers
+    assert re.search(r'<img src="cid:[^"]+" alt="[^"]*https://mail\.esempio\.it/profiles/', html)
+    assert 'alt="Codice QR' in html or "alt=\"QR" in html
+
+
+def test_a_guide_without_qr_codes_keeps_a_plain_html_part(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(DELIVERY.read_text(encoding="utf-8").replace("  base_url: https://mail.esempio.it/profiles\n", ""),
+                    encoding="utf-8")
+    out = _messages(tmp_path, spec)
+    msg = _parse(out / "mario.rossi@esempio.it/message/mario.rossi@esempio.it.eml")
+    assert [p.get_content_type() for p in msg.walk()] == [
+        "multipart/mixed", "multipart/alternative", "text/plain", "text/html", "application/x-apple-aspen-config"]
+
+
+def test_a_png_that_does_not_show_the_guides_code_stops_the_build(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The proof reads each PNG part back and compares it with the guide's own SVG: drawn from another code,
+    nothing is written."""
+    other = segno.make_qr("https://evil.example/profile", error="m").matrix
+    monkeypatch.setattr(mailimages, "png_of", lambda _matrix: mailimages.pngwriter.qr_png(other, 4, 4))
+    with pytest.raises(VerificationError, match="codes"):
+        _messages(tmp_path)
+    assert not (tmp_path / "out").exists()

@@ -3,10 +3,12 @@ IMAPS: the message that arrives is the built one, attachment and guide included,
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import imaplib
 import json
 import re
+import subprocess
 from email import policy
 from email.header import decode_header, make_header
 from email.message import EmailMessage
@@ -20,7 +22,7 @@ from generator.build import BuildOptions, build, prepare
 from generator.cli import main
 from generator.spec import load_spec
 from generator.targets.guide import parse_html_guide
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, require_binary
 from tests.mailserver import MailServer, require_server, server_for
 from tests.test_spec_errors import BASE
 
@@ -119,3 +121,36 @@ def test_attachment_names_reach_an_imap_client_as_one_parameter(tmp_path: Path) 
         msg = BytesParser(policy=policy.default).parsebytes((out / f"{address}/message/{address}.eml").read_bytes())
         [attachment] = msg.iter_attachments()
         assert attachment.get_filename() == name
+
+
+def test_an_imap_client_finds_each_qr_code_as_the_inline_part_the_html_names(tmp_path: Path) -> None:
+    """What a mail app does with the message: Dovecot's BODYSTRUCTURE lists the PNG parts inside the
+    multipart/related with the Content-ID the HTML's cid: names, inline; the part fetched by its section
+    (BODY[1.2.2]) is a QR code zbar reads as the guide's profile link."""
+    require_server()
+    zbarimg = require_binary("zbarimg", "zbar-tools")
+    out = tmp_path / "out"
+    build(prepare(load_spec(EXAMPLES / "delivery.yaml"), ["message"]), BuildOptions(out=out, jobs=1))
+    address = "mario.rossi@esempio.it"
+    with MailServer(hosts=["pop3s.aruba.it"], domains=["esempio.it"], users={address: PASSWORD}) as server:
+        server.deliver(address, (out / f"{address}/message/{address}.eml").read_bytes())
+        with server.resolving(), imaplib.IMAP4_SSL("pop3s.aruba.it", 993, ssl_context=server.client_context()) as imap:
+            imap.login(address, PASSWORD)
+            imap.select("INBOX", readonly=True)
+            _typ, fetched = imap.fetch("1", "(BODYSTRUCTURE BODY.PEEK[1.2.1] BODY.PEEK[1.2.2])")
+    items = [item for item in fetched if isinstance(item, tuple)]
+    structure = items[0][0]
+    html = items[0][1].decode("ascii")  # quoted-printable, as the server holds it
+    png = items[1][1]
+    related = re.search(rb'"related"', structure)
+    assert related is not None, structure
+    image = re.search(rb'\("image" "png" (?:NIL|\([^)]*\)) "<([^>]+)>" NIL "base64" \d+ NIL \("inline"', structure)
+    assert image is not None, structure.decode()
+    cid = image.group(1).decode()
+    assert f"cid:{cid}" in html.replace("=\r\n", "")
+    path = tmp_path / "part.png"
+    path.write_bytes(base64.b64decode(png))
+    decoded = subprocess.run([zbarimg, "-q", "--raw", str(path)], capture_output=True, text=True, check=True).stdout
+    guide = parse_html_guide((out / f"{address}/guide/{address}.html").read_bytes())
+    assert decoded.strip() == guide.links["profile-link"]
+    assert guide.links["profile-link"] == f"https://mail.esempio.it/profiles/apple/{address}.mobileconfig"

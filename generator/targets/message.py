@@ -4,7 +4,9 @@ for the same mailbox a moment before (so each attachment's sha256 is the manifes
 
 Structure (SERVICE-AND-DELIVERY §B.1/B.2):
   multipart/mixed
-    multipart/alternative: text/plain (intro + text guide), text/html (intro + HTML guide)
+    multipart/alternative: text/plain (intro + text guide), text/html (intro + HTML guide); when the guide
+      shows QR codes, multipart/related: the text/html, then one image/png per code, inline, named in the
+      HTML by cid: (generator.mailimages: Gmail and Outlook show neither inline SVG nor data: images)
     application/x-apple-aspen-config named <address>.mobileconfig as the guide says (the signed profile's
       bytes when the build signs):
       Apple: "Do not compress the file and do not change its extension"; mimetypes knows no type for it.
@@ -40,6 +42,7 @@ from urllib.parse import quote
 from generator.accounts import Mailbox, split_address
 from generator.errors import BuildError, Problem, SpecError, VerificationError
 from generator.i18n import gettext_for
+from generator.mailimages import codes, to_cid
 from generator.render import prove
 from generator.signing import unsigned_content
 from generator.targets.base import OutputFile, RenderContext, Target
@@ -164,10 +167,13 @@ class MessageTarget(Target):
             digest.update(hashlib.sha256(part).digest())
         return digest.hexdigest()
 
-    def message_id(self, key: str) -> str:
+    def id_domain(self) -> str:
+        """The right-hand side of the Message-ID and Content-IDs: the sender's domain (ours to name)."""
         sender = (single_mailbox(self.spec.delivery.sender or "") or ("", ""))[1]
-        domain = sender.rpartition("@")[2] or self.spec.provider.domains[0]
-        return f"<mailprofile.{key[:32]}@{domain}>"
+        return sender.rpartition("@")[2] or self.spec.provider.domains[0]
+
+    def message_id(self, key: str) -> str:
+        return f"<mailprofile.{key[:32]}@{self.id_domain()}>"
 
     def compose(self, mailbox: Mailbox, profile: OutputFile, guide_html: bytes, guide_text: bytes,
                 path: str = "") -> bytes:
@@ -184,8 +190,8 @@ class MessageTarget(Target):
             head.append(fold(SECRET_HEADER, ["password"]))  # `send` refuses it without --allow-secrets
         msg = EmailMessage(policy=policy.SMTP)  # the MIME structure; the headers above are written as they are
         msg.set_content(self.text_body(mailbox, guide_text), subtype="plain", charset="utf-8", cte="quoted-printable")
-        msg.add_alternative(self.html_body(mailbox, guide_html, path), subtype="html", charset="utf-8",
-                            cte="quoted-printable")
+        page, images = to_cid(self.html_body(mailbox, guide_html, path), key, self.id_domain())
+        msg.add_alternative(page, subtype="html", charset="utf-8", cte="quoted-printable")
         msg.add_attachment(profile.data, maintype=PROFILE_TYPE[0], subtype=PROFILE_TYPE[1])
         attachment = list(msg.iter_parts())[-1]
         for field, value in attachment_fields(mailbox.profile_name).items():
@@ -196,6 +202,12 @@ class MessageTarget(Target):
         msg.set_boundary(f"mixed-{key[:24]}")
         alternative = next(msg.iter_parts())
         alternative.set_boundary(f"alt-{key[:24]}")
+        if images:
+            html_part = list(alternative.iter_parts())[1]
+            for image in images:  # the first makes the text/html part a multipart/related holding it
+                html_part.add_related(image.png, maintype="image", subtype="png", cid=f"<{image.cid}>",
+                                      disposition="inline", filename=image.name)
+            html_part.set_boundary(f"rel-{key[:24]}")
         return "".join(head).encode("ascii") + msg.as_bytes(policy=policy.SMTP.clone(refold_source="none"))
 
     def text_body(self, mailbox: Mailbox, guide_text: bytes) -> str:
@@ -225,11 +237,19 @@ class MessageTarget(Target):
             raise VerificationError(path, [f"MIME defect: {d!r}" for d in msg.defects])
         parts = [(p.get_content_type(), p) for p in msg.walk()]  # one pass: header parsing is the cost here
         structure = [kind for kind, _ in parts]
-        expected_structure = ["multipart/mixed", "multipart/alternative", "text/plain", "text/html",
+        # What the guide's QR codes say, read from the guide file itself; the message shows each as a PNG part.
+        page = self.html_body(mailbox, guide_html, path)
+        said = codes(page)
+        qr = [c for c in said if not c.startswith(("other: ", "unreadable: "))]
+        html_parts = ["multipart/related", "text/html", *["image/png"] * len(qr)] if qr else ["text/html"]
+        expected_structure = ["multipart/mixed", "multipart/alternative", "text/plain", *html_parts,
                               "/".join(PROFILE_TYPE)]
         if structure != expected_structure:
             raise VerificationError(path, [f"structure: expected {expected_structure}, found {structure}"])
-        text, body, attachment = parts[2][1], parts[3][1], parts[4][1]
+        text, attachment = parts[2][1], parts[-1][1]
+        body = next(p for kind, p in parts if kind == "text/html")
+        images = [p for kind, p in parts if kind == "image/png"]
+        cids = {str(p["Content-ID"] or "").strip().removeprefix("<").removesuffix(">"): p for p in images}
         name = attachment.get_filename() or ""
         # Read back as RFC 2047 says (the email package's own header parser puts a space between the encoded
         # words of a long display name, and so would fail names that mail apps show right).
@@ -247,6 +267,10 @@ class MessageTarget(Target):
             # The guide in the HTML part was proven against the spec (tables read back, QR decoded) as a
             # file a moment ago; here it must arrive exactly as composed around it.
             "html": body.get_content().replace("\r\n", "\n"),
+            # Each code the HTML shows, read back from its PNG part (qrdecode), against the guide's SVGs.
+            "codes": codes(body.get_content(), {cid: p.get_content() for cid, p in cids.items()}),
+            "image parts": sorted((cid, p.get_content_disposition(), bool(p.get_filename()))
+                                  for cid, p in cids.items()),
         }
         opening = _BODY_TAG.search(actual["html"])  # the intro opens the body (not only: is as composed)
         actual["intro first"] = opening is not None and \
@@ -262,8 +286,12 @@ class MessageTarget(Target):
             "attachment name=": mailbox.profile_name,
             "blocked": False,
             "text": self.text_body(mailbox, guide_text).replace("\r\n", "\n"),
-            "html": self.html_body(mailbox, guide_html, path).replace("\r\n", "\n"),
+            "html": to_cid(page, self.content_key(mailbox, profile, guide_html), self.id_domain())[0]
+            .replace("\r\n", "\n"),
             "intro first": True,
+            "codes": said,
+            "image parts": sorted((cid, "inline", True) for cid in
+                                  re.findall(r'src="cid:([^"]+)"', actual["html"])),
         }
         prove(path, expected, actual)
 

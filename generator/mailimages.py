@@ -1,0 +1,149 @@
+"""The guide's QR codes as images a mail app shows: PNG parts of a multipart/related, named by Content-ID.
+
+A guide file shows its QR codes as inline SVG (the profile link) and as an <img> whose src is a data: URI of
+an SVG document (Thunderbird for Android). Browsers show both; mail apps do not: Gmail removes <svg> and
+data: images, Outlook for Windows draws neither. Inside a message each code becomes a PNG part that the
+HTML names with cid: (RFC 2392), which Gmail, Outlook, Apple Mail and Thunderbird show in place. Each PNG is
+drawn from the very modules of the code it replaces (the SVG's runs read back by generator.qrdecode), so
+it says what the guide file says; `codes` reads both sides independently for the message's proof.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from html.parser import HTMLParser
+
+from generator import pngwriter
+from generator.qrdecode import Matrix, QRDecodeError, decode, decode_png, matrix_from_paths, matrix_from_svg
+
+SCALE, BORDER = 4, 4  # pixels a module (as the guide's SVGs draw them), modules of quiet zone (the standard's)
+SVG_DATA = "data:image/svg+xml;base64,"
+_SVG = re.compile(r"<svg\b([^>]*)>(.*?)</svg\s*>", re.S | re.I)
+_IMG = re.compile(r"<img\b[^>]*>", re.I)
+_ATTR = re.compile(r"""\s([A-Za-z_:][-\w:.]*)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+_PATH_D = re.compile(r"""<path\b[^>]*?\sd\s*=\s*["']([^"']*)["']""", re.I)
+
+
+@dataclass(frozen=True)
+class InlineImage:
+    cid: str  # without the angle brackets
+    png: bytes
+    name: str  # the part's file name, for apps that list inline parts
+
+
+def _attrs(tag: str) -> dict[str, str]:
+    return {m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3) for m in _ATTR.finditer(tag)}
+
+
+def _svg_document_matrix(uri: str) -> Matrix:
+    """The modules of a QR SVG document in a data: URI, as the build writes the android-qr file."""
+    try:
+        svg = base64.b64decode(uri[len(SVG_DATA):], validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise QRDecodeError(f"not a base64 SVG: {exc}") from None
+    return matrix_from_svg(svg, background=False)
+
+
+def png_of(matrix: Matrix) -> bytes:
+    return pngwriter.qr_png(matrix, scale=SCALE, border=BORDER)
+
+
+def to_cid(page: str, key: str, domain: str) -> tuple[str, list[InlineImage]]:
+    """`page` with every QR code (an <svg class="qr"> or an <img> of a QR SVG data: URI) turned into an
+    <img src="cid:..."> of a PNG of the same modules, and those PNGs in document order. Anything that is not
+    a QR code this module can read stays as it is (the guide's own proof has read every code it shows)."""
+    images: list[InlineImage] = []
+    pieces: list[str] = []
+    pos = 0
+    for match in sorted([*_SVG.finditer(page), *_IMG.finditer(page)], key=lambda m: m.start()):
+        if match.start() < pos:  # an <img> inside an <svg> already replaced
+            continue
+        replaced = _replace(match, key, domain, len(images))
+        if replaced is None:
+            continue
+        tag, image = replaced
+        pieces += [page[pos:match.start()], tag]
+        images.append(image)
+        pos = match.end()
+    return "".join([*pieces, page[pos:]]), images
+
+
+def _replace(match: re.Match[str], key: str, domain: str, index: int) -> tuple[str, InlineImage] | None:
+    cid = f"qr{index + 1}.{key[:24]}@{domain}"
+    name = f"qr-code-{index + 1}.png"
+    text = match.group(0)
+    try:
+        if text[:4].lower() == "<svg":
+            attrs = _attrs(f" {match.group(1)}")
+            if "qr" not in attrs.get("class", "").split():
+                return None
+            matrix = matrix_from_paths(_PATH_D.findall(match.group(2)))
+            png = png_of(matrix)
+            size = (len(matrix) + 2 * BORDER) * SCALE
+            alt = attrs.get("aria-label", "")  # already escaped as the page wrote it
+            return (f'<img src="cid:{cid}" alt="{alt}" width="{size}" height="{size}">',
+                    InlineImage(cid, png, name))
+        src = _attrs(text).get("src", "")
+        if not src.startswith(SVG_DATA):
+            return None
+        matrix = _svg_document_matrix(src)
+        start = text.index(src)
+        return text[:start] + f"cid:{cid}" + text[start + len(src):], InlineImage(cid, png_of(matrix), name)
+    except QRDecodeError:
+        return None
+
+
+class _Codes(HTMLParser):
+    """In document order: each QR code a page shows, as ('svg', modules' paths) for an inline <svg class="qr">
+    and ('img', src) for every <img>."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[tuple[str, object]] = []
+        self._paths: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "svg" and "qr" in (a.get("class") or "").split():
+            self._paths = []
+            self.found.append(("svg", self._paths))
+        elif tag == "path" and self._paths is not None:
+            self._paths.append(a.get("d") or "")
+        elif tag == "img":
+            self.found.append(("img", a.get("src") or ""))
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "svg":
+            self._paths = None
+
+
+def codes(page: str, parts: dict[str, bytes] | None = None) -> list[str]:
+    """What each QR code of `page` says, in document order, read with an HTML parser (not the rewrite's
+    regular expressions): inline QR <svg>s and <img>s of QR SVG data: URIs; with `parts` (Content-ID -> PNG
+    bytes), also <img src="cid:..."> from those PNGs. An image that is none of these is 'other: <src>'; a
+    code that does not read is 'unreadable: <why>'."""
+    parser = _Codes()
+    parser.feed(page)
+    parser.close()
+    out: list[str] = []
+    for kind, value in parser.found:
+        try:
+            if kind == "svg":
+                assert isinstance(value, list)
+                out.append(decode(matrix_from_paths(value)).decode("utf-8"))
+            elif isinstance(value, str) and value.startswith(SVG_DATA):
+                out.append(decode(_svg_document_matrix(value)).decode("utf-8"))
+            elif isinstance(value, str) and value.lower().startswith("cid:") and parts is not None:
+                png = parts.get(value[4:])
+                out.append(decode_png(png).decode("utf-8") if png is not None else f"missing part: {value}")
+            else:
+                out.append(f"other: {value}")
+        except (QRDecodeError, UnicodeDecodeError) as exc:
+            out.append(f"unreadable: {exc}")
+    return out
