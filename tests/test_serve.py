@@ -424,6 +424,13 @@ def test_reload_swaps_a_valid_spec_and_keeps_the_old_one_when_invalid(tmp_path: 
             f"reload failed, keeping the previous spec: {spec}:12:9: incoming.port: input should be less than or "
             "equal to 65535, got 99999 — change the value (1 problem)"]
         assert parse_autoconfig(client.get(url).content)["incoming"][0]["hostname"] == "imap.esempio.it"
+        health = client.get("/healthz")
+        assert health.status_code == 200 and health.text.startswith("ok 1 domains\nreload failed at ")
+        assert health.text.endswith(", still serving the spec loaded before: " + caplog.records[0].getMessage()
+                                    .removeprefix("reload failed, keeping the previous spec: ") + "\n")
+        spec.write_text(spec.read_text().replace("port: 99999", "port: 993"))
+        assert holder.reload()
+        assert client.get("/healthz").text == "ok 1 domains\n"
 
 
 def test_an_unforeseen_error_in_a_reload_keeps_the_old_spec(tmp_path: Path, caplog: pytest.LogCaptureFixture,

@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import mmap
 import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ from generator.serve.page import render_page
 from generator.serve.service import Answer, BadAddress, Service, UnknownDomain, load_service
 
 log = logging.getLogger("mailprofile.serve")
+FAILURE_BYTES = 4096  # the reason a reload failed, as /healthz shows it (cut to fit)
 
 XML = "text/xml; charset=utf-8"  # Thunderbird needs text/xml or application/xml (FetchHTTP.sys.mjs)
 APPLE = "application/x-apple-aspen-config"  # what iOS/macOS recognise as a profile (Mailu#3684)
@@ -63,6 +66,9 @@ class Holder:
         self._waiting = False  # a reload is queued and has not read the spec yet
         self.reload_on_hup = True  # False in the workers of `mailprofile serve --workers N`: they are replaced
         self.early_hups: list[int] = []  # SIGHUPs received before the server answered: reload once it does
+        # Why the last reload failed (empty after a good one), in memory shared with the workers forked later:
+        # with --workers N the supervisor reloads, and on a failure keeps the old workers, which must say so.
+        self._failure = mmap.mmap(-1, FAILURE_BYTES)
 
     def reload(self) -> bool:
         """Load and validate the spec again; keep the old one (and say why, in one line) if it fails. A call
@@ -76,22 +82,32 @@ class Holder:
                 self._waiting = False
             return self._reload()
 
+    def reload_failure(self) -> str:
+        """Why the last reload failed, with when ("" if it did not): the service answers with an older spec."""
+        return self._failure[:].partition(b"\0")[0].decode("utf-8", "replace")
+
+    def _failed(self, why: str, *, exc_info: bool = False) -> bool:
+        log.error("reload failed, keeping the previous spec: %s", why, exc_info=exc_info)
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        text = f"reload failed at {when}, still serving the spec loaded before: {why}"
+        data = " ".join(text.split()).encode("utf-8")[:FAILURE_BYTES - 1].decode("utf-8", "ignore").encode("utf-8")
+        self._failure[:] = data.ljust(FAILURE_BYTES, b"\0")
+        return False
+
     def _reload(self) -> bool:
         try:
             fresh = load_service(self.spec_path, self.sign)
         except SpecError as exc:
             first = exc.problems[0] if exc.problems else "invalid spec"
-            log.error("reload failed, keeping the previous spec: %s (%d problem%s)", first, len(exc.problems),
-                      "s" if len(exc.problems) != 1 else "")
-            return False
+            count = len(exc.problems)
+            return self._failed(f"{first} ({count} problem{'s' if count != 1 else ''})")
         except MailprofileError as exc:
-            log.error("reload failed, keeping the previous spec: %s", exc)
-            return False
+            return self._failed(str(exc))
         except Exception as exc:  # a bug of ours must not take down a service that answers with the old spec
-            log.error("reload failed, keeping the previous spec: internal error (%s: %s); please report it with the "
-                      "spec", type(exc).__name__, exc, exc_info=os.environ.get("MAILPROFILE_DEBUG") == "1")
-            return False
+            return self._failed(f"internal error ({type(exc).__name__}: {exc}); please report it with the spec",
+                                exc_info=os.environ.get("MAILPROFILE_DEBUG") == "1")
         self.current = fresh
+        self._failure[:] = bytes(FAILURE_BYTES)
         log.info("reloaded %s: %d domain%s", self.spec_path, len(fresh.domains), "s" if len(fresh.domains) != 1
                  else "")
         return True
@@ -271,8 +287,13 @@ async def apple_query(request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
-    service = _holder(request).current
-    return PlainTextResponse(f"ok {len(service.domains)} domains\n", headers={"Cache-Control": "no-store"})
+    """200 while the service answers, also after a failed reload (a load balancer must not take every replica
+    out because a new spec was wrong: they still answer with the previous one); the second line says that the
+    spec on disk is not the one served, for a monitor to alert on."""
+    holder = _holder(request)
+    failure = holder.reload_failure()
+    body = f"ok {len(holder.current.domains)} domains\n" + (f"{failure}\n" if failure else "")
+    return PlainTextResponse(body, headers={"Cache-Control": "no-store"})
 
 
 async def page(request: Request) -> Response:
