@@ -220,7 +220,7 @@ def prepare(loaded: LoadedSpec, only: Sequence[str] | None = None, templates: Pa
                         targets=frozenset(names))
     classes = target_classes()
     targets = [classes[name](ctx) for name in names]
-    problems = lint_spec(loaded)
+    problems = lint_spec(loaded) + list(signing.warnings if signing is not None else ())
     for target in targets:
         problems += target.lint()
     if mdm is None and not loaded.spec.accounts and loaded.spec.accounts_csv is None:

@@ -20,8 +20,12 @@ dates, never key material or the passphrase.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import re
+import ssl
 import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 from .csvfile import open_regular
-from .errors import BuildError
+from .errors import BuildError, Position, Problem
 
 SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -51,6 +55,7 @@ class SigningMaterial:
     certificate: x509.Certificate
     private_key: SigningKey = field(repr=False)
     intermediates: tuple[x509.Certificate, ...] = ()
+    warnings: tuple[Problem, ...] = field(default=(), compare=False)  # what the build shows with its own
 
 
 def load_signing_material(
@@ -113,7 +118,8 @@ def load_signing_material(
         _check_validity(cert, origin[cert.public_bytes(serialization.Encoding.DER)], "chain certificate", moment)
     if intermediates:
         _check_issuer_present(leaf, intermediates, chain_file or cert_file)
-    return SigningMaterial(certificate=leaf, private_key=key, intermediates=intermediates)
+    warnings = _chain_warnings(leaf, intermediates, chain_file or cert_file)
+    return SigningMaterial(certificate=leaf, private_key=key, intermediates=intermediates, warnings=warnings)
 
 
 def sign_profile(data: bytes, material: SigningMaterial) -> bytes:
@@ -501,6 +507,69 @@ def _dedupe(leaf: x509.Certificate, certs: list[x509.Certificate]) -> tuple[x509
             seen.add(der)
             out.append(cert)
     return tuple(out)
+
+
+def _issuer_in(cert: x509.Certificate, certs: tuple[x509.Certificate, ...] | list[x509.Certificate]
+               ) -> x509.Certificate | None:
+    for candidate in certs:
+        if candidate.subject == cert.issuer:
+            try:
+                cert.verify_directly_issued_by(candidate)
+            except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+                continue
+            return candidate
+    return None
+
+
+_PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
+
+
+def _trusted_roots() -> list[x509.Certificate] | None:
+    """The CA bundle this machine's OpenSSL trusts (SSL_CERT_FILE, else the distribution's), or None if
+    there is none to read. Devices have their own stores; Debian's ca-certificates and Apple's share the
+    public roots a CA that signs profiles chains to."""
+    cafile = ssl.get_default_verify_paths().cafile
+    if not cafile:
+        return None
+    try:
+        bundle = Path(cafile).read_bytes()
+    except OSError:
+        return None
+    roots: list[x509.Certificate] = []
+    with warnings.catch_warnings():  # a bundle's old roots (a serial of 0) are read, with a deprecation warning
+        warnings.simplefilter("ignore")
+        for block in _PEM_CERTIFICATE.findall(bundle):  # one by one: a root cryptography refuses is skipped
+            with contextlib.suppress(ValueError):
+                roots.append(x509.load_pem_x509_certificate(block))
+    return roots
+
+
+def _chain_warnings(leaf: x509.Certificate, chain: tuple[x509.Certificate, ...], path: Path) -> tuple[Problem, ...]:
+    """A chain that stops below a root: the signer's issuer is checked in `_check_issuer_present`, but a
+    missing certificate further up (the intermediate's own issuer: many CAs issue from a second-level
+    intermediate) went unnoticed, and devices show such a profile as "Not Verified". The chain is followed
+    from the signer upwards; where it ends on a certificate that is not self-issued, its issuer must be a
+    root this machine trusts. A private root (an enterprise CA whose root the MDM installs) is legitimate:
+    a warning, not an error."""
+    top, seen = leaf, {leaf.public_bytes(serialization.Encoding.DER)}
+    while top.subject != top.issuer:
+        issuer = _issuer_in(top, chain)
+        if issuer is None or issuer.public_bytes(serialization.Encoding.DER) in seen:
+            break
+        seen.add(issuer.public_bytes(serialization.Encoding.DER))
+        top = issuer
+    if top.subject == top.issuer:  # the chain reaches a self-issued root
+        return ()
+    roots = _trusted_roots()
+    if roots is None or _issuer_in(top, roots) is not None:
+        return ()
+    below = "the signing certificate" if top is leaf else f"the chain's last certificate ({_subject(top)})"
+    return (Problem(Position(str(path)), f"{below} was issued by {top.issuer.rfc4514_string()}, which is neither "
+                    "in the chain nor a root this machine trusts (its CA bundle): devices that do not trust it "
+                    "either show the profile as Not Verified",
+                    "add the CA's missing intermediate certificate(s) to the chain (--sign-chain, or "
+                    "targets.apple.signing.chain); nothing to do for a private root your devices install",
+                    "warning"),)
 
 
 def _check_issuer_present(leaf: x509.Certificate, chain: tuple[x509.Certificate, ...], path: Path) -> None:

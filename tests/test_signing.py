@@ -16,6 +16,7 @@ from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from generator.build import SignRequest, prepare
 from generator.errors import BuildError
 from generator.signing import (
     Signer,
@@ -25,8 +26,9 @@ from generator.signing import (
     sign_profile,
     unsigned_content,
 )
+from generator.spec import load_spec
 
-from .conftest import require_binary
+from .conftest import EXAMPLES, require_binary
 
 PASSPHRASE = b"s3cret-Passphrase!"
 PROFILE = (
@@ -604,3 +606,51 @@ def test_a_missing_passphrase_names_the_variable_that_was_read(pki: PKI, tmp_pat
                                "key — check the passphrase (the variable's value must not end with a newline)")
     monkeypatch.setenv("SIGN_PW", PASSPHRASE.decode())
     assert prepare(load_spec(tmp_path / "spec.yaml")).targets
+
+
+# --- a chain that stops below a root ----------------------------------------------------------------------------
+
+def _warnings(material: SigningMaterial) -> list[str]:
+    return [str(p) for p in material.warnings]
+
+
+def test_a_chain_ending_below_a_root_this_machine_trusts_is_silent(pki: PKI, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki.root))  # the machine's CA bundle holds the test root
+    assert _warnings(load_signing_material(pki.leaf, pki.leaf_key, pki.chain)) == []
+    # A chain that reaches a self-issued root needs no trust store.
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki.other_root))
+    assert _warnings(load_signing_material(pki.leaf_with_chain, pki.leaf_key, pki.root)) == []
+
+
+@pytest.mark.openssl
+def test_a_missing_intermediate_above_the_given_chain_is_a_warning(pki: PKI, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the signer's own issuer was checked: a chain missing a certificate further up (the CA's second-level
+    intermediate, here the root of a private CA) built without a word, and devices show "Not Verified"."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki.other_root))  # a CA bundle without the test root
+    m = load_signing_material(pki.leaf, pki.leaf_key, pki.chain)
+    assert _warnings(m) == [
+        f"{pki.chain}:1:1: the chain's last certificate (CN=Test Intermediate CA) was issued by CN=Test Root CA, which "
+        "is neither in the chain nor a root this machine trusts (its CA bundle): devices that do not trust it either "
+        "show the profile as Not Verified — add the CA's missing intermediate certificate(s) to the chain "
+        "(--sign-chain, or targets.apple.signing.chain); nothing to do for a private root your devices install"]
+    assert [p.severity for p in m.warnings] == ["warning"]
+    # Without the intermediate the signer itself is the top; OpenSSL, trusting only the root as a device would,
+    # cannot verify that signature: the warning names a real failure.
+    alone = load_signing_material(pki.leaf, pki.leaf_key)
+    assert _warnings(alone)[0].startswith(f"{pki.leaf}:1:1: the signing certificate was issued by "
+                                          "CN=Test Intermediate CA, which is neither in the chain")
+    signed = tmp_path / "signed.der"
+    signed.write_bytes(sign_profile(PROFILE, alone))
+    result = _verify(signed, pki.root, tmp_path / "content")
+    assert result.returncode != 0 and b"unable to get local issuer certificate" in result.stderr, result.stderr
+
+
+def test_the_chain_warning_reaches_the_build(pki: PKI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki.other_root))
+    plan = prepare(load_spec(EXAMPLES / "provider-pop3.yaml"), ["apple"],
+                   sign=SignRequest(pki.leaf, pki.leaf_key, pki.chain))
+    assert [p.message for p in plan.warnings if "Not Verified" in p.message] == [
+        "the chain's last certificate (CN=Test Intermediate CA) was issued by CN=Test Root CA, which is neither in "
+        "the chain nor a root this machine trusts (its CA bundle): devices that do not trust it either show the "
+        "profile as Not Verified"]
