@@ -23,6 +23,7 @@ SCALE, BORDER = 4, 4  # pixels a module (as the guide's SVGs draw them), modules
 SVG_DATA = "data:image/svg+xml;base64,"
 _SVG = re.compile(r"<svg\b([^>]*)>(.*?)</svg\s*>", re.S | re.I)
 _IMG = re.compile(r"<img\b[^>]*>", re.I)
+_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
 _ATTR = re.compile(r"""\s([A-Za-z_:][-\w:.]*)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 _PATH_D = re.compile(r"""<path\b[^>]*?\sd\s*=\s*["']([^"']*)["']""", re.I)
 
@@ -58,8 +59,10 @@ def to_cid(page: str, key: str, domain: str) -> tuple[str, list[InlineImage]]:
     images: list[InlineImage] = []
     pieces: list[str] = []
     pos = 0
+    # Comments are not shown (nor read by `codes`, an HTML parser): a code inside one is left alone.
+    comments = [(m.start(), m.end()) for m in _COMMENT.finditer(page)]
     for match in sorted([*_SVG.finditer(page), *_IMG.finditer(page)], key=lambda m: m.start()):
-        if match.start() < pos:  # an <img> inside an <svg> already replaced
+        if match.start() < pos or any(a <= match.start() < b for a, b in comments):  # replaced, or a comment
             continue
         replaced = _replace(match, key, domain, len(images))
         if replaced is None:

@@ -468,3 +468,22 @@ def test_a_png_that_does_not_show_the_guides_code_stops_the_build(tmp_path: Path
     with pytest.raises(VerificationError, match="codes"):
         _messages(tmp_path)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_qr_code_in_a_comment_of_a_custom_guide_stays_a_comment(tmp_path: Path) -> None:
+    """An admin's guide.html.j2 that keeps an old copy of the QR code in a comment: no mail app shows a comment,
+    so no image part is made for it and the message builds (the rewrite reads the page as the proof does)."""
+    (tmp_path / "tpl/guide").mkdir(parents=True)
+    packaged = (TEMPLATES / "guide/guide.html.j2").read_text(encoding="utf-8")
+    line = '<div class="qr">{{ qr_svg | safe }}</div>'
+    assert packaged.count(line) == 1
+    (tmp_path / "tpl/guide/guide.html.j2").write_text(packaged.replace(line, f"<!-- old: {line} -->\n{line}"),
+                                                      encoding="utf-8")
+    out = tmp_path / "out"
+    build(prepare(load_spec(DELIVERY), ["message"], templates=tmp_path / "tpl"), BuildOptions(out=out, jobs=1))
+    msg = _parse(out / "jane.doe@esempio.it/message/jane.doe@esempio.it.eml")
+    assert [p.get_content_type() for p in msg.walk()].count("image/png") == 1
+    html_part = msg.get_body(("html",))
+    assert html_part is not None
+    html = html_part.get_content()
+    assert '<!-- old: <div class="qr"><svg role="img"' in html and html.count("cid:") == 1
