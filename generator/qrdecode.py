@@ -232,22 +232,28 @@ def matrix_from_png(data: bytes) -> Matrix:
         previous = line
         lines.append(line)
 
-    def dark(row: int, col: int) -> bool:
-        # Greyscale 1-bit: 0 = black; segno's palette PNGs put dark at index 0 too.
-        return not (lines[row][col // 8] >> (7 - col % 8)) & 1
+    # Each row as a string of its pixels, '0' = dark (greyscale 1-bit: 0 is black; segno's palette PNGs put
+    # dark at index 0 too): one C call a row, not one Python call a pixel.
+    bits = f"0{stride * 8}b"
+
+    def pixels(row: int) -> str:
+        return format(int.from_bytes(lines[row], "big"), bits)[:width]
 
     # Module size: the top-left finder's first dark row starts at the quiet zone and is 7 modules wide.
-    top = next((r for r in range(height) if any(dark(r, c) for c in range(width))), None)
+    top = next((r for r in range(height) if "0" in pixels(r)), None)
     if top is None:
         raise QRDecodeError("an empty image")
-    left = next(c for c in range(width) if dark(top, c))
-    run = next((i for i in range(width - left) if not dark(top, left + i)), width - left)
+    first = pixels(top)
+    left = first.index("0")
+    light = first.find("1", left)
+    run = (light if light >= 0 else width) - left
     scale = run // 7
     if scale < 1 or run % 7:
         raise QRDecodeError("no finder pattern at the top left")
     size = (width - 2 * left) // scale
     half = scale // 2
-    return [[dark(top + r * scale + half, left + c * scale + half) for c in range(size)] for r in range(size)]
+    columns = range(left + half, left + size * scale, scale)
+    return [[row[c] == "0" for c in columns] for row in (pixels(top + r * scale + half) for r in range(size))]
 
 
 def _unfilter(kind: int, line: bytearray, previous: bytearray) -> None:
@@ -255,7 +261,10 @@ def _unfilter(kind: int, line: bytearray, previous: bytearray) -> None:
     if kind == 0:
         return
     if kind == 2:  # segno's usual filter ("Up"): the fast path
-        line[:] = bytes((x + y) & 0xFF for x, y in zip(line, previous, strict=True))
+        if not any(line):  # the row above again (each module row after its first pixel row)
+            line[:] = previous
+        else:
+            line[:] = bytes((x + y) & 0xFF for x, y in zip(line, previous, strict=True))
         return
     for i in range(len(line)):
         a = line[i - 1] if i else 0
