@@ -16,6 +16,7 @@ repeated with filter type 2, no interlace, no ancillary chunks), so the pixels a
 from __future__ import annotations
 
 import bisect
+import re
 import struct
 import zlib
 from collections.abc import Sequence
@@ -41,32 +42,44 @@ _SYMBOLS = ([_reversed(0x30 + s, 8) for s in range(144)] + [_reversed(0x190 + s 
 _DISTANCES = [_reversed(code, 5) for code in range(30)]
 
 
-def _length(data: bytes, i: int, distance: int, limit: int) -> int:
-    """How many bytes from i repeat those `distance` before (overlapping, as deflate copies), at most limit."""
-    if data[i] != data[i - distance]:
-        return 0
-    low, high = 1, limit  # a prefix of a match is a match: search the longest
-    while low < high:
-        mid = (low + high + 1) // 2
-        if data[i:i + mid] == data[i - distance:i - distance + mid]:
-            low = mid
-        else:
-            high = mid - 1
-    return low
+def _runs(data: bytes, distance: int) -> tuple[list[int], list[int]]:
+    """Where `data` repeats itself `distance` bytes back: the starts and ends of the stretches of positions j
+    with data[j] == data[j - distance], found by XOR-ing the data with itself shifted (in C, not per byte)."""
+    n = len(data)
+    if distance >= n:
+        return [], []
+    shifted = int.from_bytes(data[distance:], "big") ^ int.from_bytes(data[:-distance], "big")
+    same = shifted.to_bytes(n - distance, "big")  # a zero byte where the data repeats
+    starts, ends = [], []
+    for run in _ZEROS.finditer(same):
+        starts.append(run.start() + distance)
+        ends.append(run.end() + distance)
+    return starts, ends
+
+
+_ZEROS = re.compile(rb"\x00+")
 
 
 def deflate_fixed(data: bytes, distances: Sequence[int]) -> bytes:
     """A zlib stream of `data` (RFC 1950/1951) that is a function of `data` and `distances` alone: at each
     position the longest match at one of `distances` (the first on a tie) if it is 3 bytes or more, else a
-    literal; one final block with the fixed codes."""
+    literal; one final block with the fixed codes.
+
+    A match at distance d from position i is as long as the stretch of positions from i on where the data
+    equals itself d bytes back (deflate copies overlapping), at most 258 bytes and the rest of the data: the
+    stretches are found once per distance (`_runs`) and looked up by bisection, so the work is per symbol
+    written, not per byte compared (a QR code's rows: ~1 ms instead of ~5)."""
     if any(not 1 <= d <= _MAX_DISTANCE for d in distances):
         raise ValueError(f"distances must be 1..{_MAX_DISTANCE}")
     out: list[tuple[int, int]] = [(0b011, 3)]  # BFINAL=1, BTYPE=01 (fixed Huffman codes)
+    runs = [(d, *_runs(data, d)) for d in distances]
     i, n = 0, len(data)
     while i < n:
         best, at = 0, 0
-        for d in distances:
-            length = _length(data, i, d, min(_MAX_MATCH, n - i)) if d <= i else 0
+        limit = min(_MAX_MATCH, n - i)
+        for d, starts, ends in runs:
+            k = bisect.bisect_right(starts, i) - 1
+            length = min(ends[k] - i, limit) if k >= 0 and i < ends[k] else 0
             if length > best:
                 best, at = length, d
         if best < 3:
@@ -79,11 +92,18 @@ def deflate_fixed(data: bytes, distances: Sequence[int]) -> bytes:
         out += (_DISTANCES[code], (at - _DIST_BASE[code], _DIST_EXTRA[code]))
         i += best
     out.append(_SYMBOLS[256])  # end of block
+    # LSB first, 64 bits at a time (one integer for the whole stream made every symbol copy it: quadratic).
+    packed = bytearray()
     value = shift = 0
     for bits, count in out:
         value |= bits << shift
         shift += count
-    return b"\x78\x01" + value.to_bytes((shift + 7) // 8, "little") + struct.pack(">I", zlib.adler32(data))
+        if shift >= 64:
+            packed += (value & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "little")
+            value >>= 64
+            shift -= 64
+    packed += value.to_bytes((shift + 7) // 8, "little")
+    return b"\x78\x01" + bytes(packed) + struct.pack(">I", zlib.adler32(data))
 
 
 def _chunk(kind: bytes, body: bytes) -> bytes:

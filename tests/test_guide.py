@@ -3,6 +3,7 @@ the profile link. Values are read back from the files and compared with the spec
 
 from __future__ import annotations
 
+import bisect
 import io
 import json
 import struct
@@ -463,3 +464,52 @@ def test_deflate_fixed_is_read_back_by_zlib(data: bytes, distances: list[int]) -
     stream = deflate_fixed(data, distances)
     assert zlib.decompress(stream) == data
     assert deflate_fixed(data, distances) == stream
+
+
+def _reference_deflate(data: bytes, distances: list[int]) -> bytes:
+    """deflate_fixed as first written (byte by byte), kept to hold the faster one to the same bytes: a changed
+    stream would change every guide's and message's QR code PNG, and the manifest lines that hash them."""
+    from generator.pngwriter import _DIST_BASE, _DIST_EXTRA, _DISTANCES, _LENGTH_BASE, _LENGTH_EXTRA, _SYMBOLS
+
+    def length(i: int, d: int, limit: int) -> int:
+        size = 0
+        while size < limit and data[i + size] == data[i + size - d]:
+            size += 1
+        return size
+
+    out, i = [(0b011, 3)], 0
+    while i < len(data):
+        best, at = 0, 0
+        for d in distances:
+            found = length(i, d, min(258, len(data) - i)) if d <= i else 0
+            if found > best:
+                best, at = found, d
+        if best < 3:
+            out.append(_SYMBOLS[data[i]])
+            i += 1
+            continue
+        code = bisect.bisect_right(_LENGTH_BASE, best) - 1
+        out += [_SYMBOLS[257 + code], (best - _LENGTH_BASE[code], _LENGTH_EXTRA[code])]
+        code = bisect.bisect_right(_DIST_BASE, at) - 1
+        out += [_DISTANCES[code], (at - _DIST_BASE[code], _DIST_EXTRA[code])]
+        i += best
+    out.append(_SYMBOLS[256])
+    value = shift = 0
+    for bits, count in out:
+        value |= bits << shift
+        shift += count
+    return b"\x78\x01" + value.to_bytes((shift + 7) // 8, "little") + struct.pack(">I", zlib.adler32(data))
+
+
+@given(st.binary(max_size=3000) | st.lists(st.sampled_from([b"\x00", b"\xff", b"\x0f\xf0", b"\x02"]), max_size=2000)
+       .map(b"".join), st.lists(st.integers(1, 32768), min_size=1, max_size=3))
+def test_deflate_fixed_writes_the_bytes_of_the_byte_by_byte_algorithm(data: bytes, distances: list[int]) -> None:
+    assert deflate_fixed(data, distances) == _reference_deflate(data, distances)
+
+
+def test_qr_pngs_are_the_bytes_of_the_byte_by_byte_algorithm() -> None:
+    for link in ("https://mail.esempio.it/profiles/apple/mario.rossi@esempio.it.mobileconfig", "x" * 900):
+        chunks = _png_chunks(qr_png(link))
+        width = struct.unpack(">I", chunks[b"IHDR"][:4])[0]
+        rows = zlib.decompress(chunks[b"IDAT"])
+        assert chunks[b"IDAT"] == _reference_deflate(rows, [1, (width + 7) // 8 + 1])  # as qr_png calls it
