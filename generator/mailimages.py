@@ -5,19 +5,21 @@ an SVG document (Thunderbird for Android). Browsers show both; mail apps do not:
 data: images, Outlook for Windows draws neither. Inside a message each code becomes a PNG part that the
 HTML names with cid: (RFC 2392), which Gmail, Outlook, Apple Mail and Thunderbird show in place. Each PNG is
 drawn from the very modules of the code it replaces (the SVG's runs read back by generator.qrdecode), so
-it says what the guide file says; `codes` reads both sides independently for the message's proof.
+it shows the very modules of the guide file's code; `codes` reads both sides independently for the
+message's proof.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
 
 from generator import pngwriter
-from generator.qrdecode import Matrix, QRDecodeError, decode, decode_png, matrix_from_paths, matrix_from_svg
+from generator.qrdecode import Matrix, QRDecodeError, matrix_from_paths, matrix_from_png, matrix_from_svg
 
 SCALE, BORDER = 4, 4  # pixels a module (as the guide's SVGs draw them), modules of quiet zone (the standard's)
 SVG_DATA = "data:image/svg+xml;base64,"
@@ -127,10 +129,12 @@ class _Codes(HTMLParser):
 
 
 def codes(page: str, parts: dict[str, bytes] | None = None) -> list[str]:
-    """What each QR code of `page` says, in document order, read with an HTML parser (not the rewrite's
-    regular expressions): inline QR <svg>s and <img>s of QR SVG data: URIs; with `parts` (Content-ID -> PNG
-    bytes), also <img src="cid:..."> from those PNGs. An image that is none of these is 'other: <src>'; a
-    code that does not read is 'unreadable: <why>'."""
+    """Each QR code of `page` in document order, read with an HTML parser (not the rewrite's regular
+    expressions), as 'QR <n>x<n> <digest of its modules>': inline QR <svg>s and <img>s of QR SVG data: URIs;
+    with `parts` (Content-ID -> PNG bytes), also <img src="cid:..."> from those PNGs. Two codes with the same
+    modules say the same thing (the guide's own proof decoded its codes), and comparing modules costs a
+    fraction of decoding them. An image that is none of these is 'other: <src>'; one that does not read is
+    'unreadable: <why>'."""
     parser = _Codes()
     parser.feed(page)
     parser.close()
@@ -139,14 +143,19 @@ def codes(page: str, parts: dict[str, bytes] | None = None) -> list[str]:
         try:
             if kind == "svg":
                 assert isinstance(value, list)
-                out.append(decode(matrix_from_paths(value)).decode("utf-8"))
+                out.append(_describe(matrix_from_paths(value)))
             elif isinstance(value, str) and value.startswith(SVG_DATA):
-                out.append(decode(_svg_document_matrix(value)).decode("utf-8"))
+                out.append(_describe(_svg_document_matrix(value)))
             elif isinstance(value, str) and value.lower().startswith("cid:") and parts is not None:
                 png = parts.get(value[4:])
-                out.append(decode_png(png).decode("utf-8") if png is not None else f"missing part: {value}")
+                out.append(_describe(matrix_from_png(png)) if png is not None else f"missing part: {value}")
             else:
                 out.append(f"other: {value}")
-        except (QRDecodeError, UnicodeDecodeError) as exc:
+        except QRDecodeError as exc:
             out.append(f"unreadable: {exc}")
     return out
+
+
+def _describe(matrix: Matrix) -> str:
+    bits = "/".join("".join("1" if dark else "0" for dark in row) for row in matrix)
+    return f"QR {len(matrix)}x{len(matrix[0]) if matrix else 0} {hashlib.sha256(bits.encode()).hexdigest()[:24]}"

@@ -42,7 +42,7 @@ from urllib.parse import quote
 from generator.accounts import Mailbox, split_address
 from generator.errors import BuildError, Problem, SpecError, VerificationError
 from generator.i18n import gettext_for
-from generator.mailimages import codes, to_cid
+from generator.mailimages import InlineImage, codes, to_cid
 from generator.render import prove
 from generator.signing import unsigned_content
 from generator.targets.base import OutputFile, RenderContext, Target
@@ -129,8 +129,10 @@ class MessageTarget(Target):
         guide_text = _pick(earlier, mailbox, "guide-text")
         if profile is None or guide_html is None or guide_text is None:
             raise VerificationError(path, ["the apple profile and both guides must be built with the message"])
-        data = self.compose(mailbox, profile, guide_html.data, guide_text.data, path)
-        self.verify(path, data, mailbox, profile, guide_html.data, guide_text.data)
+        page = self.html_body(mailbox, guide_html.data, path)
+        mail_page, images = to_cid(page, self.content_key(mailbox, profile, guide_html.data), self.id_domain())
+        data = self.compose(mailbox, profile, guide_html.data, guide_text.data, mail_page, images)
+        self.verify(path, data, mailbox, profile, guide_text.data, page, mail_page)
         return [OutputFile(path, data, self.name, "eml", mailbox.email, secret=profile.secret)]
 
     # --- composing -------------------------------------------------------------------------------------------
@@ -175,8 +177,10 @@ class MessageTarget(Target):
     def message_id(self, key: str) -> str:
         return f"<mailprofile.{key[:32]}@{self.id_domain()}>"
 
-    def compose(self, mailbox: Mailbox, profile: OutputFile, guide_html: bytes, guide_text: bytes,
-                path: str = "") -> bytes:
+    def compose(self, mailbox: Mailbox, profile: OutputFile, guide_html: bytes, guide_text: bytes, page: str,
+                images: list[InlineImage]) -> bytes:
+        """The message; `page` is the HTML part (the guide with the intro, its QR codes named by cid:), `images`
+        the PNG parts it names (mailimages.to_cid)."""
         key = self.content_key(mailbox, profile, guide_html)
         head = [fold(name, mailbox_words(*value)) for name, value in self.mailboxes(mailbox).items()]
         head.append(fold("Subject", text_words(self.subject(mailbox))))
@@ -190,7 +194,6 @@ class MessageTarget(Target):
             head.append(fold(SECRET_HEADER, ["password"]))  # `send` refuses it without --allow-secrets
         msg = EmailMessage(policy=policy.SMTP)  # the MIME structure; the headers above are written as they are
         msg.set_content(self.text_body(mailbox, guide_text), subtype="plain", charset="utf-8", cte="quoted-printable")
-        page, images = to_cid(self.html_body(mailbox, guide_html, path), key, self.id_domain())
         msg.add_alternative(page, subtype="html", charset="utf-8", cte="quoted-printable")
         msg.add_attachment(profile.data, maintype=PROFILE_TYPE[0], subtype=PROFILE_TYPE[1])
         attachment = list(msg.iter_parts())[-1]
@@ -230,17 +233,18 @@ class MessageTarget(Target):
 
     # --- proof -----------------------------------------------------------------------------------------------
 
-    def verify(self, path: str, data: bytes, mailbox: Mailbox, profile: OutputFile, guide_html: bytes,
-               guide_text: bytes) -> None:
+    def verify(self, path: str, data: bytes, mailbox: Mailbox, profile: OutputFile, guide_text: bytes, page: str,
+               mail_page: str) -> None:
+        """Parse the message back and compare it with what was meant: `page` is the guide with the intro as the
+        guide file has it, `mail_page` the HTML part composed from it."""
         msg = BytesParser(policy=policy.default).parsebytes(data)
         if msg.defects:
             raise VerificationError(path, [f"MIME defect: {d!r}" for d in msg.defects])
         parts = [(p.get_content_type(), p) for p in msg.walk()]  # one pass: header parsing is the cost here
         structure = [kind for kind, _ in parts]
-        # What the guide's QR codes say, read from the guide file itself; the message shows each as a PNG part.
-        page = self.html_body(mailbox, guide_html, path)
+        # The guide's QR codes, read from the guide file itself; the message shows each as a PNG part.
         said = codes(page)
-        qr = [c for c in said if not c.startswith(("other: ", "unreadable: "))]
+        qr = [c for c in said if c.startswith("QR ")]
         html_parts = ["multipart/related", "text/html", *["image/png"] * len(qr)] if qr else ["text/html"]
         expected_structure = ["multipart/mixed", "multipart/alternative", "text/plain", *html_parts,
                               "/".join(PROFILE_TYPE)]
@@ -267,7 +271,7 @@ class MessageTarget(Target):
             # The guide in the HTML part was proven against the spec (tables read back, QR decoded) as a
             # file a moment ago; here it must arrive exactly as composed around it.
             "html": body.get_content().replace("\r\n", "\n"),
-            # Each code the HTML shows, read back from its PNG part (qrdecode), against the guide's SVGs.
+            # Each code the HTML shows, its modules read back from its PNG part, against the guide's SVGs.
             "codes": codes(body.get_content(), {cid: p.get_content() for cid, p in cids.items()}),
             "image parts": sorted((cid, p.get_content_disposition(), bool(p.get_filename()))
                                   for cid, p in cids.items()),
@@ -286,8 +290,7 @@ class MessageTarget(Target):
             "attachment name=": mailbox.profile_name,
             "blocked": False,
             "text": self.text_body(mailbox, guide_text).replace("\r\n", "\n"),
-            "html": to_cid(page, self.content_key(mailbox, profile, guide_html), self.id_domain())[0]
-            .replace("\r\n", "\n"),
+            "html": mail_page.replace("\r\n", "\n"),
             "intro first": True,
             "codes": said,
             "image parts": sorted((cid, "inline", True) for cid in
