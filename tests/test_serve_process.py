@@ -67,13 +67,13 @@ def test_real_server_answers_reloads_and_stops(server: tuple[Server, Path]) -> N
     os.kill(srv.proc.pid, signal.SIGHUP)
     assert wait_for(lambda: "reload failed, keeping the previous spec" in srv.output()), srv.output()
     assert hostname(srv) == "imaps.aruba.it" and srv.proc.poll() is None
-    # /healthz stays 200 (the old spec is served) and says why the spec on disk is not, from every worker.
+    # /healthz stays 200 (the old spec is served) and says that the spec on disk is not, from every worker.
     for _ in range(8):
         status, health = srv.request("GET", "/healthz")
         first, second = health.decode().splitlines()
         assert status == 200 and first == "ok 1 domains", health
-        assert re.fullmatch(r"reload failed at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ, still serving the spec loaded "
-                            r"before: .*incoming\.port: input should be less than or equal to 65535.*", second), health
+        assert re.fullmatch(r"reload failed at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: still serving the spec loaded "
+                            r"before \(the log says why\)", second), health
 
     spec.write_text(spec.read_text().replace("port: 99999", "port: 993").replace("imaps.aruba.it", "imap.esempio.it"))
     os.kill(srv.proc.pid, signal.SIGHUP)

@@ -41,7 +41,7 @@ from generator.serve.page import render_page
 from generator.serve.service import Answer, BadAddress, Service, UnknownDomain, load_service
 
 log = logging.getLogger("mailprofile.serve")
-FAILURE_BYTES = 4096  # the reason a reload failed, as /healthz shows it (cut to fit)
+FAILURE_BYTES = 64  # when the last reload failed (UTC, ISO 8601), shared with the workers
 
 XML = "text/xml; charset=utf-8"  # Thunderbird needs text/xml or application/xml (FetchHTTP.sys.mjs)
 APPLE = "application/x-apple-aspen-config"  # what iOS/macOS recognise as a profile (Mailu#3684)
@@ -66,7 +66,7 @@ class Holder:
         self._waiting = False  # a reload is queued and has not read the spec yet
         self.reload_on_hup = True  # False in the workers of `mailprofile serve --workers N`: they are replaced
         self.early_hups: list[int] = []  # SIGHUPs received before the server answered: reload once it does
-        # Why the last reload failed (empty after a good one), in memory shared with the workers forked later:
+        # When the last reload failed (empty after a good one), in memory shared with the workers forked later:
         # with --workers N the supervisor reloads, and on a failure keeps the old workers, which must say so.
         self._failure = mmap.mmap(-1, FAILURE_BYTES)
 
@@ -83,15 +83,16 @@ class Holder:
             return self._reload()
 
     def reload_failure(self) -> str:
-        """Why the last reload failed, with when ("" if it did not): the service answers with an older spec."""
-        return self._failure[:].partition(b"\0")[0].decode("utf-8", "replace")
+        """When the last reload failed, as /healthz says it ("" if it did not): the service answers with an
+        older spec. Not why: /healthz answers anyone, and a reason quotes the spec (its path, a CSV row with a
+        user's address); the log says why."""
+        when = self._failure[:].partition(b"\0")[0].decode("ascii")
+        return f"reload failed at {when}: still serving the spec loaded before (the log says why)" if when else ""
 
     def _failed(self, why: str, *, exc_info: bool = False) -> bool:
         log.error("reload failed, keeping the previous spec: %s", why, exc_info=exc_info)
-        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        text = f"reload failed at {when}, still serving the spec loaded before: {why}"
-        data = " ".join(text.split()).encode("utf-8")[:FAILURE_BYTES - 1].decode("utf-8", "ignore").encode("utf-8")
-        self._failure[:] = data.ljust(FAILURE_BYTES, b"\0")
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()).encode("ascii")
+        self._failure[:] = when.ljust(FAILURE_BYTES, b"\0")
         return False
 
     def _reload(self) -> bool:
