@@ -86,12 +86,23 @@ def deflate_fixed(data: bytes, distances: Sequence[int]) -> bytes:
             out.append(_SYMBOLS[data[i]])
             i += 1
             continue
-        code = bisect.bisect_right(_LENGTH_BASE, best) - 1
-        out += (_SYMBOLS[257 + code], (best - _LENGTH_BASE[code], _LENGTH_EXTRA[code]))
-        code = bisect.bisect_right(_DIST_BASE, at) - 1
-        out += (_DISTANCES[code], (at - _DIST_BASE[code], _DIST_EXTRA[code]))
+        out += match_codes(best, at)
         i += best
-    out.append(_SYMBOLS[256])  # end of block
+    return zlib_stream(out, data)
+
+
+def match_codes(length: int, distance: int) -> tuple[tuple[int, int], ...]:
+    """A copy of `length` bytes from `distance` back: the fixed code of the length, its extra bits, the code of
+    the distance, its extra bits (RFC 1951 §3.2.5), each as (bits, count)."""
+    code = bisect.bisect_right(_LENGTH_BASE, length) - 1
+    far = bisect.bisect_right(_DIST_BASE, distance) - 1
+    return (_SYMBOLS[257 + code], (length - _LENGTH_BASE[code], _LENGTH_EXTRA[code]),
+            _DISTANCES[far], (distance - _DIST_BASE[far], _DIST_EXTRA[far]))
+
+
+def zlib_stream(out: list[tuple[int, int]], data: bytes) -> bytes:
+    """The block's codes `out` (header bits first), ended and packed LSB first, in a zlib wrapper for `data`."""
+    out = [*out, _SYMBOLS[256]]  # end of block
     # LSB first, 64 bits at a time (one integer for the whole stream made every symbol copy it: quadratic).
     packed = bytearray()
     value = shift = 0
