@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import html
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -88,7 +89,9 @@ def _replace(match: re.Match[str], key: str, domain: str, index: int) -> tuple[s
             matrix = matrix_from_paths(_PATH_D.findall(match.group(2)))
             png = png_of(matrix)
             size = (len(matrix) + 2 * BORDER) * SCALE
-            alt = attrs.get("aria-label", "")  # already escaped as the page wrote it
+            # The name as the page wrote it, quoted again for a double-quoted attribute (a --templates guide may
+            # single-quote a label that holds a '"').
+            alt = html.escape(html.unescape(attrs.get("aria-label", "")), quote=True)
             return (f'<img src="cid:{cid}" alt="{alt}" width="{size}" height="{size}">',
                     InlineImage(cid, png, name))
         src = _attrs(text).get("src", "")

@@ -487,3 +487,23 @@ def test_a_qr_code_in_a_comment_of_a_custom_guide_stays_a_comment(tmp_path: Path
     assert html_part is not None
     html = html_part.get_content()
     assert '<!-- old: <div class="qr"><svg role="img"' in html and html.count("cid:") == 1
+
+
+def test_a_qr_codes_name_stays_one_attribute_however_the_guide_quoted_it() -> None:
+    """The <img> that replaces an inline QR code takes its alt text from the <svg>'s aria-label: a --templates
+    guide that single-quotes a label holding '"' gave alt="say "hi"", which a mail app reads as alt="say ". """
+    from html.parser import HTMLParser
+
+    code = segno.make_qr("https://mail.esempio.it/p")
+    svg = code.svg_inline(scale=4, svgclass="qr", lineclass=None, dark="#000", light="#fff")  # as the guide draws it
+    size = str(code.symbol_size(scale=4, border=4)[0])
+    page, [image] = mailimages.to_cid(svg.replace("<svg ", "<svg aria-label='say \"hi\" &amp; scan' ", 1), "k" * 32,
+                                      "esempio.it")
+    found: list[dict[str, str | None]] = []
+
+    class Images(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            found.append(dict(attrs))
+
+    Images().feed(page)
+    assert found == [{"src": f"cid:{image.cid}", "alt": 'say "hi" & scan', "width": size, "height": size}]
