@@ -511,6 +511,8 @@ def _dedupe(leaf: x509.Certificate, certs: list[x509.Certificate]) -> tuple[x509
 
 def _issuer_in(cert: x509.Certificate, certs: tuple[x509.Certificate, ...] | list[x509.Certificate]
                ) -> x509.Certificate | None:
+    """The certificate among `certs` that issued `cert` (its subject is cert's issuer and its key verifies
+    cert's signature), or None."""
     for candidate in certs:
         if candidate.subject == cert.issuer:
             try:
@@ -573,13 +575,8 @@ def _chain_warnings(leaf: x509.Certificate, chain: tuple[x509.Certificate, ...],
 
 
 def _check_issuer_present(leaf: x509.Certificate, chain: tuple[x509.Certificate, ...], path: Path) -> None:
-    for cert in chain:
-        if cert.subject == leaf.issuer:
-            try:
-                leaf.verify_directly_issued_by(cert)
-            except (ValueError, TypeError, InvalidSignature):
-                continue
-            return
+    if _issuer_in(leaf, chain) is not None:
+        return
     raise BuildError(
         f"{path}: no certificate in the chain issued the signing certificate ({_subject(leaf)}, issued by "
         f"{leaf.issuer.rfc4514_string()}) — pass the intermediate certificates of this certificate's CA"
