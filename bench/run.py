@@ -11,7 +11,7 @@ Prints, for the same synthetic addresses, every figure from this one run (wall a
   paths, same sizes) created in a fresh folder by one process, nothing else, just before the fast build; and
   just after it by as many processes at once as the build has workers (the most any build with that many
   workers could make on this file system).
-- the build as it was before issue 13 (--baseline REV, from a git worktree of this checkout, same interpreter),
+- the build as it was before issue 13 (--baseline REV, its source from this checkout's git, same interpreter),
   on the same accounts into a fresh folder, with a check that it wrote the very same files.
 - mailprofile, Apple only, and the plistlib floor: the same profile dictionaries passed straight through
   plistlib.dumps and written to the same paths; and Jinja-only: the template rendered for each of those
@@ -29,6 +29,7 @@ Nothing here is asserted: the figures are for the README and for people.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import multiprocessing
 import os
@@ -37,6 +38,7 @@ import re
 import resource
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 from dataclasses import dataclass
@@ -194,10 +196,6 @@ def _create(out: Path, files: list[tuple[str, int]]) -> float:
     return time.process_time() - cpu
 
 
-def _create_share(args: tuple[Path, list[tuple[str, int]]]) -> float:
-    return _create(*args)
-
-
 def io_floor(built: Path, out: Path, processes: int = 1) -> tuple[float, float, int]:
     """The same files as the build in `built` (same relative paths, same sizes, manifest included), created
     in the fresh folder `out`, nothing else: by one process, or by `processes` processes at once, each
@@ -212,23 +210,25 @@ def io_floor(built: Path, out: Path, processes: int = 1) -> tuple[float, float, 
     shares = [(out, files[i:i + share]) for i in range(0, len(files), share)]
     with multiprocessing.get_context("fork").Pool(processes) as pool:
         start = time.perf_counter()
-        cpus = pool.map(_create_share, shares, chunksize=1)
+        cpus = pool.starmap(_create, shares, chunksize=1)
         return time.perf_counter() - start, sum(cpus), len(files)
 
 
 def baseline(spec: Path, out: Path, rev: str) -> tuple[Run, bool] | str:
-    """The build as it was at `rev` (a git revision of this checkout), run from a worktree of it with this
-    interpreter, into `out`: its Run and whether it wrote the very same bytes (manifest compared), or why not."""
+    """The build as it was at `rev` (a git revision of this checkout), its source unpacked beside `out` (kept
+    with the run's outputs: nothing is deleted during a run) and run with this interpreter, into `out`: its Run
+    and whether it wrote the very same bytes (manifest compared), or why not."""
     src = out.parent / f"{out.name}-src"
     try:
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--quiet", "--detach", str(src), rev],
-                       check=True, capture_output=True, text=True)
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", rev], check=True,
+                                 capture_output=True)
     except (OSError, subprocess.CalledProcessError) as exc:
-        return f"no baseline: cannot check out {rev} ({getattr(exc, 'stderr', '') or exc})".strip()
-    try:
-        run = mailprofile(spec, out, cwd=src, env={**os.environ, "PYTHONPATH": str(src)})
-    finally:
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(src)], capture_output=True)
+        why = getattr(exc, "stderr", b"") or str(exc).encode()
+        return f"no baseline: cannot read {rev} from git ({why.decode(errors='replace').strip()})"
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(src, filter="data")
+    run = mailprofile(spec, out, cwd=src, env={**os.environ, "PYTHONPATH": str(src)})
+
     def entries(built: Path) -> bytes:  # every file's path, sha256 and size; the head names the version
         return (built / "manifest.json").read_bytes().partition(b"\n")[2]
 
