@@ -68,7 +68,7 @@ def deflate_fixed(data: bytes, distances: Sequence[int]) -> bytes:
     A match at distance d from position i is as long as the stretch of positions from i on where the data
     equals itself d bytes back (deflate copies overlapping), at most 258 bytes and the rest of the data: the
     stretches are found once per distance (`_runs`) and looked up by bisection, so the work is per symbol
-    written, not per byte compared (a QR code's rows: ~1 ms instead of ~5)."""
+    written, not per byte compared (a Thunderbird for Android code at scale 4: 4.6 ms a PNG instead of 6.4)."""
     if any(not 1 <= d <= _MAX_DISTANCE for d in distances):
         raise ValueError(f"distances must be 1..{_MAX_DISTANCE}")
     out: list[tuple[int, int]] = [(0b011, 3)]  # BFINAL=1, BTYPE=01 (fixed Huffman codes)
