@@ -11,8 +11,6 @@ message's proof.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import html
 import re
@@ -21,9 +19,9 @@ from html.parser import HTMLParser
 
 from generator import pngwriter
 from generator.qrdecode import Matrix, QRDecodeError, matrix_from_paths, matrix_from_png, matrix_from_svg
+from generator.targets.thunderbird_android import SVG_DATA_URI, svg_from_data_uri
 
 SCALE, BORDER = 4, 4  # pixels a module (as the guide's SVGs draw them), modules of quiet zone (the standard's)
-SVG_DATA = "data:image/svg+xml;base64,"
 _SVG = re.compile(r"<svg\b([^>]*)>(.*?)</svg\s*>", re.S | re.I)
 _IMG = re.compile(r"<img\b[^>]*>", re.I)
 _COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
@@ -45,9 +43,9 @@ def _attrs(tag: str) -> dict[str, str]:
 def _svg_document_matrix(uri: str) -> Matrix:
     """The modules of a QR SVG document in a data: URI, as the build writes the android-qr file."""
     try:
-        svg = base64.b64decode(uri[len(SVG_DATA):], validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError) as exc:
-        raise QRDecodeError(f"not a base64 SVG: {exc}") from None
+        svg = svg_from_data_uri(uri).decode("utf-8")
+    except ValueError as exc:  # UnicodeDecodeError is one
+        raise QRDecodeError(str(exc)) from None
     return matrix_from_svg(svg, background=False)
 
 
@@ -95,7 +93,7 @@ def _replace(match: re.Match[str], key: str, domain: str, index: int) -> tuple[s
             return (f'<img src="cid:{cid}" alt="{alt}" width="{size}" height="{size}">',
                     InlineImage(cid, png, name))
         src = _attrs(text).get("src", "")
-        if not src.startswith(SVG_DATA):
+        if not src.startswith(SVG_DATA_URI):
             return None
         matrix = _svg_document_matrix(src)
         start = text.index(src)
@@ -147,7 +145,7 @@ def codes(page: str, parts: dict[str, bytes] | None = None) -> list[str]:
             if kind == "svg":
                 assert isinstance(value, list)
                 out.append(_describe(matrix_from_paths(value)))
-            elif isinstance(value, str) and value.startswith(SVG_DATA):
+            elif isinstance(value, str) and value.startswith(SVG_DATA_URI):
                 out.append(_describe(_svg_document_matrix(value)))
             elif isinstance(value, str) and value.lower().startswith("cid:") and parts is not None:
                 png = parts.get(value[4:])

@@ -17,8 +17,6 @@ mailbox, already translated, for any page that shows them (the web self-service 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 import unicodedata
@@ -49,6 +47,7 @@ from generator.targets.thunderbird_android import (
     read_qr_svg,
     render_qr_svg,
     svg_data_uri,
+    svg_from_data_uri,
 )
 
 
@@ -435,13 +434,10 @@ def android_qr_uri(spec: Spec, mailbox: Mailbox) -> str | None:
 
 def read_android_qr(uri: str) -> Any:
     """The JSON payload of the QR code in an android-qr data: URI (ValueError when it is not one of ours)."""
-    prefix = "data:image/svg+xml;base64,"
-    if not uri.startswith(prefix):
-        raise ValueError("the Thunderbird for Android QR code is not an SVG data: URI")
     try:
-        svg = base64.b64decode(uri[len(prefix):], validate=True)
-    except binascii.Error as exc:
-        raise ValueError(f"bad base64 in the QR code's data: URI: {exc}") from None
+        svg = svg_from_data_uri(uri)
+    except ValueError as exc:
+        raise ValueError(f"the Thunderbird for Android QR code: {exc}") from None
     return read_qr_svg(svg)
 
 

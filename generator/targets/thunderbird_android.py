@@ -23,6 +23,7 @@ without an IMAP or without an SMTP server the file is rejected too.
 from __future__ import annotations
 
 import base64
+import binascii
 import io
 import ipaddress
 import json
@@ -104,10 +105,23 @@ def qr_path(mailbox: Mailbox) -> str:
     return f"{mailbox.slug}/thunderbird/thunderbird-android-qr.svg"
 
 
+SVG_DATA_URI = "data:image/svg+xml;base64,"
+
+
 def svg_data_uri(svg: bytes) -> str:
     """The QR file's own bytes as a data: URI, so a page shows exactly what the build writes (an <img>: the
     file is a whole SVG document, with its XML declaration)."""
-    return "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii")
+    return SVG_DATA_URI + base64.b64encode(svg).decode("ascii")
+
+
+def svg_from_data_uri(uri: str) -> bytes:
+    """The SVG document in a data: URI as svg_data_uri writes it (ValueError for anything else)."""
+    if not uri.startswith(SVG_DATA_URI):
+        raise ValueError("not an SVG data: URI")
+    try:
+        return base64.b64decode(uri[len(SVG_DATA_URI):], validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"bad base64 in the data: URI: {exc}") from None
 
 
 def read_qr_svg(svg: bytes) -> Any:
