@@ -103,23 +103,23 @@ def _replace(match: re.Match[str], key: str, domain: str, index: int) -> tuple[s
 
 
 class _Codes(HTMLParser):
-    """In document order: each QR code a page shows, as ('svg', modules' paths) for an inline <svg class="qr">
-    and ('img', src) for every <img>."""
+    """In document order: the `d` of the paths of each inline <svg class="qr"> (a list), and the src of every
+    <img> (a string)."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
-        self.found: list[tuple[str, object]] = []
+        self.found: list[list[str] | str] = []
         self._paths: list[str] | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
         if tag == "svg" and "qr" in (a.get("class") or "").split():
             self._paths = []
-            self.found.append(("svg", self._paths))
+            self.found.append(self._paths)
         elif tag == "path" and self._paths is not None:
             self._paths.append(a.get("d") or "")
         elif tag == "img":
-            self.found.append(("img", a.get("src") or ""))
+            self.found.append(a.get("src") or "")
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.handle_starttag(tag, attrs)
@@ -140,14 +140,13 @@ def codes(page: str, parts: dict[str, bytes] | None = None) -> list[str]:
     parser.feed(page)
     parser.close()
     out: list[str] = []
-    for kind, value in parser.found:
+    for value in parser.found:
         try:
-            if kind == "svg":
-                assert isinstance(value, list)
+            if isinstance(value, list):
                 out.append(_describe(matrix_from_paths(value)))
-            elif isinstance(value, str) and value.startswith(SVG_DATA_URI):
+            elif value.startswith(SVG_DATA_URI):
                 out.append(_describe(_svg_document_matrix(value)))
-            elif isinstance(value, str) and value.lower().startswith("cid:") and parts is not None:
+            elif value.lower().startswith("cid:") and parts is not None:
                 png = parts.get(value[4:])
                 out.append(_describe(matrix_from_png(png)) if png is not None else f"missing part: {value}")
             else:
