@@ -7,9 +7,11 @@ without running them.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -33,6 +35,17 @@ def require_binary(name: str, package: str) -> str:
     require(path is not None, f"{name} not installed (Debian package {package})")
     assert path is not None
     return path
+
+
+def zbar(png: bytes, folder: Path, what: str = "the image") -> bytes:
+    """What zbar (zbarimg, Debian zbar-tools) reads in the PNG `png`, as bytes; a test failure if it finds no
+    code. The file goes into `folder`, named by its content."""
+    zbarimg = require_binary("zbarimg", "zbar-tools")
+    path = folder / f"zbar-{hashlib.sha256(png).hexdigest()[:12]}.png"
+    path.write_bytes(png)
+    result = subprocess.run([zbarimg, "-q", "--raw", "-Sbinary", str(path)], capture_output=True, check=False)
+    assert result.returncode == 0, f"zbar found no QR code in {what}: {result.stderr!r}"
+    return result.stdout.rstrip(b"\n")
 
 
 def interruptible() -> None:

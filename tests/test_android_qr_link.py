@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -30,7 +29,7 @@ from generator.serve import create_app
 from generator.spec import load_spec
 from generator.targets.base import RenderContext
 from generator.targets.guide import GuideTarget, parse_html_guide, read_android_qr
-from tests.conftest import EXAMPLES, require_binary
+from tests.conftest import EXAMPLES, zbar
 from tests.test_serve_browser import browser  # noqa: F401  (the Chromium fixture)
 from tests.test_serve_process import Server
 from tests.test_thunderbird_android import _variant, expected_qr
@@ -185,15 +184,6 @@ def test_qrdecode_reads_the_svg_segno_saves_without_a_background(text: str, scal
 
 # --- in a real browser -------------------------------------------------------------------------------------------
 
-def _zbar_png(png: bytes, tmp_path: Path) -> bytes:
-    zbarimg = require_binary("zbarimg", "zbar-tools")
-    path = tmp_path / "android-qr-rendered.png"
-    path.write_bytes(png)
-    result = subprocess.run([zbarimg, "-q", "--raw", "-Sbinary", str(path)], capture_output=True, check=False)
-    assert result.returncode == 0, f"zbar found no QR code in Chromium's rendering: {result.stderr!r}"
-    return result.stdout.rstrip(b"\n")
-
-
 def test_chromium_shows_a_scannable_android_qr_on_the_page_and_in_the_guide(
         browser: tuple[webdriver.Chrome, Path], tmp_path: Path) -> None:  # noqa: F811
     """The real `mailprofile serve` process, Chromium without JavaScript: the code as drawn on screen, read by
@@ -211,9 +201,9 @@ def test_chromium_shows_a_scannable_android_qr_on_the_page_and_in_the_guide(
         # click() does not always wait for the form's navigation under load: wait for the answer page.
         qr = WebDriverWait(driver, 30).until(expected_conditions.presence_of_element_located((By.ID, "android-qr")))
         assert qr.size["width"] > 100 and qr.size["height"] > 100  # drawn, not a broken image
-        assert json.loads(_zbar_png(qr.screenshot_as_png, tmp_path)) == built
+        assert json.loads(zbar(qr.screenshot_as_png, tmp_path, "Chromium's rendering")) == built
     finally:
         srv.stop()
     driver.get((out / MARIO / "guide" / f"{MARIO}.html").as_uri())
     qr = driver.find_element(By.ID, "android-qr")
-    assert qr.size["width"] > 100 and json.loads(_zbar_png(qr.screenshot_as_png, tmp_path)) == built
+    assert qr.size["width"] > 100 and json.loads(zbar(qr.screenshot_as_png, tmp_path, "Chromium's rendering")) == built

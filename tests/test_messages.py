@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import re
-import subprocess
 from email import policy
 from email.header import decode_header, make_header
 from email.message import EmailMessage
@@ -29,7 +28,7 @@ from generator.signing import unsigned_content
 from generator.spec import load_spec
 from generator.targets.guide import parse_html_guide, read_android_qr
 from generator.targets.message import fold, mailbox_words, text_words
-from tests.conftest import EXAMPLES, require_binary
+from tests.conftest import EXAMPLES, zbar
 from tests.test_signing import PKI, pki  # noqa: F401  (session fixture)
 from tests.test_spec_errors import BASE
 
@@ -407,15 +406,6 @@ def test_escaped_carriage_returns_in_long_texts_are_line_breaks(tmp_path: Path) 
 ANDROID_QR = "targets:\n  build: [apple, guide, message]\n  thunderbird: {android_qr: true}\n"
 
 
-def _zbar(png: bytes, tmp_path: Path) -> bytes:
-    zbarimg = require_binary("zbarimg", "zbar-tools")
-    path = tmp_path / f"part-{hashlib.sha256(png).hexdigest()[:12]}.png"
-    path.write_bytes(png)
-    result = subprocess.run([zbarimg, "-q", "--raw", "-Sbinary", str(path)], capture_output=True, check=False)
-    assert result.returncode == 0, f"zbar found no QR code in the message's PNG part: {result.stderr!r}"
-    return result.stdout.rstrip(b"\n")
-
-
 def test_qr_codes_arrive_as_png_parts_that_the_html_names_by_cid(tmp_path: Path) -> None:
     """Gmail removes inline <svg> and data: images and Outlook for Windows draws neither: in a message each QR
     code of the guide is a PNG part of a multipart/related, named by cid:, that zbar reads as the guide file's
@@ -439,7 +429,8 @@ def test_qr_codes_arrive_as_png_parts_that_the_html_names_by_cid(tmp_path: Path)
     assert all(p.get_content_disposition() == "inline" for p in images.values())
     assert [p.get_content_type() for p in msg.iter_attachments()] == ["application/x-apple-aspen-config"]
     guide = parse_html_guide((out / f"{address}/guide/{address}.html").read_bytes())
-    profile_qr, android_qr = (_zbar(images[cid].get_content(), tmp_path) for cid in referenced)
+    profile_qr, android_qr = (zbar(images[cid].get_content(), tmp_path, "the message's PNG part")
+                              for cid in referenced)
     assert profile_qr.decode() == guide.links["profile-link"]
     assert guide.links["profile-link"] == f"https://mail.esempio.it/profiles/apple/{address}.mobileconfig"
     assert json.loads(android_qr) == read_android_qr(guide.images["android-qr"])  # the android-qr file's SVG

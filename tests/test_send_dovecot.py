@@ -8,7 +8,6 @@ import hashlib
 import imaplib
 import json
 import re
-import subprocess
 from email import policy
 from email.header import decode_header, make_header
 from email.message import EmailMessage
@@ -22,7 +21,7 @@ from generator.build import BuildOptions, build, prepare
 from generator.cli import main
 from generator.spec import load_spec
 from generator.targets.guide import parse_html_guide
-from tests.conftest import EXAMPLES, require_binary
+from tests.conftest import EXAMPLES, zbar
 from tests.mailserver import MailServer, require_server, server_for
 from tests.test_spec_errors import BASE
 
@@ -128,7 +127,6 @@ def test_an_imap_client_finds_each_qr_code_as_the_inline_part_the_html_names(tmp
     multipart/related with the Content-ID the HTML's cid: names, inline; the part fetched by its section
     (BODY[1.2.2]) is a QR code zbar reads as the guide's profile link."""
     require_server()
-    zbarimg = require_binary("zbarimg", "zbar-tools")
     out = tmp_path / "out"
     build(prepare(load_spec(EXAMPLES / "delivery.yaml"), ["message"]), BuildOptions(out=out, jobs=1))
     address = "mario.rossi@esempio.it"
@@ -148,9 +146,7 @@ def test_an_imap_client_finds_each_qr_code_as_the_inline_part_the_html_names(tmp
     assert image is not None, structure.decode()
     cid = image.group(1).decode()
     assert f"cid:{cid}" in html.replace("=\r\n", "")
-    path = tmp_path / "part.png"
-    path.write_bytes(base64.b64decode(png))
-    decoded = subprocess.run([zbarimg, "-q", "--raw", str(path)], capture_output=True, text=True, check=True).stdout
+    decoded = zbar(base64.b64decode(png), tmp_path, "the part fetched over IMAP")
     guide = parse_html_guide((out / f"{address}/guide/{address}.html").read_bytes())
-    assert decoded.strip() == guide.links["profile-link"]
+    assert decoded.decode() == guide.links["profile-link"]
     assert guide.links["profile-link"] == f"https://mail.esempio.it/profiles/apple/{address}.mobileconfig"
