@@ -14,10 +14,10 @@ Char production without CR, say), otherwise the account takes the full path (ren
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 _TOKEN = "mpSLOT{:05d}x"
 _TOKENS = re.compile(r"mpSLOT(\d{5})x")
@@ -50,6 +50,22 @@ class Format:
     name: str
     contexts: tuple[Context, ...]
     specials: str
+
+
+_RECORDS: dict[type, tuple[bool, ...]] = {}  # NamedTuple class -> per field: does it belong to the shape?
+R = TypeVar("R")
+
+
+def record(*fixed: str) -> Callable[[type[R]], type[R]]:
+    """Class decorator for a NamedTuple whose fields named in `fixed` belong to the shape as they are, like
+    `Fixed` words (a pref's name), and whose other fields are walked like a tuple's items (its value)."""
+    def register(cls: type[R]) -> type[R]:
+        names: tuple[str, ...] = cls._fields  # type: ignore[attr-defined]
+        if not set(fixed) <= set(names):
+            raise TypeError(f"{cls.__name__} has no field {', '.join(set(fixed) - set(names))}")
+        _RECORDS[cls] = tuple(n in fixed for n in names)
+        return cls
+    return register
 
 
 def shape(value: Any) -> tuple[Any, list[str]]:
@@ -93,6 +109,14 @@ def _walk(value: Any, key: list[Any], strings: list[str]) -> None:
         for v in value:
             _walk(v, key, strings)
         key.append(_END)
+    elif kind in _RECORDS:  # the class fixes the number of fields and which are part of the shape
+        key.append(kind)
+        for fixed, v in zip(_RECORDS[kind], value, strict=True):
+            if fixed:
+                key.append(type(v))
+                key.append(v)
+            else:
+                _walk(v, key, strings)
     elif kind in _SCALARS:
         key.append(kind)
         key.append(value)
@@ -111,6 +135,8 @@ def substitute(value: Any, strings: Iterator[str]) -> Any:
         return [substitute(v, strings) for v in value]
     if kind is tuple:
         return tuple(substitute(v, strings) for v in value)
+    if kind in _RECORDS:
+        return kind(*(v if fixed else substitute(v, strings) for fixed, v in zip(_RECORDS[kind], value, strict=True)))
     return value
 
 
@@ -215,71 +241,162 @@ MISS = _Miss()
 Filler = Callable[[Any], "str | _Miss | None"]
 
 
+class _Code:
+    """Generated Python for one shape (see compile_filler): the statements that check that a value has the
+    shape, then the checked, filled text of each file. Every constant reaches the code through its
+    namespace, never as source text."""
+
+    def __init__(self) -> None:
+        self.consts: dict[str, Any] = {"MISS": MISS, "dict": dict, "list": list, "tuple": tuple, "str": str}
+        self.lines = ["def filler(v):"]
+        self.strings: list[tuple[str, str]] = []  # (variable, the string the value has there), document order
+        self._count = 0
+
+    def const(self, obj: Any) -> str:
+        name = f"k{len(self.consts)}"
+        self.consts[name] = obj
+        return name
+
+    def check_shape(self, node: Any, expr: str) -> None:
+        """Statements that return MISS unless the value at `expr` has the shape of `node`."""
+        var = f"x{self._count}"
+        self._count += 1
+        lines = self.lines
+        lines.append(f"    {var} = {expr}")
+        kind = type(node)
+        if kind is str:
+            lines.append(f"    if type({var}) is not str or {'not ' if node else ''}{var}: return MISS")
+            self.strings.append((var, node))
+        elif kind is dict:
+            lines.append(f"    if type({var}) is not dict or list({var}) != {self.const(list(node))}: return MISS")
+            for k, child in node.items():
+                self.check_shape(child, f"{var}[{self.const(k)}]")
+        elif kind is list or kind is tuple:
+            lines.append(f"    if type({var}) is not {kind.__name__} or len({var}) != {len(node)}: return MISS")
+            for i, child in enumerate(node):
+                self.check_shape(child, f"{var}[{i}]")
+        elif kind in _RECORDS:
+            lines.append(f"    if type({var}) is not {self.const(kind)}: return MISS")
+            for i, (fixed, child) in enumerate(zip(_RECORDS[kind], node, strict=True)):
+                if fixed:
+                    lines.append(f"    if type({var}[{i}]) is not {self.const(type(child))} or "
+                                 f"{var}[{i}] != {self.const(child)}: return MISS")
+                else:
+                    self.check_shape(child, f"{var}[{i}]")
+        elif node is None:
+            lines.append(f"    if {var} is not None: return MISS")
+        elif kind in _SCALARS:
+            lines.append(f"    if type({var}) is not {self.const(kind)} or {var} != {self.const(node)}: return MISS")
+        else:
+            raise TypeError(f"no shape for {kind.__name__}")
+
+    def filled(self, stencil: Stencil, strings: list[tuple[str, str, bool]]) -> tuple[list[str], str]:
+        """(the conditions under which every string passes its checks, the expression of the filled text) for
+        `strings` as (expression, the string the learning value had there, whether it varies: a constant is
+        checked and escaped here, once). A varying string equal to the one the learning value had there (a
+        server name, the same for every account) reuses its checked and escaped form."""
+        if len(strings) != len(stencil.checks):
+            raise ValueError("the stencil was not learnt from this shape")
+        conditions = []
+        for (expr, seen, varies), checks in zip(strings, stencil.checks, strict=True):
+            passes = " and ".join(f"{self.const(check)}({expr})" for check in checks)
+            if not varies:
+                if not all(check(seen) for check in checks):
+                    conditions.append("False")
+            elif all(check(seen) for check in checks):
+                conditions.append(f"({expr} == {self.const(seen)} or ({passes}))")
+            else:
+                conditions.append(f"({passes})")
+        parts = [self.const(stencil.segments[0])]
+        escaped: dict[tuple[int, int], str] = {}
+        for gap, (slot, escape) in enumerate(zip(stencil.slots, stencil.escapes, strict=True)):
+            expr, seen, varies = strings[slot]
+            call = f"{self.const(escape)}({expr})"
+            if all(check(seen) for check in stencil.checks[slot]):
+                done = escaped.setdefault((slot, id(escape)), self.const(escape(seen)))
+                call = f"({done} if {expr} == {self.const(seen)} else {call})" if varies else done
+            parts += [call, self.const(stencil.segments[gap + 1])]
+        return conditions, f"''.join(({', '.join(parts)},))"
+
+    def compile(self, name: str) -> Any:
+        # Our own generated code: every name in it is ours, every constant is passed by name in `consts`.
+        exec(compile("\n".join(self.lines), name, "exec"), self.consts)
+        return self.consts["filler"]
+
+
 def compile_filler(value: Any, stencil: Stencil, name: str = "") -> Filler:
     """`stencil` compiled for the shape of `value`: a function that, for any value, returns MISS unless the
     value has exactly that shape (shape(v)[0] == shape(value)[0]), and otherwise does what `Stencils.fill`
     does with the stencil: None if a string fails its checks, else the filled text.
 
     The function is generated Python, one statement per node of the shape: the type and length or keys of
-    every container, the type and value of every scalar and `Fixed` word, the emptiness of every string, in
-    the order `shape` walks them. That is what `shape` would compute, without building the key (the walk was a
-    quarter of a stencilled build). Each string equal to the one `value` has there (a server name, the same for
-    every account) reuses its checked and escaped form. Every constant reaches the code through its
-    namespace, never as source text. tests/test_stencil.py checks it against `shape` on arbitrary nests."""
-    consts: dict[str, Any] = {"MISS": MISS, "dict": dict, "list": list, "tuple": tuple, "str": str}
-    lines = ["def filler(v):"]
-    names = iter(range(1 << 30))
-    strings: list[tuple[str, str]] = []  # (variable, the string `value` has there)
+    every container, the type and value of every scalar and `Fixed` word (and fixed field of a `record`), the
+    emptiness of every string, in the order `shape` walks them. That is what `shape` would compute, without
+    building the key (the walk was a quarter of a stencilled build). tests/test_stencil.py checks it against
+    `shape` on arbitrary nests."""
+    code = _Code()
+    code.check_shape(value, "v")
+    conditions, text = code.filled(stencil, [(var, seen, True) for var, seen in code.strings])
+    code.lines += [f"    if not {condition}: return None" for condition in conditions]
+    code.lines.append(f"    return {text}")
+    filler: Filler = code.compile(f"<stencil filler: {name}>")
+    return filler
 
-    def const(obj: Any) -> str:
-        name = f"k{len(consts)}"
-        consts[name] = obj
-        return name
 
-    def walk(node: Any, expr: str) -> None:
-        var = f"x{next(names)}"
-        lines.append(f"    {var} = {expr}")
-        kind = type(node)
-        if kind is str:
-            lines.append(f"    if type({var}) is not str or {'not ' if node else ''}{var}: return MISS")
-            strings.append((var, node))
-        elif kind is dict:
-            lines.append(f"    if type({var}) is not dict or list({var}) != {const(list(node))}: return MISS")
-            for k, child in node.items():
-                walk(child, f"{var}[{const(k)}]")
-        elif kind is list or kind is tuple:
-            lines.append(f"    if type({var}) is not {kind.__name__} or len({var}) != {len(node)}: return MISS")
-            for i, child in enumerate(node):
-                walk(child, f"{var}[{i}]")
-        elif node is None:
-            lines.append(f"    if {var} is not None: return MISS")
-        elif kind in _SCALARS:
-            lines.append(f"    if type({var}) is not {const(kind)} or {var} != {const(node)}: return MISS")
-        else:
-            raise TypeError(f"no shape for {kind.__name__}")
+FamilyFiller = Callable[[Any], "tuple[str | None, ...] | _Miss"]
+_FAMILY_TOKEN = re.compile(r"mpSLOT(\d{5})([xy])")
 
-    walk(value, "v")
-    if len(strings) != len(stencil.checks):
-        raise ValueError("the stencil was not learnt from this shape")
-    escaped: dict[tuple[int, int], str] = {}
-    for (var, seen), checks in zip(strings, stencil.checks, strict=True):
-        passes = " and ".join(f"{const(check)}({var})" for check in checks)
-        if all(check(seen) for check in checks):
-            lines.append(f"    if {var} != {const(seen)} and not ({passes}): return None")
-        else:
-            lines.append(f"    if not ({passes}): return None")
-    parts = [const(stencil.segments[0])]
-    for gap, (slot, escape) in enumerate(zip(stencil.slots, stencil.escapes, strict=True)):
-        var, seen = strings[slot]
-        call = f"{const(escape)}({var})"
-        if all(check(seen) for check in stencil.checks[slot]):
-            done = escaped.setdefault((slot, id(escape)), const(escape(seen)))
-            call = f"({done} if {var} == {const(seen)} else {call})"
-        parts += [call, const(stencil.segments[gap + 1])]
-    lines.append(f"    return ''.join(({', '.join(parts)},))")
-    # Our own generated code: every name in it is ours, every constant is passed by name in `consts`.
-    exec(compile("\n".join(lines), f"<stencil filler: {name}>", "exec"), consts)
-    filler: Filler = consts["filler"]
+
+def origins(source: Any, derive: Callable[[Any], tuple[Any, ...]]) -> list[list[int | str]] | None:
+    """For each value `derive(source)` gives, where each of its strings comes from: the index of one of
+    `source`'s strings, or a constant. None unless `derive` is seen to move strings and nothing else: with
+    `source`'s non-empty strings replaced by tokens (twice, by two sets), each value keeps its shape and holds,
+    at each string, a whole token of the same string in both, or the same constant as with the real strings."""
+    _, strings = shape(source)
+    real = [shape(v) for v in derive(source)]
+    probes = []
+    for mark in "xy":
+        tokens = [f"mpSLOT{i:05d}{mark}" if s else "" for i, s in enumerate(strings)]
+        probes.append([shape(v) for v in derive(substitute(source, iter(tokens)))])
+    found: list[list[int | str]] = []
+    for (key, seen), (key_x, from_x), (key_y, from_y) in zip(real, *probes, strict=True):
+        if not key == key_x == key_y:
+            return None
+        where: list[int | str] = []
+        for s, x, y in zip(seen, from_x, from_y, strict=True):
+            mx, my = _FAMILY_TOKEN.fullmatch(x), _FAMILY_TOKEN.fullmatch(y)
+            if mx and my and mx[2] == "x" and my[2] == "y" and mx[1] == my[1] and strings[int(mx[1])] == s:
+                where.append(int(mx[1]))
+            elif "mpSLOT" not in x and x == y == s:
+                where.append(s)
+            else:
+                return None
+        found.append(where)
+    return found
+
+
+def compile_family(source: Any, derive: Callable[[Any], tuple[Any, ...]], stencils: Sequence[Stencil | None],
+                   name: str = "") -> FamilyFiller | None:
+    """One function for several files laid out from one value: for any value, MISS unless it has the shape of
+    `source`, otherwise for each file what compile_filler(derive(source)[i], stencils[i]) returns for
+    derive(value)[i] (None for a file without a stencil), without calling `derive` or walking its values. None
+    when `derive` is not seen to only move strings (see `origins`)."""
+    where = origins(source, derive)
+    if where is None or len(where) != len(stencils):
+        return None
+    code = _Code()
+    code.check_shape(source, "v")
+    results = []
+    for i, (stencil, origin) in enumerate(zip(stencils, where, strict=True)):
+        results.append(f"t{i}")
+        if stencil is None:
+            code.lines.append(f"    t{i} = None")
+            continue
+        strings = [(*code.strings[o], True) if isinstance(o, int) else (code.const(o), o, False) for o in origin]
+        conditions, text = code.filled(stencil, strings)
+        code.lines.append(f"    t{i} = {text} if {' and '.join(conditions) or 'True'} else None")
+    code.lines.append(f"    return ({', '.join(results)},)")
+    filler: FamilyFiller = code.compile(f"<stencil family: {name}>")
     return filler
 
 
@@ -293,7 +410,7 @@ class Stencils:
     fmt: Format
     render: Callable[[Any], str]
     check: Callable[[Any, str], list[str]]
-    _known: dict[Any, Filler | None] = field(default_factory=dict)
+    _known: dict[Any, tuple[Stencil, Filler] | None] = field(default_factory=dict)
     _recent: list[Filler] = field(default_factory=list)  # the shapes seen last, most recent first
 
     def fill(self, value: Any) -> str | None:
@@ -302,20 +419,64 @@ class Stencils:
             text = filler(value)
             if text is not MISS:
                 return text  # type: ignore[return-value]
-        key, _ = shape(value)
-        if key in self._known:
-            filler_ = self._known[key]
-        elif len(self._known) < MAX_SHAPES:
-            stencil = learn(value, self.render, self.check, self.fmt)
-            filler_ = self._known[key] = compile_filler(value, stencil, self.fmt.name) if stencil is not None else None
-        else:
+        known = self._learnt(value)
+        if known is None:
             return None
-        if filler_ is None:
-            return None
+        filler_ = known[1]
         self._recent = [filler_, *self._recent[:_RECENT - 1]]
         text = filler_(value)
         assert text is not MISS
         return text  # type: ignore[return-value]
+
+    def stencil(self, value: Any) -> Stencil | None:
+        """The proven stencil of `value`'s shape (learnt the first time), or None."""
+        known = self._learnt(value)
+        return known[0] if known is not None else None
+
+    def _learnt(self, value: Any) -> tuple[Stencil, Filler] | None:
+        key, _ = shape(value)
+        if key in self._known:
+            return self._known[key]
+        if len(self._known) >= MAX_SHAPES:
+            return None
+        stencil = learn(value, self.render, self.check, self.fmt)
+        known = (stencil, compile_filler(value, stencil, self.fmt.name)) if stencil is not None else None
+        self._known[key] = known
+        return known
+
+
+@dataclass
+class Family:
+    """Files laid out from one value by `derive` (user.js, mozilla.cfg and policies.json from an account's
+    prefs), each by its own `Stencils`: one shape check of that value for all of them, instead of building each
+    file's value and checking its shape (docs/verification.md, "One check for several files")."""
+
+    derive: Callable[[Any], tuple[Any, ...]]
+    members: tuple[Stencils, ...]
+    _known: dict[Any, FamilyFiller | None] = field(default_factory=dict)
+    _recent: list[FamilyFiller] = field(default_factory=list)
+
+    def fill(self, source: Any) -> tuple[str | None, ...]:
+        """Each file for `source`, or None where that file takes the full path."""
+        for filler in self._recent:
+            texts = filler(source)
+            if texts is not MISS:
+                return texts  # type: ignore[return-value]
+        key, _ = shape(source)
+        if key in self._known:
+            filler_ = self._known[key]
+        elif len(self._known) < MAX_SHAPES:
+            stencils = [m.stencil(v) for m, v in zip(self.members, self.derive(source), strict=True)]
+            names = "+".join(m.fmt.name for m in self.members)
+            filler_ = self._known[key] = compile_family(source, self.derive, stencils, names)
+        else:
+            filler_ = None
+        if filler_ is None:  # each file by itself, as without the family
+            return tuple(m.fill(v) for m, v in zip(self.members, self.derive(source), strict=True))
+        self._recent = [filler_, *self._recent[:_RECENT - 1]]
+        texts = filler_(source)
+        assert texts is not MISS
+        return texts  # type: ignore[return-value]
 
 
 # --- the contexts of this project's formats ----------------------------------------------------------------

@@ -7,7 +7,7 @@ import dataclasses
 from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from xml.etree import ElementTree
 
 import pytest
@@ -27,12 +27,16 @@ from generator.stencil import (
     MISS,
     XML_SPECIALS,
     Context,
+    Family,
     Fixed,
     Format,
     Stencil,
     Stencils,
+    compile_family,
     compile_filler,
     learn,
+    origins,
+    record,
     shape,
     text_carriable,
     xml_carriable,
@@ -109,6 +113,10 @@ def test_every_packaged_shape_of_the_examples_is_proven() -> None:
             for one in found:
                 assert one._known, (spec.name, target_name)
                 assert all(s is not None for s in one._known.values()), (spec.name, target_name, one.fmt.name)
+            family = getattr(target, "_family", None)  # Thunderbird's prefs files: one shape check for three
+            assert (family is not None) == (target_name == "thunderbird"), (spec.name, target_name)
+            if family is not None:
+                assert family._known and all(f is not None for f in family._known.values()), spec.name
 
 
 def test_admin_templates_always_take_the_full_path(tmp_path: Path) -> None:
@@ -126,13 +134,31 @@ def test_shape_keeps_types_presence_and_emptiness_apart() -> None:
     assert shape([{"a": "x"}, "y"])[1] == ["x", "y"]
 
 
-# Nests like the values targets lay out: dicts, lists and tuples of strings (often empty: emptiness is part of
-# the shape), Fixed words, numbers, booleans, None and dates; keys that are plain or Fixed strings.
+@record("label")
+class Item(NamedTuple):
+    """A record like a pref: its label belongs to the shape, its value is walked."""
+
+    label: str
+    value: Any
+
+
+def test_a_records_fixed_fields_are_its_shape_and_the_rest_is_walked() -> None:
+    assert shape(Item("a", "x"))[0] == shape(Item("a", "y"))[0]
+    assert shape(Item("a", "x"))[1] == ["x"]  # the label is no string of the value
+    assert shape(Item("a", "x"))[0] != shape(Item("b", "x"))[0]
+    assert shape(Item("a", "x"))[0] != shape(Item(Fixed("a"), "x"))[0]
+    assert shape(Item("a", "x"))[0] != shape(Item("a", ""))[0]
+    assert shape(Item("a", "x"))[0] != shape(("a", "x"))[0]
+    assert shape(Item("a", 1))[0] != shape(Item("a", True))[0]
+
+
+# Nests like the values targets lay out: dicts, lists, tuples and records of strings (often empty: emptiness is
+# part of the shape), Fixed words, numbers, booleans, None and dates; keys that are plain or Fixed strings.
 WORDS = st.sampled_from(["", "a", "b", "ab", "!", "a!"])
 SCALARS = st.one_of(WORDS, WORDS.map(Fixed), st.integers(-2, 2), st.booleans(), st.none(),
                     st.sampled_from([0.0, 1.5, -1.0]), st.just(datetime(2026, 1, 1)), st.just(datetime(2027, 1, 1)))
 NESTS = st.recursive(SCALARS, lambda inner: st.one_of(
-    st.lists(inner, max_size=3), st.lists(inner, max_size=3).map(tuple),
+    st.lists(inner, max_size=3), st.lists(inner, max_size=3).map(tuple), st.builds(Item, WORDS, inner),
     st.dictionaries(st.one_of(WORDS, WORDS.map(Fixed)), inner, max_size=3)), max_leaves=12)
 
 
@@ -174,6 +200,60 @@ def test_a_compiled_filler_tells_apart_what_python_finds_equal() -> None:
     for other in ({"a": 0, "b": ["y"]}, {"a": False, "b": ("y",)}, {"b": ["y"], "a": False},
                   {"a": False, "b": [Fixed("y")]}, {"a": False, "b": [""]}, {"a": False, "b": ["y"], "c": 1}):
         assert filler(other) is MISS, other
+
+
+def test_a_compiled_filler_checks_a_records_fixed_fields() -> None:
+    first = [Item("name", "x"), Item("group", 1)]
+    filler = compile_filler(first, _synthetic_stencil(first))
+    assert filler([Item("name", "y"), Item("group", 1)]) == "[0]y[1]Y[2]"
+    for other in ([Item("other", "y"), Item("group", 1)], [Item(Fixed("name"), "y"), Item("group", 1)],
+                  [("name", "y"), Item("group", 1)], [Item("name", "y"), Item("group", True)],
+                  [Item("name", "y"), Item("group", 2)], [Item("name", ""), Item("group", 1)]):
+        assert filler(other) is MISS, other
+
+
+def _moves(v: Any) -> tuple[Any, ...]:
+    """Files laid out from one value the way Thunderbird's are from an account's prefs: its strings moved,
+    copied and mixed with constants, one file without strings of its own."""
+    return ({"all": v, "note": "made here"}, [v, v, Fixed("x")], ("",), shape(v)[1][::-1])
+
+
+@settings(max_examples=300, deadline=None)
+@given(first=NESTS, other=NESTS, same=st.booleans(), texts=st.lists(WORDS, min_size=40, max_size=40))
+def test_a_family_fills_each_file_as_its_own_filler_would(first: Any, other: Any, same: bool,
+                                                          texts: list[str]) -> None:
+    """One shape check of the source, then each file: exactly what each file's own compiled filler gives for
+    what `derive` makes of the candidate (MISS for a source of another shape)."""
+    from generator.stencil import substitute
+
+    stencils = [_synthetic_stencil(v) for v in _moves(first)]
+    family = compile_family(first, _moves, stencils)
+    assert family is not None
+    own = [compile_filler(v, s) for v, s in zip(_moves(first), stencils, strict=True)]
+    candidate = substitute(first, iter(texts)) if same else other
+    if shape(candidate)[0] != shape(first)[0]:
+        assert family(candidate) is MISS
+    else:
+        assert family(candidate) == tuple(f(v) for f, v in zip(own, _moves(candidate), strict=True))
+
+
+def test_a_family_needs_a_derive_that_only_moves_strings() -> None:
+    source = {"a": "x!", "b": ["y", ""]}
+    assert origins(source, _moves) is not None
+    assert origins(source, lambda v: ({"a": v["a"].upper()},)) is None  # a string changed
+    assert origins(source, lambda v: ({"a": v["a"] + v["b"][0]},)) is None  # two strings joined
+    assert origins(source, lambda v: ({"a": "bang" if "!" in v["a"] else "none"},)) is None  # text looked at
+    assert origins(source, lambda v: ({"a": Fixed(v["a"])},)) is None  # a string made part of the shape
+    assert origins(source, lambda v: ([v["a"]] * len(v["a"]),)) is None  # the shape follows the text
+    assert compile_family(source, lambda v: ({"a": v["a"].upper()},), [None]) is None
+
+
+def test_a_family_whose_derive_cannot_be_followed_fills_each_file_by_itself() -> None:
+    stencils = Stencils(XML, lambda v: f"<r><a>{xml_escape(v['a'])}</a></r>", _xml_check)
+    family = Family(lambda v: ({"a": v["a"].upper()},), (stencils,))
+    assert family.fill({"a": "x&y"}) == ("<r><a>X&amp;Y</a></r>",)
+    assert family._known == {shape({"a": "x&y"})[0]: None}
+    assert family.fill({"a": "carriage\rreturn"}) == (None,)
 
 
 XML = Format("xml", (Context("XML text", xml_escape, xml_carriable),), XML_SPECIALS)

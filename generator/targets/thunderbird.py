@@ -34,7 +34,17 @@ from generator.prefs import (
     read_prefs,
 )
 from generator.render import differences, prove, render_template, xml_escape
-from generator.stencil import JS_SPECIALS, LINE_COMMENT, Context, Fixed, Format, Stencils, text_carriable
+from generator.stencil import (
+    JS_SPECIALS,
+    LINE_COMMENT,
+    Context,
+    Family,
+    Fixed,
+    Format,
+    Stencils,
+    record,
+    text_carriable,
+)
 from generator.targets.base import OutputFile, Target
 from generator.targets.thunderbird_android import (
     ANDROID_CLIENTS,
@@ -76,16 +86,20 @@ USER_JS = Format("user.js", (PREFS_STRING, LINE_COMMENT), JS_SPECIALS)
 MOZILLA_CFG = Format("mozilla.cfg", (CFG_STRING, LINE_COMMENT), JS_SPECIALS)
 POLICIES = Format("policies.json", (JSON_STRING,), JS_SPECIALS)
 _LOCK, _DEFAULT = Fixed("lockPref"), Fixed("defaultPref")
+PREFS_KINDS = ("user.js", "mozilla.cfg", "policies.json")  # the files laid out from an account's prefs (_values)
 
 
 # Named tuples, not frozen dataclasses: ~40 prefs are made per account, and a frozen dataclass costs twice as
-# much to make. Templates read them the same way (pref.name, section.title).
+# much to make. Templates read them the same way (pref.name, section.title). As records, a pref's name and
+# group and a section's title belong to the shape of an account's prefs; values are its strings.
+@record("name", "group")
 class Pref(NamedTuple):
     name: str
     value: PrefValue
     group: str  # which `targets.thunderbird.enforce` entry locks it
 
 
+@record("title")
 class Section(NamedTuple):
     title: str
     prefs: list[Pref]
@@ -98,6 +112,7 @@ class ThunderbirdTarget(Target):
     # out once per build and set in one assignment (serve renders from several threads).
     _constants: tuple[frozenset[str], frozenset[str], Fixed] | None = None
     _stencils: dict[str, Stencils] | None = None
+    _family: Family | None = None  # the wanted ones of _PREFS_KINDS from one shape check of the prefs
 
     # ---- lint: what Thunderbird cannot carry -------------------------------------------------------------
     def lint(self) -> list[Problem]:
@@ -205,12 +220,13 @@ class ThunderbirdTarget(Target):
         base = f"{mailbox.slug}/thunderbird"
         env = self.ctx.environment(self.name, {"prefs_value": prefs_value, "prefs_string": prefs_string,
                                                "js_value": js_value, "json": _json, "xml": xml_escape})
-        user_js_value, cfg_value, policies = self._values(sections, mailbox.email)
+        wanted = [k for k in PREFS_KINDS if self.wants(k)]
+        family = self._family_for(env, wanted)
+        texts = dict(zip(wanted, family.fill((sections, mailbox.email)), strict=True)) if family else {}
 
         files = []
-        stencils = self._stencils_for(env)
         if self.wants("user.js"):
-            user_js = stencils["user.js"].fill(user_js_value) if stencils else None
+            user_js = texts.get("user.js")
             if user_js is None:
                 user_js = render_template(env, "thunderbird/user.js.j2", {
                     "sections": sections, "provider": self.spec.provider.display_name, "email": mailbox.email})
@@ -219,8 +235,9 @@ class ThunderbirdTarget(Target):
             files.append(self._file(f"{base}/user.js", user_js, "user.js", mailbox.email))
 
         if self.wants("mozilla.cfg"):
-            cfg = stencils["mozilla.cfg"].fill(cfg_value) if stencils else None
+            cfg = texts.get("mozilla.cfg")
             if cfg is None:
+                cfg_value = self._values(sections, mailbox.email)[1]
                 cfg = render_template(env, "thunderbird/mozilla.cfg.j2", cfg_value)
                 problems = _cfg_differences(cfg_value, cfg)
                 if problems:
@@ -232,8 +249,9 @@ class ThunderbirdTarget(Target):
             files.append(self._file(f"{base}/autoconfig.js", autoconfig_js, "autoconfig.js", mailbox.email))
 
         if self.wants("policies.json"):
-            policies_json = stencils["policies.json"].fill(policies) if stencils else None
+            policies_json = texts.get("policies.json")
             if policies_json is None:
+                policies = self._values(sections, mailbox.email)[2]
                 policies_json = render_template(env, "thunderbird/policies.json.j2", {"policies": policies})
                 problems = _json_differences(policies, policies_json)
                 if problems:
@@ -262,6 +280,22 @@ class ThunderbirdTarget(Target):
                                                                              {"policies": v}), _json_differences),
             }
         return self._stencils
+
+    def _family_for(self, env: Any, wanted: list[str]) -> Family | None:
+        """The wanted prefs files (of PREFS_KINDS) from one shape check of an account's (sections, email);
+        None: every file takes the full path."""
+        stencils = self._stencils_for(env)
+        if stencils is None or not wanted:
+            return None
+        if self._family is None:
+            picks = [PREFS_KINDS.index(k) for k in wanted]
+
+            def derive(source: tuple[list[Section], str]) -> tuple[Any, ...]:
+                values = self._values(*source)
+                return tuple(values[i] for i in picks)
+
+            self._family = Family(derive, tuple(stencils[k] for k in wanted))
+        return self._family
 
     def _activation(self, env: Any, path: str) -> str:
         """autoconfig.js is the same for every account: rendered and proven once per build."""
@@ -338,7 +372,7 @@ class ThunderbirdTarget(Target):
 
     def _wants_prefs(self) -> bool:
         """Whether this build writes the per-account prefs (user.js, mozilla.cfg, policies.json)."""
-        return any(self.wants(k) for k in ("user.js", "mozilla.cfg", "policies.json"))
+        return any(self.wants(k) for k in PREFS_KINDS)
 
     def _autoconfig_incoming(self) -> list[IncomingServer]:
         """The incoming servers config-v1.1.xml lists, in order (see autoconfig_values)."""
