@@ -52,20 +52,15 @@ class Format:
     specials: str
 
 
-_RECORDS: dict[type, tuple[bool, ...]] = {}  # NamedTuple class -> per field: does it belong to the shape?
+_RECORDS: set[type] = set()  # NamedTuple classes a shape walks
 R = TypeVar("R")
 
 
-def record(*fixed: str) -> Callable[[type[R]], type[R]]:
-    """Class decorator for a NamedTuple whose fields named in `fixed` belong to the shape as they are, like
-    `Fixed` words (a pref's name), and whose other fields are walked like a tuple's items (its value)."""
-    def register(cls: type[R]) -> type[R]:
-        names: tuple[str, ...] = cls._fields  # type: ignore[attr-defined]
-        if not set(fixed) <= set(names):
-            raise TypeError(f"{cls.__name__} has no field {', '.join(set(fixed) - set(names))}")
-        _RECORDS[cls] = tuple(n in fixed for n in names)
-        return cls
-    return register
+def record(cls: type[R]) -> type[R]:
+    """Class decorator: a NamedTuple whose shape is its class and its fields' shapes, walked like a tuple's
+    items (a family's source, say, read by field name)."""
+    _RECORDS.add(cls)
+    return cls
 
 
 def shape(value: Any) -> tuple[Any, list[str]]:
@@ -109,14 +104,10 @@ def _walk(value: Any, key: list[Any], strings: list[str]) -> None:
         for v in value:
             _walk(v, key, strings)
         key.append(_END)
-    elif kind in _RECORDS:  # the class fixes the number of fields and which are part of the shape
+    elif kind in _RECORDS:  # the class fixes the number of fields
         key.append(kind)
-        for fixed, v in zip(_RECORDS[kind], value, strict=True):
-            if fixed:
-                key.append(type(v))
-                key.append(v)
-            else:
-                _walk(v, key, strings)
+        for v in value:
+            _walk(v, key, strings)
     elif kind in _SCALARS:
         key.append(kind)
         key.append(value)
@@ -136,7 +127,7 @@ def substitute(value: Any, strings: Iterator[str]) -> Any:
     if kind is tuple:
         return tuple(substitute(v, strings) for v in value)
     if kind in _RECORDS:
-        return kind(*(v if fixed else substitute(v, strings) for fixed, v in zip(_RECORDS[kind], value, strict=True)))
+        return kind(*(substitute(v, strings) for v in value))
     return value
 
 
@@ -277,12 +268,8 @@ class _Code:
                 self.check_shape(child, f"{var}[{i}]")
         elif kind in _RECORDS:
             lines.append(f"    if type({var}) is not {self.const(kind)}: return MISS")
-            for i, (fixed, child) in enumerate(zip(_RECORDS[kind], node, strict=True)):
-                if fixed:
-                    lines.append(f"    if type({var}[{i}]) is not {self.const(type(child))} or "
-                                 f"{var}[{i}] != {self.const(child)}: return MISS")
-                else:
-                    self.check_shape(child, f"{var}[{i}]")
+            for i, child in enumerate(node):
+                self.check_shape(child, f"{var}[{i}]")
         elif node is None:
             lines.append(f"    if {var} is not None: return MISS")
         elif kind in _SCALARS:
@@ -330,7 +317,7 @@ def compile_filler(value: Any, stencil: Stencil, name: str = "") -> Filler:
     does with the stencil: None if a string fails its checks, else the filled text.
 
     The function is generated Python, one statement per node of the shape: the type and length or keys of
-    every container, the type and value of every scalar and `Fixed` word (and fixed field of a `record`), the
+    every container, the type and value of every scalar and `Fixed` word, the class of every `record`, the
     emptiness of every string, in the order `shape` walks them. That is what `shape` would compute, without
     building the key (the walk was a quarter of a stencilled build). tests/test_stencil.py checks it against
     `shape` on arbitrary nests."""

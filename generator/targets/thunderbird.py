@@ -90,19 +90,31 @@ PREFS_KINDS = ("user.js", "mozilla.cfg", "policies.json")  # the files laid out 
 
 
 # Named tuples, not frozen dataclasses: ~40 prefs are made per account, and a frozen dataclass costs twice as
-# much to make. Templates read them the same way (pref.name, section.title). As records, a pref's name and
-# group and a section's title belong to the shape of an account's prefs; values are its strings.
-@record("name", "group")
+# much to make. Templates read them the same way (pref.name, section.title).
 class Pref(NamedTuple):
     name: str
     value: PrefValue
     group: str  # which `targets.thunderbird.enforce` entry locks it
 
 
-@record("title")
 class Section(NamedTuple):
     title: str
     prefs: list[Pref]
+
+
+@record
+class AccountStrings(NamedTuple):
+    """What an account's prefs take from the account, its server names worked out: `sections_of` builds the
+    prefs from these by moving them and branching on none of their text, so they are the source of the prefs
+    files' family (docs/verification.md, "One check for several files")."""
+
+    incoming_host: str
+    username: str
+    name: str
+    email: str
+    description: str | None
+    outgoing_host: str
+    smtp_username: str
 
 
 class ThunderbirdTarget(Target):
@@ -216,13 +228,15 @@ class ThunderbirdTarget(Target):
         if not any(self.wants(k) for k in ("user.js", "mozilla.cfg", "autoconfig.js", "policies.json",
                                            "android-qr")):
             return []
-        sections = self.sections(mailbox)
+        account = self.account_strings(mailbox)
         base = f"{mailbox.slug}/thunderbird"
         env = self.ctx.environment(self.name, {"prefs_value": prefs_value, "prefs_string": prefs_string,
                                                "js_value": js_value, "json": _json, "xml": xml_escape})
         wanted = [k for k in PREFS_KINDS if self.wants(k)]
         family = self._family_for(env, wanted)
-        texts = dict(zip(wanted, family.fill((sections, mailbox.email)), strict=True)) if family else {}
+        texts = dict(zip(wanted, family.fill(account), strict=True)) if family else {}
+        # The prefs, for a file the family did not fill (the full path renders them and proves the file).
+        sections = self.sections_of(account) if any(texts.get(k) is None for k in wanted) else []
 
         files = []
         if self.wants("user.js"):
@@ -290,8 +304,8 @@ class ThunderbirdTarget(Target):
         if self._family is None:
             picks = [PREFS_KINDS.index(k) for k in wanted]
 
-            def derive(source: tuple[list[Section], str]) -> tuple[Any, ...]:
-                values = self._values(*source)
+            def derive(account: AccountStrings) -> tuple[Any, ...]:
+                values = self._values(self.sections_of(account), account.email)
                 return tuple(values[i] for i in picks)
 
             self._family = Family(derive, tuple(stencils[k] for k in wanted))
@@ -308,15 +322,25 @@ class ThunderbirdTarget(Target):
 
     def sections(self, mailbox: Mailbox) -> list[Section]:
         """Every pref of one account, in Thunderbird's vocabulary, grouped for readable output."""
+        return self.sections_of(self.account_strings(mailbox))
+
+    def account_strings(self, mailbox: Mailbox) -> AccountStrings:
+        spec = self.spec
+        return AccountStrings(bare_host(mailbox.host(spec.incoming)), mailbox.username, mailbox.name, mailbox.email,
+                              mailbox.description, bare_host(mailbox.host(spec.outgoing)), mailbox.smtp_username)
+
+    def sections_of(self, account: AccountStrings) -> list[Section]:
+        """sections() from the account's strings: it moves them into prefs, and branches only on the spec and
+        on whether the description is given (its presence and emptiness are in the source's shape)."""
         spec, tb = self.spec, self.spec.targets.thunderbird
         inc, out = spec.incoming, spec.outgoing
-        account_name = mailbox.description or mailbox.email
+        account_name = account.description or account.email
         server = f"mail.server.{SERVER}."
         incoming = [
             Pref(server + "type", inc.protocol, "incoming"),
-            Pref(server + "hostname", bare_host(mailbox.host(inc)), "incoming"),
+            Pref(server + "hostname", account.incoming_host, "incoming"),
             Pref(server + "port", inc.port, "incoming"),  # always written: defaults differ per type
-            Pref(server + "userName", mailbox.username, "incoming"),  # capital N for incoming servers
+            Pref(server + "userName", account.username, "incoming"),  # capital N for incoming servers
             Pref(server + "socketType", SOCKET_TYPE[inc.security], "incoming"),
             Pref(server + "authMethod", AUTH_METHOD[inc.authentication], "incoming"),
             Pref(server + "name", account_name, "incoming"),
@@ -333,8 +357,8 @@ class ThunderbirdTarget(Target):
             incoming.append(Pref(server + "server_sub_directory", inc.imap_path_prefix, "incoming"))
         local = f"mail.server.{LOCAL_SERVER}."
         identity = f"mail.identity.{IDENTITY}."
-        identity_prefs = [Pref(identity + "fullName", mailbox.name, "identity"),
-                          Pref(identity + "useremail", mailbox.email, "identity"),
+        identity_prefs = [Pref(identity + "fullName", account.name, "identity"),
+                          Pref(identity + "useremail", account.email, "identity"),
                           Pref(identity + "smtpServer", SMTP, "identity"),
                           Pref(identity + "valid", True, "identity")]
         if spec.provider.organization is not None:
@@ -359,9 +383,9 @@ class ThunderbirdTarget(Target):
                 Pref("mail.smtpservers", SMTP, "outgoing"),
                 Pref("mail.smtp.defaultserver", SMTP, "outgoing"),
                 Pref(smtp + "type", "smtp", "outgoing"),  # migrations that would add it skip new profiles
-                Pref(smtp + "hostname", bare_host(mailbox.host(out)), "outgoing"),
+                Pref(smtp + "hostname", account.outgoing_host, "outgoing"),
                 Pref(smtp + "port", out.port, "outgoing"),
-                Pref(smtp + "username", mailbox.smtp_username, "outgoing"),  # lower-case n for SMTP
+                Pref(smtp + "username", account.smtp_username, "outgoing"),  # lower-case n for SMTP
                 Pref(smtp + "try_ssl", SOCKET_TYPE[out.security], "outgoing"),
                 Pref(smtp + "authMethod", AUTH_METHOD[out.authentication], "outgoing"),
                 Pref(smtp + "description", spec.provider.display_name, "outgoing"),
