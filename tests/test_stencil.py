@@ -113,8 +113,8 @@ def test_every_packaged_shape_of_the_examples_is_proven() -> None:
             for one in found:
                 assert one._known, (spec.name, target_name)
                 assert all(s is not None for s in one._known.values()), (spec.name, target_name, one.fmt.name)
-            family = getattr(target, "_family", None)  # Thunderbird's prefs files: one shape check for three
-            assert (family is not None) == (target_name == "thunderbird"), (spec.name, target_name)
+            family = getattr(target, "_family", None)  # Thunderbird's and Outlook's: one shape check for three
+            assert (family is not None) == (target_name != "apple"), (spec.name, target_name)
             if family is not None:
                 assert family._known and all(f is not None for f in family._known.values()), spec.name
 

@@ -46,14 +46,17 @@ from generator.stencil import (
     INI_SPECIALS,
     XML_SPECIALS,
     Context,
+    Family,
     Fixed,
     Format,
     Stencils,
     line_carriable,
+    record,
     xml_carriable,
 )
 from generator.targets.base import OutputFile, Target
 
+OUTLOOK_KINDS = ("prf", "reg", "autodiscover-xml")  # the per-account files, laid out from OutlookStrings
 OUTLOOK_KEY = r"HKEY_CURRENT_USER\Software\Microsoft\Office\16.0\Outlook"
 SETUP_KEY = OUTLOOK_KEY + r"\Setup"
 
@@ -164,9 +167,28 @@ class _Protocol(NamedTuple):
         return out
 
 
+@record
+class OutlookStrings(NamedTuple):
+    """What an account's Outlook files take from the account, worked out: the server names with its domain
+    filled in, the user names, the PRF's path for ImportPRF. The values below are built from these by moving
+    them, branching only on the spec and on whether the description is given, so they are the source of the
+    three files' family (docs/verification.md, "One check for several files")."""
+
+    description: str | None
+    name: str
+    email: str
+    incoming_host: str
+    username: str
+    outgoing_host: str
+    smtp_username: str
+    import_prf: str
+    servers: tuple[tuple[str, str], ...]  # per autodiscover <Protocol>: (server name, login name)
+
+
 class OutlookTarget(Target):
     name = "outlook"
     _stencils: dict[str, Stencils] | None = None
+    _family: Family | None = None  # the wanted ones of OUTLOOK_KINDS from one shape check of OutlookStrings
     _prf_layout: dict[str, Any] | None = None  # the PRF value's parts that are the same for every account
 
     @property
@@ -245,21 +267,29 @@ class OutlookTarget(Target):
         return named
 
     # --- values -----------------------------------------------------------------------------------------
-    def _login(self, mailbox: Mailbox, server: Server) -> str:
-        """The user name for `server`: the mailbox's resolved one unless the server names its own."""
-        return login(self.spec, mailbox, server)
+    def _servers(self) -> list[Server]:
+        """Primary incoming, primary SMTP, then the fallbacks in spec order (FORMATS.md §4)."""
+        spec = self.spec
+        return [spec.incoming, spec.outgoing, *spec.fallbacks.incoming, *spec.fallbacks.outgoing]
 
-    def prf_account(self, mailbox: Mailbox) -> dict[str, str | int]:
+    def account_strings(self, mailbox: Mailbox) -> OutlookStrings:
+        spec = self.spec
+        return OutlookStrings(
+            mailbox.description, mailbox.name, mailbox.email, mailbox.host(spec.incoming), mailbox.username,
+            mailbox.host(spec.outgoing), mailbox.smtp_username, prf_path(self.settings, mailbox.slug),
+            tuple((bare_host(mailbox.host(s)), login(spec, mailbox, s)) for s in self._servers()))
+
+    def prf_account(self, account: OutlookStrings) -> dict[str, str | int]:
         """[Account1] as Outlook should read it back (typed by the mapping section)."""
         incoming, outgoing = self.spec.incoming, self.spec.outgoing
         prefix = PRF_ACCOUNT[incoming.protocol][2]
         values: dict[str, str | int] = {
-            "UniqueService": "No", "AccountName": mailbox.description or mailbox.email,
-            "DisplayName": mailbox.name, "EmailAddress": mailbox.email,
-            f"{prefix}Server": mailbox.host(incoming), f"{prefix}UserName": mailbox.username,
+            "UniqueService": "No", "AccountName": account.description or account.email,
+            "DisplayName": account.name, "EmailAddress": account.email,
+            f"{prefix}Server": account.incoming_host, f"{prefix}UserName": account.username,
             f"{prefix}Port": incoming.port, f"{prefix}UseSSL": PRF_USE_SSL[incoming.security],
             f"{prefix}UseSPA": int(incoming.authentication == "ntlm"),
-            "SMTPServer": mailbox.host(outgoing), "SMTPPort": outgoing.port,
+            "SMTPServer": account.outgoing_host, "SMTPPort": outgoing.port,
             "SMTPUseSSL": PRF_USE_SSL[outgoing.security], "SMTPSecureConnection": PRF_SMTP_SECURE[outgoing.security],
             "SMTPUseSPA": int(outgoing.authentication == "ntlm"),
             "SMTPUseAuth": int(outgoing.authentication != "none"),
@@ -271,23 +301,23 @@ class OutlookTarget(Target):
         if outgoing.authentication != "none":
             values["SMTPAuthMethod"] = PRF_SMTP_AUTH_SAME if outgoing.same_credentials else PRF_SMTP_AUTH_OWN
             if not outgoing.same_credentials:
-                values["SMTPUserName"] = mailbox.smtp_username
+                values["SMTPUserName"] = account.smtp_username
         return values
 
-    def expected_prf(self, mailbox: Mailbox) -> dict[str, Any]:
+    def expected_prf(self, account: OutlookStrings) -> dict[str, Any]:
         protocol = self.spec.incoming.protocol
         section, account_type, _ = PRF_ACCOUNT[protocol]
         return {
             "sections": sorted(["General", "Internet Account List", "Account1", section]),
             "General": {**PRF_GENERAL, "ProfileName": self.settings.profile_name},
             "Internet Account List": {"Account1": section},
-            "Account1": self.prf_account(mailbox),
+            "Account1": self.prf_account(account),
             section: {"AccountType": account_type, **dict(prf_mapping(protocol))},
         }
 
-    def expected_reg(self, mailbox: Mailbox) -> dict[str, dict[str, tuple[str, RegData]]]:
+    def expected_reg(self, account: OutlookStrings) -> dict[str, dict[str, tuple[str, RegData]]]:
         setup: dict[str, tuple[str, RegData]] = {
-            "ImportPRF": (REG_SZ, prf_path(self.settings, mailbox.slug)),
+            "ImportPRF": (REG_SZ, account.import_prf),
             "First-Run": (DELETE, None), "FirstRun": (DELETE, None)}
         if self.settings.disable_simplified_account_creation:
             setup["DisableOffice365SimplifiedAccountCreation"] = (REG_DWORD, 1)
@@ -297,24 +327,43 @@ class OutlookTarget(Target):
         out[SETUP_KEY] = setup
         return out
 
-    def protocols(self, mailbox: Mailbox) -> list[_Protocol]:
+    def protocols(self, account: OutlookStrings) -> list[_Protocol]:
         """Primary incoming, primary SMTP, then the fallbacks in spec order (FORMATS.md §4)."""
-        spec = self.spec
-        servers: list[Server] = [spec.incoming, spec.outgoing, *spec.fallbacks.incoming, *spec.fallbacks.outgoing]
         out = []
-        for server in servers:
+        for server, (host, login_name) in zip(self._servers(), account.servers, strict=True):
             kind = server.protocol if isinstance(server, IncomingServer) else "smtp"
             out.append(_Protocol(
-                type=AD_TYPE[kind], server=bare_host(mailbox.host(server)), port=server.port,
-                login_name=self._login(mailbox, server), ssl=AD_SSL[server.security],
-                encryption=AD_ENCRYPTION[server.security], spa=_on_off(server.authentication == "ntlm"),
-                auth_required=_on_off(server.authentication != "none"),
+                type=AD_TYPE[kind], server=host, port=server.port, login_name=login_name,
+                ssl=AD_SSL[server.security], encryption=AD_ENCRYPTION[server.security],
+                spa=_on_off(server.authentication == "ntlm"), auth_required=_on_off(server.authentication != "none"),
                 use_pop_auth=_on_off(server.same_credentials) if isinstance(server, OutgoingServer) else None))
         return out
 
-    def expected_autodiscover(self, mailbox: Mailbox) -> dict[str, Any]:
-        return {"DisplayName": mailbox.name, "AccountType": "email", "Action": "settings",
-                "Protocol": [p.expected() for p in self.protocols(mailbox)]}
+    def expected_autodiscover(self, account: OutlookStrings) -> dict[str, Any]:
+        return {"DisplayName": account.name, "AccountType": "email", "Action": "settings",
+                "Protocol": [p.expected() for p in self.protocols(account)]}
+
+    def _values(self, account: OutlookStrings) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """What the PRF, the .reg and autodiscover.xml lay out, as plain data: Outlook's vocabulary words and
+        the spec's settings are part of the shape (Fixed), the account's strings are slots."""
+        protocol = self.spec.incoming.protocol
+        section, account_type, prefix = PRF_ACCOUNT[protocol]
+        prf_account = self.prf_account(account)
+        leave = prf_account.get("LeaveOnServer")
+        if self._prf_layout is None:  # the same for every account of a build
+            self._prf_layout = {
+                "profile_name": Fixed(self.settings.profile_name), "section": Fixed(section),
+                "account_type": Fixed(account_type), "prefix": Fixed(prefix),
+                "mapping": tuple((Fixed(k), Fixed(v)) for k, v in prf_mapping(protocol))}  # shared: immutable
+        prf = {**self._prf_layout, "account": prf_account,
+               "leave_on_server": Fixed(prf_long(leave)) if isinstance(leave, int) else None}
+        force = self.settings.force_pst_path
+        reg = {"outlook_key": Fixed(OUTLOOK_KEY), "setup_key": Fixed(SETUP_KEY), "import_prf": account.import_prf,
+               "force_pst_path": Fixed(force) if force is not None else None,
+               "disable_simplified": self.settings.disable_simplified_account_creation}
+        autodiscover = {"display_name": account.name,
+                        "protocols": [_protocol_value(p) for p in self.protocols(account)]}
+        return prf, reg, autodiscover
 
     # --- render -----------------------------------------------------------------------------------------
     def render_account(self, mailbox: Mailbox) -> list[OutputFile]:
@@ -323,48 +372,51 @@ class OutlookTarget(Target):
                              "file name, so its PRF cannot be deployed as <address>.prf")
         env = self.ctx.environment(self.name, FILTERS)
         base = f"{mailbox.slug}/outlook"
-        protocol = self.spec.incoming.protocol
-        section, account_type, prefix = PRF_ACCOUNT[protocol]
-        account = self.prf_account(mailbox)
-        leave = account.get("LeaveOnServer")
-        stencils = self._stencils_for(env)
+        account = self.account_strings(mailbox)
+        wanted = [k for k in OUTLOOK_KINDS if self.wants(k)]
+        family = self._family_for(env, wanted)
+        texts = dict(zip(wanted, family.fill(account), strict=True)) if family else {}
+        # The files' values, for a file the family did not fill (the full path renders and proves it).
+        values = self._values(account) if any(texts.get(k) is None for k in wanted) else ({}, {}, {})
         files = []
         if self.wants("prf"):
-            if self._prf_layout is None:  # the same for every account of a build
-                self._prf_layout = {
-                    "profile_name": Fixed(self.settings.profile_name), "section": Fixed(section),
-                    "account_type": Fixed(account_type), "prefix": Fixed(prefix),
-                    "mapping": tuple((Fixed(k), Fixed(v)) for k, v in prf_mapping(protocol))}  # shared: immutable
-            prf_value_ = {**self._prf_layout, "account": account,
-                          "leave_on_server": Fixed(prf_long(leave)) if isinstance(leave, int) else None}
-            text = stencils["prf"].fill(prf_value_) if stencils else None
-            prf = self._file(f"{base}/{mailbox.slug}.prf", _encode(encode_prf, text or _render(env, "prf", prf_value_),
-                                                                   "prf"), "prf", mailbox)
+            text = texts.get("prf")
+            prf = self._file(f"{base}/{mailbox.slug}.prf",
+                             _encode(encode_prf, text or _render(env, "prf", values[0]), "prf"), "prf", mailbox)
             if text is None:
-                self._verify_prf(prf, self.expected_prf(mailbox))
+                self._verify_prf(prf, self.expected_prf(account))
             files.append(prf)
         if self.wants("reg"):
-            force = self.settings.force_pst_path
-            reg_value = {"outlook_key": Fixed(OUTLOOK_KEY), "setup_key": Fixed(SETUP_KEY),
-                         "import_prf": prf_path(self.settings, mailbox.slug),
-                         "force_pst_path": Fixed(force) if force is not None else None,
-                         "disable_simplified": self.settings.disable_simplified_account_creation}
-            text = stencils["reg"].fill(reg_value) if stencils else None
-            reg = self._file(f"{base}/import-prf.reg", _encode(encode_reg, text or _render(env, "reg", reg_value),
+            text = texts.get("reg")
+            reg = self._file(f"{base}/import-prf.reg", _encode(encode_reg, text or _render(env, "reg", values[1]),
                                                                "reg"), "reg", mailbox)
             if text is None:
-                self._verify_reg(reg, self.expected_reg(mailbox))
+                self._verify_reg(reg, self.expected_reg(account))
             files.append(reg)
         if self.wants("autodiscover-xml"):
-            ad_value = {"display_name": mailbox.name,
-                        "protocols": [_protocol_value(p) for p in self.protocols(mailbox)]}
-            text = stencils["autodiscover-xml"].fill(ad_value) if stencils else None
-            xml = self._file(f"{base}/autodiscover.xml", (text or _render(env, "autodiscover-xml", ad_value))
+            text = texts.get("autodiscover-xml")
+            xml = self._file(f"{base}/autodiscover.xml", (text or _render(env, "autodiscover-xml", values[2]))
                              .encode("utf-8"), "autodiscover-xml", mailbox)
             if text is None:
-                self._verify_autodiscover(xml, self.expected_autodiscover(mailbox))
+                self._verify_autodiscover(xml, self.expected_autodiscover(account))
             files.append(xml)
         return files
+
+    def _family_for(self, env: Any, wanted: list[str]) -> Family | None:
+        """The wanted files (of OUTLOOK_KINDS) from one shape check of an account's OutlookStrings; None:
+        every file takes the full path."""
+        stencils = self._stencils_for(env)
+        if stencils is None or not wanted:
+            return None
+        if self._family is None:
+            picks = [OUTLOOK_KINDS.index(k) for k in wanted]
+
+            def derive(account: OutlookStrings) -> tuple[Any, ...]:
+                values = self._values(account)
+                return tuple(values[i] for i in picks)
+
+            self._family = Family(derive, tuple(stencils[k] for k in wanted))
+        return self._family
 
     def _stencils_for(self, env: Any) -> dict[str, Stencils] | None:
         """The stencils of the PRF, the .reg and autodiscover.xml (None: every file takes the full path)."""
