@@ -331,19 +331,24 @@ def compile_filler(value: Any, stencil: Stencil, name: str = "") -> Filler:
 
 
 FamilyFiller = Callable[[Any], "tuple[str | None, ...] | _Miss"]
-_FAMILY_TOKEN = re.compile(r"mpSLOT(\d{5})([xy])")
+# Two token sets for `origins`, unlike each other in length, case, script and spacing, so that a derive which
+# measures, cases or classifies a string gives the two different results.
+_TOKEN_SETS: tuple[Callable[[int], str], ...] = (lambda i: f"mpSLOT{i:05d}x",
+                                                 lambda i: f"\u00c9 {i} \u03a9\U0001f600 y-{i}\u2026")
 
 
 def origins(source: Any, derive: Callable[[Any], tuple[Any, ...]]) -> list[list[int | str]] | None:
     """For each value `derive(source)` gives, where each of its strings comes from: the index of one of
     `source`'s strings, or a constant. None unless `derive` is seen to move strings and nothing else: with
-    `source`'s non-empty strings replaced by tokens (twice, by two sets), each value keeps its shape and holds,
-    at each string, a whole token of the same string in both, or the same constant as with the real strings."""
+    `source`'s non-empty strings replaced by tokens (twice, by two unlike sets), each value keeps its shape and
+    holds, at each string, the whole token of the same source string in both, or the same constant as with the
+    real strings."""
     _, strings = shape(source)
     real = [shape(v) for v in derive(source)]
-    probes = []
-    for mark in "xy":
-        tokens = [f"mpSLOT{i:05d}{mark}" if s else "" for i, s in enumerate(strings)]
+    probes, indexes = [], []
+    for make in _TOKEN_SETS:
+        tokens = [make(i) if s else "" for i, s in enumerate(strings)]
+        indexes.append({t: i for i, t in enumerate(tokens) if t})
         probes.append([shape(v) for v in derive(substitute(source, iter(tokens)))])
     found: list[list[int | str]] = []
     for (key, seen), (key_x, from_x), (key_y, from_y) in zip(real, *probes, strict=True):
@@ -351,10 +356,10 @@ def origins(source: Any, derive: Callable[[Any], tuple[Any, ...]]) -> list[list[
             return None
         where: list[int | str] = []
         for s, x, y in zip(seen, from_x, from_y, strict=True):
-            mx, my = _FAMILY_TOKEN.fullmatch(x), _FAMILY_TOKEN.fullmatch(y)
-            if mx and my and mx[2] == "x" and my[2] == "y" and mx[1] == my[1] and strings[int(mx[1])] == s:
-                where.append(int(mx[1]))
-            elif "mpSLOT" not in x and x == y == s:
+            i = indexes[0].get(x)
+            if i is not None and indexes[1].get(y) == i and strings[i] == s:
+                where.append(i)
+            elif x == y == s:
                 where.append(s)
             else:
                 return None
@@ -435,7 +440,7 @@ class Stencils:
 @dataclass
 class Family:
     """Files laid out from one value by `derive` (user.js, mozilla.cfg and policies.json from an account's
-    prefs), each by its own `Stencils`: one shape check of that value for all of them, instead of building each
+    strings), each by its own `Stencils`: one shape check of that value for all of them, instead of building each
     file's value and checking its shape (docs/verification.md, "One check for several files")."""
 
     derive: Callable[[Any], tuple[Any, ...]]

@@ -243,6 +243,11 @@ def test_a_family_needs_a_derive_that_only_moves_strings() -> None:
     assert origins(source, lambda v: ({"a": "bang" if "!" in v["a"] else "none"},)) is None  # text looked at
     assert origins(source, lambda v: ({"a": Fixed(v["a"])},)) is None  # a string made part of the shape
     assert origins(source, lambda v: ([v["a"]] * len(v["a"]),)) is None  # the shape follows the text
+    # A measure or a class of the text, even where the real string and one token set agree on it.
+    twelve = {"a": "abcdefghijk!", "b": ["y", ""]}  # as long as the first set's tokens
+    assert origins(twelve, lambda v: ({"n": len(v["a"])},)) is None
+    assert origins(twelve, lambda v: ({"a": v["a"], "ascii": v["a"].isascii()},)) is None
+    assert origins(twelve, lambda v: ({"a": v["a"].lower()},)) is None
     assert compile_family(source, lambda v: ({"a": v["a"].upper()},), [None]) is None
 
 
