@@ -124,7 +124,7 @@ class ThunderbirdTarget(Target):
     # out once per build and set in one assignment (serve renders from several threads).
     _constants: tuple[frozenset[str], frozenset[str], Fixed] | None = None
     _stencils: dict[str, Stencils] | None = None
-    _family: Family | None = None  # the wanted ones of _PREFS_KINDS from one shape check of the prefs
+    _family: Family | None = None  # the wanted ones of PREFS_KINDS from one shape check of AccountStrings
 
     # ---- lint: what Thunderbird cannot carry -------------------------------------------------------------
     def lint(self) -> list[Problem]:
@@ -296,8 +296,8 @@ class ThunderbirdTarget(Target):
         return self._stencils
 
     def _family_for(self, env: Any, wanted: list[str]) -> Family | None:
-        """The wanted prefs files (of PREFS_KINDS) from one shape check of an account's (sections, email);
-        None: every file takes the full path."""
+        """The wanted prefs files (of PREFS_KINDS) from one shape check of an account's AccountStrings; None:
+        every file takes the full path."""
         stencils = self._stencils_for(env)
         if stencils is None or not wanted:
             return None
