@@ -294,15 +294,35 @@ class _Code:
                 conditions.append(f"({expr} == {self.const(seen)} or ({passes}))")
             else:
                 conditions.append(f"({passes})")
-        parts = [self.const(stencil.segments[0])]
+        if "False" in conditions:  # a constant this file cannot carry: it always takes the full path
+            return ["False"], "None"
+        # The text as literal pieces (segments, constants escaped here) and expressions; adjacent literals
+        # are joined here, once.
+        pieces: list[str | tuple[str]] = [stencil.segments[0]]
         escaped: dict[tuple[int, int], str] = {}
         for gap, (slot, escape) in enumerate(zip(stencil.slots, stencil.escapes, strict=True)):
             expr, seen, varies = strings[slot]
-            call = f"{self.const(escape)}({expr})"
-            if all(check(seen) for check in stencil.checks[slot]):
-                done = escaped.setdefault((slot, id(escape)), self.const(escape(seen)))
-                call = f"({done} if {expr} == {self.const(seen)} else {call})" if varies else done
-            parts += [call, self.const(stencil.segments[gap + 1])]
+            if not varies:
+                pieces.append(escape(seen))
+            else:
+                call = f"{self.const(escape)}({expr})"
+                if all(check(seen) for check in stencil.checks[slot]):
+                    done = escaped.setdefault((slot, id(escape)), self.const(escape(seen)))
+                    call = f"({done} if {expr} == {self.const(seen)} else {call})"
+                pieces.append((call,))
+            pieces.append(stencil.segments[gap + 1])
+        parts: list[str] = []
+        literal: list[str] = []
+        for piece in pieces:
+            if isinstance(piece, str):
+                literal.append(piece)
+                continue
+            if literal:
+                parts.append(self.const("".join(literal)))
+                literal = []
+            parts.append(piece[0])
+        if literal:
+            parts.append(self.const("".join(literal)))
         return conditions, f"''.join(({', '.join(parts)},))"
 
     def compile(self, name: str) -> Any:
