@@ -468,6 +468,18 @@ class Family:
     _known: dict[Any, FamilyFiller | None] = field(default_factory=dict)
     _recent: list[FamilyFiller] = field(default_factory=list)
 
+    @classmethod
+    def picking(cls, values: Callable[[Any], tuple[Any, ...]], kinds: Sequence[str], wanted: Sequence[str],
+                stencils: dict[str, Stencils]) -> Family:
+        """The family of the `wanted` ones of `kinds`, whose values `values` gives in the order of `kinds`."""
+        picks = [kinds.index(k) for k in wanted]
+
+        def derive(source: Any) -> tuple[Any, ...]:
+            made = values(source)
+            return tuple(made[i] for i in picks)
+
+        return cls(derive, tuple(stencils[k] for k in wanted))
+
     def fill(self, source: Any) -> tuple[str | None, ...]:
         """Each file for `source`, or None where that file takes the full path."""
         for filler in self._recent:

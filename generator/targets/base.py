@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -17,6 +17,7 @@ from generator.model import Spec
 from generator.render import make_environment
 from generator.signing import SigningMaterial
 from generator.spec import LoadedSpec
+from generator.stencil import Family, Stencils
 
 # Root of every UUIDv5 this tool derives; never change it, or every deployed profile gets a new identity.
 UUID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "mailprofile.generator")
@@ -109,3 +110,22 @@ class Target:
     def render_shared(self) -> list[OutputFile]:
         """Files that are not per account (per domain, per provider). Rendered and verified too."""
         return []
+
+    # --- several files from one shape check (stencil.Family) ----------------------------------------------
+    _family: Family | None = None
+
+    def stencils_for(self, env: Any) -> dict[str, Stencils] | None:
+        """This target's stencils per kind of file (None: every file takes the full path)."""
+        return None
+
+    def family_texts(self, env: Any, kinds: Sequence[str], values: Callable[[Any], tuple[Any, ...]],
+                     source: Any) -> dict[str, str | None]:
+        """Each wanted one of `kinds`, filled from `source` by the target's family (values(source) gives their
+        values in the order of `kinds`), or None where it takes the full path."""
+        wanted = [k for k in kinds if self.wants(k)]
+        stencils = self.stencils_for(env)
+        if stencils is None or not wanted:
+            return dict.fromkeys(wanted)
+        if self._family is None:
+            self._family = Family.picking(values, kinds, wanted, stencils)
+        return dict(zip(wanted, self._family.fill(source), strict=True))

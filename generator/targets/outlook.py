@@ -46,7 +46,6 @@ from generator.stencil import (
     INI_SPECIALS,
     XML_SPECIALS,
     Context,
-    Family,
     Fixed,
     Format,
     Stencils,
@@ -188,7 +187,6 @@ class OutlookStrings(NamedTuple):
 class OutlookTarget(Target):
     name = "outlook"
     _stencils: dict[str, Stencils] | None = None
-    _family: Family | None = None  # the wanted ones of OUTLOOK_KINDS from one shape check of OutlookStrings
     _prf_layout: dict[str, Any] | None = None  # the PRF value's parts that are the same for every account
 
     @property
@@ -373,11 +371,9 @@ class OutlookTarget(Target):
         env = self.ctx.environment(self.name, FILTERS)
         base = f"{mailbox.slug}/outlook"
         account = self.account_strings(mailbox)
-        wanted = [k for k in OUTLOOK_KINDS if self.wants(k)]
-        family = self._family_for(env, wanted)
-        texts = dict(zip(wanted, family.fill(account), strict=True)) if family else {}
+        texts = self.family_texts(env, OUTLOOK_KINDS, self._values, account)
         # The files' values, for a file the family did not fill (the full path renders and proves it).
-        values = self._values(account) if any(texts.get(k) is None for k in wanted) else ({}, {}, {})
+        values = self._values(account) if None in texts.values() else ({}, {}, {})
         files = []
         if self.wants("prf"):
             text = texts.get("prf")
@@ -402,23 +398,7 @@ class OutlookTarget(Target):
             files.append(xml)
         return files
 
-    def _family_for(self, env: Any, wanted: list[str]) -> Family | None:
-        """The wanted files (of OUTLOOK_KINDS) from one shape check of an account's OutlookStrings; None:
-        every file takes the full path."""
-        stencils = self._stencils_for(env)
-        if stencils is None or not wanted:
-            return None
-        if self._family is None:
-            picks = [OUTLOOK_KINDS.index(k) for k in wanted]
-
-            def derive(account: OutlookStrings) -> tuple[Any, ...]:
-                values = self._values(account)
-                return tuple(values[i] for i in picks)
-
-            self._family = Family(derive, tuple(stencils[k] for k in wanted))
-        return self._family
-
-    def _stencils_for(self, env: Any) -> dict[str, Stencils] | None:
+    def stencils_for(self, env: Any) -> dict[str, Stencils] | None:
         """The stencils of the PRF, the .reg and autodiscover.xml (None: every file takes the full path)."""
         if not self.ctx.stencils_allowed:
             return None

@@ -38,7 +38,6 @@ from generator.stencil import (
     JS_SPECIALS,
     LINE_COMMENT,
     Context,
-    Family,
     Fixed,
     Format,
     Stencils,
@@ -124,7 +123,6 @@ class ThunderbirdTarget(Target):
     # out once per build and set in one assignment (serve renders from several threads).
     _constants: tuple[frozenset[str], frozenset[str], Fixed] | None = None
     _stencils: dict[str, Stencils] | None = None
-    _family: Family | None = None  # the wanted ones of PREFS_KINDS from one shape check of AccountStrings
 
     # ---- lint: what Thunderbird cannot carry -------------------------------------------------------------
     def lint(self) -> list[Problem]:
@@ -232,11 +230,9 @@ class ThunderbirdTarget(Target):
         base = f"{mailbox.slug}/thunderbird"
         env = self.ctx.environment(self.name, {"prefs_value": prefs_value, "prefs_string": prefs_string,
                                                "js_value": js_value, "json": _json, "xml": xml_escape})
-        wanted = [k for k in PREFS_KINDS if self.wants(k)]
-        family = self._family_for(env, wanted)
-        texts = dict(zip(wanted, family.fill(account), strict=True)) if family else {}
+        texts = self.family_texts(env, PREFS_KINDS, lambda a: self._values(self.sections_of(a), a.email), account)
         # The prefs, for a file the family did not fill (the full path renders them and proves the file).
-        sections = self.sections_of(account) if any(texts.get(k) is None for k in wanted) else []
+        sections = self.sections_of(account) if None in texts.values() else []
 
         files = []
         if self.wants("user.js"):
@@ -280,7 +276,7 @@ class ThunderbirdTarget(Target):
                                     mailbox.email))
         return files
 
-    def _stencils_for(self, env: Any) -> dict[str, Stencils] | None:
+    def stencils_for(self, env: Any) -> dict[str, Stencils] | None:
         """The stencils of user.js, mozilla.cfg and policies.json (None: every file takes the full path)."""
         if not self.ctx.stencils_allowed:
             return None
@@ -294,22 +290,6 @@ class ThunderbirdTarget(Target):
                                                                              {"policies": v}), _json_differences),
             }
         return self._stencils
-
-    def _family_for(self, env: Any, wanted: list[str]) -> Family | None:
-        """The wanted prefs files (of PREFS_KINDS) from one shape check of an account's AccountStrings; None:
-        every file takes the full path."""
-        stencils = self._stencils_for(env)
-        if stencils is None or not wanted:
-            return None
-        if self._family is None:
-            picks = [PREFS_KINDS.index(k) for k in wanted]
-
-            def derive(account: AccountStrings) -> tuple[Any, ...]:
-                values = self._values(self.sections_of(account), account.email)
-                return tuple(values[i] for i in picks)
-
-            self._family = Family(derive, tuple(stencils[k] for k in wanted))
-        return self._family
 
     def _activation(self, env: Any, path: str) -> str:
         """autoconfig.js is the same for every account: rendered and proven once per build."""
