@@ -164,19 +164,21 @@ def learn(value: Any, render: Callable[[Any], str], check: Callable[[Any, str], 
     `render` lays a value out with the template; `check` parses a rendering back and returns every
     difference from the value it was rendered from (the full path's proof)."""
     _, strings = shape(value)
-    tokens = [_TOKEN.format(i) for i in range(len(strings))]
+    # A token for each non-empty string. An empty one stays empty, as it is in every value of this shape (the
+    # key records emptiness): the probes take the template's branches for exactly this shape.
+    tokens = [_TOKEN.format(i) if s else "" for i, s in enumerate(strings)]
     probe = substitute(value, iter(tokens))
     text = render(probe)
     if check(probe, text):
         return None
     pieces = _TOKENS.split(text)
     segments, slots = tuple(pieces[0::2]), tuple(int(s) for s in pieces[1::2])
-    if set(slots) != set(range(len(strings))):  # a string the file does not show: nothing to fill
+    if set(slots) != {i for i, t in enumerate(tokens) if t}:  # a string the file does not show: nothing to fill
         return None
     # Which context each gap is in: the escape that reproduces a rendering whose strings carry the
     # characters every context carries.
     common = "".join(c for c in fmt.specials if all(ctx.carriable(c) for ctx in fmt.contexts))
-    hostile = [t + common for t in tokens]
+    hostile = [t + common if t else "" for t in tokens]
     probe2 = substitute(value, iter(hostile))
     text2 = render(probe2)
     if check(probe2, text2):
@@ -191,7 +193,7 @@ def learn(value: Any, render: Callable[[Any], str], check: Callable[[Any, str], 
                       tuple(tuple(c.carriable for c in sorted(cs, key=lambda c: c.name)) for cs in per_string))
     # Then each string with every special character that all of its own contexts carry (newlines in a
     # string literal, say, which a comment cannot hold): the fill must equal the template's rendering.
-    own = [t + "".join(c for c in fmt.specials if all(ctx.carriable(c) for ctx in cs))
+    own = [t + "".join(c for c in fmt.specials if all(ctx.carriable(c) for ctx in cs)) if t else ""
            for t, cs in zip(tokens, per_string, strict=True)]
     for strings_ in (hostile, own):
         probe_ = substitute(value, iter(strings_))
@@ -286,6 +288,8 @@ class _Code:
             raise ValueError("the stencil was not learnt from this shape")
         conditions = []
         for (expr, seen, varies), checks in zip(strings, stencil.checks, strict=True):
+            if not checks:  # in no gap: an empty string of the shape, or one the file does not show
+                continue
             passes = " and ".join(f"{self.const(check)}({expr})" for check in checks)
             if not varies:
                 if not all(check(seen) for check in checks):

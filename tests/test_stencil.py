@@ -285,6 +285,22 @@ def test_an_unescaped_copy_where_the_check_does_not_look_gets_no_stencil() -> No
     assert learn({"a": "x"}, attribute, _xml_check, XML) is None
 
 
+def test_a_shape_with_an_empty_string_is_learnt_on_the_branch_it_takes() -> None:
+    """Emptiness is in the shape key; the probes keep an empty string empty, so a template that leaves out
+    what is empty gets the stencil of that branch (the fill is the template's rendering, not <a></a>)."""
+    def render(v: dict[str, str]) -> str:
+        a = f"<a>{xml_escape(v['a'])}</a>" if v["a"] else ""
+        return f"<r>{a}<b>{xml_escape(v['b'])}</b></r>"
+
+    def check(v: dict[str, str], text: str) -> list[str]:
+        return _xml_check({k: s for k, s in v.items() if s}, text)
+
+    stencils = Stencils(XML, render, check)
+    assert stencils.fill({"a": "", "b": "x&y"}) == "<r><b>x&amp;y</b></r>"
+    assert stencils.fill({"a": "1", "b": "2"}) == "<r><a>1</a><b>2</b></r>"
+    assert stencils.fill({"a": "", "b": "z"}) == "<r><b>z</b></r>"
+
+
 def test_values_the_context_cannot_carry_take_the_full_path() -> None:
     stencils = Stencils(XML, lambda v: f"<r><a>{xml_escape(v['a'])}</a></r>", _xml_check)
     assert stencils.fill({"a": "plain"}) == "<r><a>plain</a></r>"
