@@ -231,8 +231,11 @@ class ThunderbirdTarget(Target):
         env = self.ctx.environment(self.name, {"prefs_value": prefs_value, "prefs_string": prefs_string,
                                                "js_value": js_value, "json": _json, "xml": xml_escape})
         texts = self.family_texts(env, PREFS_KINDS, lambda a: self._values(self.sections_of(a), a.email), account)
-        # The prefs, for a file the family did not fill (the full path renders them and proves the file).
-        sections = self.sections_of(account) if None in texts.values() else []
+        # The prefs and the files' values, for a file the family did not fill (the full path renders and proves
+        # it), made once.
+        full = None in texts.values()
+        sections = self.sections_of(account) if full else []
+        laid_out = self._values(sections, mailbox.email) if full else ({}, {}, {})
 
         files = []
         if self.wants("user.js"):
@@ -247,7 +250,7 @@ class ThunderbirdTarget(Target):
         if self.wants("mozilla.cfg"):
             cfg = texts.get("mozilla.cfg")
             if cfg is None:
-                cfg_value = self._values(sections, mailbox.email)[1]
+                cfg_value = laid_out[1]
                 cfg = render_template(env, "thunderbird/mozilla.cfg.j2", cfg_value)
                 problems = _cfg_differences(cfg_value, cfg)
                 if problems:
@@ -261,7 +264,7 @@ class ThunderbirdTarget(Target):
         if self.wants("policies.json"):
             policies_json = texts.get("policies.json")
             if policies_json is None:
-                policies = self._values(sections, mailbox.email)[2]
+                policies = laid_out[2]
                 policies_json = render_template(env, "thunderbird/policies.json.j2", {"policies": policies})
                 problems = _json_differences(policies, policies_json)
                 if problems:
