@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from functools import cached_property
 from typing import Any, NamedTuple
 
 import defusedxml.ElementTree
@@ -265,17 +266,18 @@ class OutlookTarget(Target):
         return named
 
     # --- values -----------------------------------------------------------------------------------------
+    @cached_property
     def _servers(self) -> list[Server]:
-        """Primary incoming, primary SMTP, then the fallbacks in spec order (FORMATS.md §4)."""
-        spec = self.spec
-        return [spec.incoming, spec.outgoing, *spec.fallbacks.incoming, *spec.fallbacks.outgoing]
+        """Primary incoming, primary SMTP, then the fallbacks in spec order (FORMATS.md §4): one autodiscover
+        <Protocol> each."""
+        return [server for _, server in self._named_servers()]
 
     def account_strings(self, mailbox: Mailbox) -> OutlookStrings:
         spec = self.spec
         return OutlookStrings(
             mailbox.description, mailbox.name, mailbox.email, mailbox.host(spec.incoming), mailbox.username,
             mailbox.host(spec.outgoing), mailbox.smtp_username, prf_path(self.settings, mailbox.slug),
-            tuple((bare_host(mailbox.host(s)), login(spec, mailbox, s)) for s in self._servers()))
+            tuple((bare_host(mailbox.host(s)), login(spec, mailbox, s)) for s in self._servers))
 
     def prf_account(self, account: OutlookStrings) -> dict[str, str | int]:
         """[Account1] as Outlook should read it back (typed by the mapping section)."""
@@ -326,9 +328,9 @@ class OutlookTarget(Target):
         return out
 
     def protocols(self, account: OutlookStrings) -> list[_Protocol]:
-        """Primary incoming, primary SMTP, then the fallbacks in spec order (FORMATS.md §4)."""
+        """The autodiscover <Protocol>s, one per server of _servers."""
         out = []
-        for server, (host, login_name) in zip(self._servers(), account.servers, strict=True):
+        for server, (host, login_name) in zip(self._servers, account.servers, strict=True):
             kind = server.protocol if isinstance(server, IncomingServer) else "smtp"
             out.append(_Protocol(
                 type=AD_TYPE[kind], server=host, port=server.port, login_name=login_name,
